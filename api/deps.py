@@ -1,0 +1,40 @@
+"""Request dependencies: settings, a database session, the calling user."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from ingestflow.auth import user_for_key
+from ingestflow.db import User, session_scope
+from ingestflow.settings import Settings, get_settings
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_db(settings: SettingsDep) -> Iterator[Session]:
+    with session_scope(settings.sqlalchemy_url) as db:
+        yield db
+
+
+SessionDep = Annotated[Session, Depends(get_db)]
+_bearer = HTTPBearer(auto_error=False)
+
+
+def current_user(
+    db: SessionDep, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> User:
+    if creds is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing API key: send 'Authorization: Bearer <key>'",
+                            headers={"WWW-Authenticate": "Bearer"})
+    user = user_for_key(db, creds.credentials)
+    if user is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]

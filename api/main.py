@@ -1,0 +1,37 @@
+"""The FastAPI app: routes plus the dispatcher loop that hands queued jobs to Prefect."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.routes import documents, health, jobs, search
+from ingestflow.db import init_db
+from ingestflow.dispatcher import run_forever
+from ingestflow.settings import get_settings
+
+
+@asynccontextmanager
+async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    settings = get_settings()
+    init_db(settings.sqlalchemy_url)
+    stop = asyncio.Event()
+    loop_task = asyncio.create_task(run_forever(settings, stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await loop_task
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="ingestflow", version="0.1.0", lifespan=lifespan)
+    for module in (documents, jobs, search, health):
+        app.include_router(module.router)
+    return app
+
+
+app = create_app()

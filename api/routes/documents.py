@@ -1,0 +1,161 @@
+"""Upload, list, read and delete documents. Uploads only store and commit: Prefect is never awaited here."""
+
+from __future__ import annotations
+
+import shutil
+from typing import Annotated
+
+from fastapi import APIRouter, Form, HTTPException, Query, Request, UploadFile, status
+from fastapi.responses import PlainTextResponse
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from api.deps import CurrentUser, SessionDep, SettingsDep
+from api.schemas import DocumentOut, IndexingStatus, Page, UploadAccepted
+from ingestflow import storage
+from ingestflow.db import Document, Job, JobStatus
+from ingestflow.detect import check_name_agrees, detect
+from ingestflow.errors import TransientError, UnsupportedFormat
+from ingestflow.jobview import base_view
+from ingestflow.purge import purge_document
+from ingestflow.refs import work_dir
+
+router = APIRouter(prefix="/v1/documents", tags=["documents"])
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=UploadAccepted)
+def upload(
+    request: Request,
+    file: UploadFile,
+    db: SessionDep,
+    user: CurrentUser,
+    settings: SettingsDep,
+    language: Annotated[str | None, Form(max_length=16)] = None,
+    title: Annotated[str | None, Form(max_length=500)] = None,
+    collection: Annotated[str | None, Form(max_length=200)] = None,
+) -> UploadAccepted:
+    declared = int(request.headers.get("content-length") or 0)
+    if declared > settings.max_upload_bytes + 64 * 1024:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"upload exceeds {settings.max_upload_bytes} bytes")
+    filename = file.filename or "upload"
+    try:
+        tmp, sha, size = storage.spool(file.file, settings.files_dir, settings.max_upload_bytes)
+    except storage.TooLarge as exc:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(exc)) from exc
+    try:
+        try:
+            detected = detect(tmp)
+            check_name_agrees(filename, detected)
+        except UnsupportedFormat as exc:
+            raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, exc.message) from exc
+        existing = db.scalar(select(Document).where(Document.owner_id == user.id, Document.sha256 == sha))
+        if existing:
+            return UploadAccepted(document_id=existing.id, job_id=None, status="duplicate", duplicate=True)
+        storage.commit(tmp, settings.files_dir, sha)
+    finally:
+        tmp.unlink(missing_ok=True)
+    doc = Document(
+        owner_id=user.id, sha256=sha, filename=filename, title=title or filename, collection=collection,
+        kind=detected.kind, format=detected.format, mime_type=detected.mime_type, size_bytes=size,
+        language=language,
+    )
+    db.add(doc)
+    try:
+        db.flush()
+    except IntegrityError:
+        # The same bytes raced in from a parallel request of this owner: that one wins.
+        db.rollback()
+        winner = db.scalar(select(Document).where(Document.owner_id == user.id, Document.sha256 == sha))
+        assert winner is not None
+        return UploadAccepted(document_id=winner.id, job_id=None, status="duplicate", duplicate=True)
+    job = Job(document_id=doc.id, owner_id=user.id, kind=doc.kind)
+    db.add(job)
+    db.commit()
+    return UploadAccepted(document_id=doc.id, job_id=job.id, status=JobStatus.queued.value, duplicate=False)
+
+
+def owned(db: SessionDep, user: CurrentUser, document_id: str) -> Document:
+    doc = db.get(Document, document_id)
+    # A foreign document answers exactly like a missing one: ids must not leak across owners.
+    if doc is None or doc.owner_id != user.id:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"document {document_id} not found")
+    return doc
+
+
+def _out(doc: Document, db: SessionDep, settings: SettingsDep) -> DocumentOut:
+    out = DocumentOut.model_validate(doc, from_attributes=True)
+    job = db.scalar(select(Job).where(Job.document_id == doc.id).order_by(Job.created_at.desc()).limit(1))
+    out.latest_job = base_view(job, settings) if job else None
+    return out
+
+
+@router.get("", response_model=Page)
+def list_documents(
+    db: SessionDep,
+    user: CurrentUser,
+    settings: SettingsDep,
+    kind: str | None = None,
+    collection: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Page:
+    query = select(Document).where(Document.owner_id == user.id)
+    if kind:
+        query = query.where(Document.kind == kind)
+    if collection:
+        query = query.where(Document.collection == collection)
+    total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
+    docs = db.scalars(query.order_by(Document.created_at.desc()).limit(limit).offset(offset))
+    return Page(items=[_out(d, db, settings) for d in docs], total=total, limit=limit, offset=offset)
+
+
+@router.get("/{document_id}", response_model=DocumentOut)
+def get_document(document_id: str, db: SessionDep, user: CurrentUser, settings: SettingsDep) -> DocumentOut:
+    return _out(owned(db, user, document_id), db, settings)
+
+
+@router.get("/{document_id}/indexing-status", response_model=IndexingStatus)
+def indexing_status(document_id: str, db: SessionDep, user: CurrentUser) -> IndexingStatus:
+    return IndexingStatus.model_validate(owned(db, user, document_id), from_attributes=True)
+
+
+@router.get("/{document_id}/content", response_class=PlainTextResponse)
+def content(document_id: str, db: SessionDep, user: CurrentUser, settings: SettingsDep) -> PlainTextResponse:
+    doc = owned(db, user, document_id)
+    if doc.kind != "text":
+        raise HTTPException(status.HTTP_409_CONFLICT, "an audio document has a transcript, not parsed content")
+    path = work_dir(settings, doc.id) / "content.md"
+    if not path.exists():
+        raise HTTPException(status.HTTP_409_CONFLICT, "the document has not been parsed yet")
+    return PlainTextResponse(path.read_text(encoding="utf-8"), media_type="text/markdown; charset=utf-8")
+
+
+@router.delete("/{document_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_document(document_id: str, db: SessionDep, user: CurrentUser, settings: SettingsDep) -> None:
+    doc = owned(db, user, document_id)
+    try:
+        purge_document(settings, doc.owner_id, doc.id)
+    except TransientError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"could not delete now, retry: {exc.message}",
+                            headers={"Retry-After": "5"}) from exc
+    sha = doc.sha256
+    db.delete(doc)
+    db.flush()
+    shared = db.scalar(select(func.count()).select_from(Document).where(Document.sha256 == sha)) or 0
+    storage.remove_if_unreferenced(settings.files_dir, sha, still_used=shared > 0)
+    shutil.rmtree(work_dir(settings, document_id), ignore_errors=True)
+
+
+@router.post("/{document_id}/reindex", status_code=status.HTTP_202_ACCEPTED, response_model=UploadAccepted)
+def reindex(document_id: str, db: SessionDep, user: CurrentUser) -> UploadAccepted:
+    """Run the whole pipeline again (e.g. after a model change); refused while a job is still active."""
+    doc = owned(db, user, document_id)
+    active = db.scalar(
+        select(Job).where(Job.document_id == doc.id, Job.status.in_([JobStatus.queued, JobStatus.running]))
+    )
+    if active:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"job {active.id} is still {active.status}")
+    job = Job(document_id=doc.id, owner_id=user.id, kind=doc.kind)
+    db.add(job)
+    db.commit()
+    return UploadAccepted(document_id=doc.id, job_id=job.id, status=JobStatus.queued.value, duplicate=False)

@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from api.deps import SettingsDep
+from ingestflow.health import detailed
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health")
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/health/detailed")
+async def health_detailed(settings: SettingsDep) -> Any:
+    report = await detailed(settings)
+    return JSONResponse(report, status_code=200 if report["ok"] else 503)

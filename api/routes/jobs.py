@@ -1,0 +1,54 @@
+"""Jobs as read from Prefect (flow run + task runs), with the database as the fallback when Prefect is away."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, status
+from prefect.client.orchestration import get_client
+from sqlalchemy import func, select
+
+from api.deps import CurrentUser, SessionDep, SettingsDep
+from api.schemas import Page
+from ingestflow.db import Job, JobStatus
+from ingestflow.jobview import base_view, live_view
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+
+@router.get("", response_model=Page)
+def list_jobs(
+    db: SessionDep,
+    user: CurrentUser,
+    settings: SettingsDep,
+    status_: Annotated[JobStatus | None, Query(alias="status")] = None,
+    kind: str | None = None,
+    since: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Page:
+    query = select(Job).where(Job.owner_id == user.id)
+    if status_:
+        query = query.where(Job.status == status_)
+    if kind:
+        query = query.where(Job.kind == kind)
+    if since:
+        query = query.where(Job.created_at >= since)
+    total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
+    jobs = db.scalars(query.order_by(Job.created_at.desc()).limit(limit).offset(offset))
+    return Page(items=[base_view(j, settings) for j in jobs], total=total, limit=limit, offset=offset)
+
+
+@router.get("/{job_id}")
+async def get_job(job_id: str, db: SessionDep, user: CurrentUser, settings: SettingsDep) -> dict[str, Any]:
+    job = db.get(Job, job_id)
+    if job is None or job.owner_id != user.id:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"job {job_id} not found")
+    try:
+        async with get_client() as client:
+            return await live_view(job, settings, client)
+    except Exception as exc:  # Prefect unreachable: what the database knows is still the truth so far
+        view = base_view(job, settings)
+        view["prefect_error"] = str(exc)
+        return view

@@ -1,0 +1,68 @@
+"""Response models: what the API promises to return."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class UploadAccepted(BaseModel):
+    document_id: str
+    job_id: str | None
+    status: str
+    duplicate: bool
+
+
+class IndexingStatus(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    vector_indexed: bool
+    graph_indexed: bool
+    entities_extracted: bool
+    chunk_count: int
+    entity_count: int
+    models: dict[str, Any]
+    last_error: str | None
+    indexed_at: datetime | None
+
+
+class DocumentOut(IndexingStatus):
+    id: str
+    title: str
+    filename: str
+    collection: str | None
+    kind: str
+    format: str
+    mime_type: str
+    size_bytes: int
+    language: str | None
+    page_count: int | None
+    created_at: datetime
+    latest_job: dict[str, Any] | None = None
+
+
+class Page(BaseModel):
+    items: list[Any]
+    total: int
+    limit: int
+    offset: int
+
+
+class SearchHit(BaseModel):
+    chunk_id: str
+    document_id: str
+    title: str
+    kind: str
+    text: str
+    score: float
+    page: int | None = None
+    page_end: int | None = None
+    headings: list[str] = []
+    start_s: float | None = None
+    end_s: float | None = None
+
+
+class SearchResponse(BaseModel):
+    query: str
+    hits: list[SearchHit]

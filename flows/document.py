@@ -1,0 +1,42 @@
+"""ingest-document: one document through its stages. Orchestration only; the work lives in tasks/."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+from prefect_dask import DaskTaskRunner
+
+from flows.placement import on_workers
+from ingestflow.settings import get_settings
+from tasks.chunk import chunk
+from tasks.embed import embed
+from tasks.entities import extract_entities
+from tasks.graph import graph
+from tasks.jobs import describe_failure, finish_job, record_stage, reset_indexes, start_job
+from tasks.parse import parse
+
+TEXT_STAGES = [("parse", parse), ("chunk", chunk), ("embed", embed), ("extract-entities", extract_entities),
+               ("graph", graph)]
+
+
+@flow(
+    name="ingest-document",
+    task_runner=DaskTaskRunner(address=get_settings().dask_scheduler),
+    flow_run_name="{job_id}",
+    log_prints=True,
+)
+def ingest_document(job_id: str) -> dict[str, Any]:
+    ref = start_job(job_id)
+    reset_indexes(job_id)
+    results: dict[str, Any] = {}
+    for stage, stage_task in TEXT_STAGES:
+        try:
+            results[stage] = on_workers(stage_task, ref).result()
+        except BaseException as exc:
+            error, retryable = describe_failure(stage, exc)
+            finish_job(job_id, error, retryable)
+            raise
+        record_stage(job_id, stage, results[stage])
+    finish_job(job_id)
+    return results

@@ -1,0 +1,169 @@
+"""`ingestflow`: start the stack, ingest files, watch jobs, search, check dependencies, manage keys."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn
+from rich.table import Table
+
+from ingestflow.settings import get_settings
+
+app = typer.Typer(help="ingestflow: recordings and documents into a knowledge base.", no_args_is_help=True)
+keys = typer.Typer(help="API keys.")
+app.add_typer(keys, name="keys")
+console = Console()
+TERMINAL = {"completed", "failed", "cancelled"}
+
+
+@app.command()
+def up() -> None:
+    """Start the embedded stack (Prefect, Dask, Chroma, graph store, deployments, API) until Ctrl-C."""
+    from ingestflow.auth import create_key
+    from ingestflow.client import key_file
+    from ingestflow.db import User, init_db, session_scope
+    from ingestflow.stack import Stack
+
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    init_db(settings.sqlalchemy_url)
+    with session_scope(settings.sqlalchemy_url) as db:
+        if db.query(User).count() == 0:
+            _user, key = create_key(db, "admin", settings.bootstrap_key)
+            key_file(settings).write_text(key)
+            key_file(settings).chmod(0o600)
+            console.print(f"[bold]First API key[/] (saved to {key_file(settings)}): {key}")
+    console.print(f"Starting ingestflow in {settings.data_dir}")
+    stack = Stack(settings, log=console.print)
+    stack.start()
+    console.print(
+        f"[green]ready[/]: API and dashboard http://127.0.0.1:{settings.api_port}  "
+        f"Prefect UI {settings.prefect_ui_url}  (Ctrl-C stops everything)"
+    )
+    try:
+        stack.wait()
+    except KeyboardInterrupt:
+        console.print("stopping")
+
+
+@keys.command("create")
+def keys_create(user: Annotated[str, typer.Option(help="user the key belongs to")] = "admin") -> None:
+    """Create an API key (and the user, if new); the key is printed once."""
+    from ingestflow.auth import create_key
+    from ingestflow.db import init_db, session_scope
+
+    settings = get_settings()
+    init_db(settings.sqlalchemy_url)
+    with session_scope(settings.sqlalchemy_url) as db:
+        _user, key = create_key(db, user)
+    print(key)
+
+
+def _files(paths: list[Path]) -> list[Path]:
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise typer.BadParameter(f"{p} does not exist")
+    return out
+
+
+def _track(client: object, jobs: dict[str, str], wait: bool) -> int:
+    from ingestflow.client import ApiClient
+
+    assert isinstance(client, ApiClient)
+    failed = 0
+    with Progress(TextColumn("{task.description:<40}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TextColumn("{task.fields[msg]}"), console=console) as progress:
+        bars: dict[str, TaskID] = {jid: progress.add_task(name[:40], total=100, msg="queued") for jid, name in
+                                   jobs.items()}
+        pending = set(jobs)
+        while pending and wait:
+            for jid in list(pending):
+                job = client.job(jid)
+                progress.update(bars[jid], completed=job["progress"], msg=job["error"] or job["message"])
+                if job["status"] in TERMINAL:
+                    pending.discard(jid)
+                    failed += job["status"] != "completed"
+            time.sleep(1)
+    return failed
+
+
+@app.command()
+def ingest(
+    paths: list[Path],
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="follow jobs until they end")] = True,
+    collection: Annotated[str | None, typer.Option(help="collection to file the documents under")] = None,
+) -> None:
+    """Upload files or folders; shows a live progress bar per job."""
+    from ingestflow.client import ApiClient
+
+    client = ApiClient(get_settings())
+    jobs: dict[str, str] = {}
+    for f in _files(paths):
+        try:
+            res = client.upload(f, collection)
+        except RuntimeError as exc:
+            console.print(f"[red]rejected[/] {f}: {exc}")
+            continue
+        if res["duplicate"]:
+            console.print(f"[yellow]duplicate[/] {f}: already document {res['document_id']}")
+        else:
+            jobs[res["job_id"]] = f.name
+    failed = _track(client, jobs, wait)
+    raise typer.Exit(1 if failed else 0)
+
+
+@app.command()
+def status(job_id: Annotated[str | None, typer.Argument()] = None) -> None:
+    """One job in detail, or the latest jobs."""
+    from ingestflow.client import ApiClient
+
+    client = ApiClient(get_settings())
+    if job_id:
+        job = client.job(job_id)
+        console.print(f"{job['id']}  {job['status']}  {job['progress']}%  {job['message']}")
+        for st in job["stages"]:
+            console.print(f"  {st['name']:<18} {st['state']:<10} attempts={st['attempts']} {st['error'] or ''}")
+        if job.get("flow_run_url"):
+            console.print(f"  Prefect: {job['flow_run_url']}")
+        return
+    table = Table("job", "document", "kind", "status", "stage", "error")
+    for job in client.jobs()["items"]:
+        table.add_row(job["id"], job["document_id"], job["kind"], job["status"], job["stage"] or "", job["error"] or "")
+    console.print(table)
+
+
+@app.command()
+def search(query: str, k: Annotated[int, typer.Option(help="hits to show")] = 5) -> None:
+    """Semantic search over your documents."""
+    from ingestflow.client import ApiClient
+
+    for hit in ApiClient(get_settings()).search(query, k)["hits"]:
+        where = f"p.{hit['page']}" if hit["page"] else (f"{hit['start_s']:.1f}s" if hit["start_s"] is not None else "")
+        console.print(f"[bold]{hit['score']:.3f}[/] {hit['title']} {where}\n  {hit['text'][:200]}")
+
+
+@app.command()
+def doctor() -> None:
+    """Check every dependency and say what is wrong."""
+    import asyncio
+
+    from ingestflow.health import detailed
+
+    report = asyncio.run(detailed(get_settings()))
+    for name, dep in report["dependencies"].items():
+        mark = "[green]ok[/]" if dep["ok"] else "[red]FAIL[/]"
+        console.print(f"{mark:<20} {name:<10} {dep.get('error') or ''}")
+    raise typer.Exit(0 if report["ok"] else 1)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,132 @@
+"""What a file is, from its bytes (magic numbers), never from its name."""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import puremagic
+
+from ingestflow.errors import UnsupportedFormat
+
+TEXT_FORMATS = {"pdf", "docx", "pptx", "html", "md"}
+AUDIO_FORMATS = {"wav", "mp3", "m4a", "flac", "ogg", "mp4"}
+
+MIME = {
+    "pdf": "application/pdf",
+    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "html": "text/html",
+    "md": "text/markdown",
+    "wav": "audio/wav",
+    "mp3": "audio/mpeg",
+    "m4a": "audio/mp4",
+    "flac": "audio/flac",
+    "ogg": "audio/ogg",
+    "mp4": "video/mp4",
+}
+
+# puremagic's extension guesses, folded onto the formats the pipeline takes.
+_MAGIC_TO_FORMAT = {
+    ".pdf": "pdf",
+    ".wav": "wav",
+    ".mp3": "mp3",
+    ".flac": "flac",
+    ".ogg": "ogg",
+    ".oga": "ogg",
+    ".opus": "ogg",
+    ".m4a": "m4a",
+    ".f4a": "m4a",
+    ".aac": "m4a",
+    ".mp4": "mp4",
+    ".mov": "mp4",
+    ".m4v": "mp4",
+}
+
+
+@dataclass(frozen=True)
+class Detected:
+    kind: str  # "text" | "audio"
+    format: str
+
+    @property
+    def mime_type(self) -> str:
+        return MIME[self.format]
+
+
+def _ooxml(path: Path) -> str | None:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return None
+    if "word/document.xml" in names:
+        return "docx"
+    if "ppt/presentation.xml" in names:
+        return "pptx"
+    return None
+
+
+def _mp4_brand(head: bytes) -> str:
+    # ISO-BMFF major brand: audio-only M4A files say so; everything else is a video container.
+    brand = head[8:12]
+    return "m4a" if brand in (b"M4A ", b"M4B ") else "mp4"
+
+
+def _text_format(head: bytes) -> str | None:
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        # A multi-byte character cut at the end of the sniffed window is still text.
+        try:
+            text = head[:-4].decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    if "\x00" in text:
+        return None
+    lowered = text.lstrip("\ufeff \t\r\n").lower()
+    if lowered.startswith(("<!doctype html", "<html")) or "<html" in lowered[:1024]:
+        return "html"
+    return "md"
+
+
+def detect(path: Path) -> Detected:
+    with path.open("rb") as fh:
+        head = fh.read(8192)
+    if not head:
+        raise UnsupportedFormat("the file is empty")
+    if head.startswith(b"PK\x03\x04"):
+        fmt = _ooxml(path)
+        if fmt:
+            return Detected("text", fmt)
+        raise UnsupportedFormat("a ZIP archive that is neither a Word (.docx) nor a PowerPoint (.pptx) file")
+    if head[4:8] == b"ftyp":
+        return Detected("audio", _mp4_brand(head))
+    try:
+        guesses = puremagic.magic_string(head)
+    except puremagic.PureError:
+        guesses = []
+    for guess in guesses:
+        fmt = _MAGIC_TO_FORMAT.get(guess.extension.lower())
+        if fmt:
+            return Detected("text" if fmt in TEXT_FORMATS else "audio", fmt)
+    text_fmt = _text_format(head)
+    if text_fmt:
+        return Detected("text", text_fmt)
+    kinds = ", ".join(sorted(TEXT_FORMATS | AUDIO_FORMATS))
+    raise UnsupportedFormat(f"unrecognised file content; supported formats: {kinds}")
+
+
+_NAME_FAMILY = {ext: "audio" for ext in ("wav", "mp3", "m4a", "aac", "flac", "ogg", "oga", "opus", "mp4", "mov")}
+_NAME_FAMILY.update({ext: "text" for ext in ("pdf", "docx", "pptx", "html", "htm", "md", "markdown", "txt")})
+
+
+def check_name_agrees(filename: str, detected: Detected) -> None:
+    """A file named like audio whose bytes are text (or the reverse) is a mistake worth refusing loudly."""
+    ext = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    family = _NAME_FAMILY.get(ext)
+    if family and family != detected.kind:
+        raise UnsupportedFormat(
+            f"'{filename}' is named like a {family} file but its content is {detected.format} ({detected.kind})"
+        )

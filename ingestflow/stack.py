@@ -1,0 +1,200 @@
+"""The embedded stack on one machine: Prefect server, Dask cluster, Chroma, deployments + worker, API.
+
+`ingestflow up` runs it in the foreground; the test suite starts the same stack on other ports.
+Every piece is a child process; stopping terminates them in reverse order. Data lives in data_dir, so
+starting again resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from ingestflow.settings import PROJECT_ROOT, Settings
+
+BIN = Path(sys.executable).parent
+
+
+def _port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def _http_ok(url: str) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            return httpx.get(url, timeout=2).status_code < 500
+        except httpx.HTTPError:
+            return False
+
+    return check
+
+
+def gpu_available() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except Exception:
+        return False
+
+
+def stack_env(settings: Settings, gpu: bool) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "PREFECT_HOME": str(settings.data_dir / "prefect"),
+        "PREFECT_API_URL": settings.prefect_url,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        # Heartbeats let the crash automation notice a flow process that died (NOTES.md: 30 s / 90 s).
+        "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30",
+        "PREFECT_UI_API_URL": settings.prefect_url,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "INGESTFLOW_DATA_DIR": str(settings.data_dir),
+        "INGESTFLOW_API_PORT": str(settings.api_port),
+        "INGESTFLOW_PREFECT_PORT": str(settings.prefect_port),
+        "INGESTFLOW_DASK_PORT": str(settings.dask_port),
+        "INGESTFLOW_CHROMA_PORT": str(settings.chroma_port),
+        "INGESTFLOW_GPU_RESOURCE": "true" if gpu else "false",
+        "INGESTFLOW_PROJECT_DIR": str(PROJECT_ROOT),
+    })
+    return env
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _sigterm_as_interrupt() -> None:
+    """SIGTERM unwinds like Ctrl-C, so the children are stopped rather than orphaned."""
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    log: Callable[[str], None] = print
+    procs: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+
+    def _spawn(self, name: str, args: list[str], ready: Callable[[], bool], timeout: float = 120) -> None:
+        logs = self.settings.data_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        out = (logs / f"{name}.log").open("ab")
+        proc = subprocess.Popen(args, env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT,
+                                start_new_session=True)
+        self.procs.append((name, proc))
+        deadline = time.monotonic() + timeout
+        while not ready():
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}; see {logs / (name + '.log')}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} not ready after {timeout:.0f}s; see {logs / (name + '.log')}")
+            time.sleep(0.3)
+        self.log(f"  {name:<14} ready")
+
+    def start(self) -> None:
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        gpu = s.gpu_resource or gpu_available()
+        self.env = stack_env(s, gpu)
+        os.environ.update({k: v for k, v in self.env.items() if k.startswith(("PREFECT_", "INGESTFLOW_"))})
+        _sigterm_as_interrupt()
+        try:
+            self._start_all(gpu)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start_all(self, gpu: bool) -> None:
+        s = self.settings
+        for port in (s.prefect_port, s.dask_port, s.chroma_port, s.api_port):
+            if _port_open(port):
+                raise RuntimeError(f"port {port} is already in use: is another ingestflow stack running?")
+        self._spawn(
+            "prefect-server",
+            [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(s.prefect_port)],
+            _http_ok(f"{s.prefect_url}/health"),
+        )
+        self._spawn(
+            "dask-scheduler",
+            [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(s.dask_port),
+             "--dashboard-address", f"127.0.0.1:{s.dask_port + 1}"],
+            lambda: _port_open(s.dask_port),
+        )
+        worker = [str(BIN / "dask"), "worker", s.dask_scheduler, "--nworkers", str(s.dask_workers),
+                  "--nthreads", str(s.dask_threads_per_worker), "--name", "ingestflow-worker"]
+        if gpu:
+            worker += ["--resources", "GPU=1"]
+        self._spawn("dask-worker", worker, lambda: self._dask_workers() >= s.dask_workers)
+        self._spawn(
+            "chroma",
+            [str(BIN / "chroma"), "run", "--host", "127.0.0.1", "--port", str(s.chroma_port),
+             "--path", str(s.data_dir / "chroma")],
+            _http_ok(f"http://127.0.0.1:{s.chroma_port}/api/v2/heartbeat"),
+        )
+        self._bootstrap()
+        self._spawn(
+            "prefect-worker",
+            [str(BIN / "prefect"), "worker", "start", "--pool", "ingestflow", "--type", "process",
+             "--limit", "4"],
+            lambda: True,
+        )
+        self._spawn(
+            "api",
+            [str(BIN / "uvicorn"), "api.main:app", "--host", s.api_host, "--port", str(s.api_port)],
+            _http_ok(f"http://127.0.0.1:{s.api_port}/health"),
+        )
+
+    def _dask_workers(self) -> int:
+        try:
+            from distributed import Client
+
+            with Client(self.settings.dask_scheduler, timeout=2) as c:
+                return len(c.scheduler_info(n_workers=-1)["workers"])
+        except Exception:
+            return 0
+
+    def _bootstrap(self) -> None:
+        t0 = time.monotonic()
+        subprocess.run([sys.executable, "-m", "deployments.bootstrap"], env=self.env, cwd=PROJECT_ROOT, check=True)
+        self.log(f"  {'deployments':<14} ready ({time.monotonic() - t0:.1f}s)")
+
+    def stop(self) -> None:
+        for name, proc in reversed(self.procs):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for name, proc in reversed(self.procs):
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            self.log(f"  {name:<14} stopped")
+        self.procs.clear()
+
+    def wait(self) -> None:
+        """Block until Ctrl-C or until a child dies (then the whole stack stops: no half-running system)."""
+        try:
+            while True:
+                for name, proc in self.procs:
+                    if proc.poll() is not None:
+                        raise RuntimeError(f"{name} exited with {proc.returncode}")
+                time.sleep(1)
+        finally:
+            self.stop()
