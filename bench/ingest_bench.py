@@ -35,7 +35,8 @@ def note(i: int) -> bytes:
     for _ in range(8):
         lines.append(
             f"{rnd.choice(PEOPLE)} of {rnd.choice(ORGS)} met {rnd.choice(PEOPLE)} in {rnd.choice(PLACES)} "
-            f"on {rnd.choice(['Monday', 'Tuesday', 'March 3', 'June 14'])} to discuss budget item {rnd.randint(1, 999)} "
+            f"on {rnd.choice(['Monday', 'Tuesday', 'March 3', 'June 14'])} "
+            f"to discuss budget item {rnd.randint(1, 999)} "
             f"worth ${rnd.randint(1, 90)},000 and the follow-up due in {rnd.randint(2, 9)} weeks."
         )
     return "\n".join(lines).encode()
@@ -132,7 +133,8 @@ def main() -> None:
         lat = sorted(latencies)
         p50 = statistics.median(lat) * 1000
         p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))] * 1000
-        print(f"upload latency, {len(docs)} concurrent: p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {lat[-1] * 1000:.0f} ms")
+        print(f"upload latency, {len(docs)} concurrent: p50 {p50:.0f} ms, p99 {p99:.0f} ms, "
+              f"max {lat[-1] * 1000:.0f} ms")
         print(f"pipeline: {len(docs)} documents in {pipeline_s:.1f} s ({len(docs) / pipeline_s:.2f} docs/s) {outcome}")
 
         plain_s = plain_loop(docs, data_dir / "plain", settings)

@@ -6,6 +6,7 @@ Idempotent: run at every start-up.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -25,10 +26,8 @@ async def ensure_server_objects() -> None:
         try:
             await client.read_work_pool(WORK_POOL)
         except ObjectNotFound:
-            try:
+            with contextlib.suppress(ObjectAlreadyExists):
                 await client.create_work_pool(WorkPoolCreate(name=WORK_POOL, type="process"))
-            except ObjectAlreadyExists:
-                pass
         try:
             await client.read_global_concurrency_limit_by_name(GRAPH_WRITER_LIMIT)
         except ObjectNotFound:

@@ -21,7 +21,7 @@ def run_document(job_id: str) -> str:
 
 @flow(
     name="ingest-batch",
-    task_runner=ThreadPoolTaskRunner(max_workers=get_settings().batch_concurrency),
+    task_runner=ThreadPoolTaskRunner(max_workers=get_settings().batch_concurrency),  # type: ignore[arg-type]
     log_prints=True,
 )
 def ingest_batch(job_ids: list[str]) -> dict[str, str]:

@@ -22,7 +22,7 @@ TEXT_STAGES = [("parse", parse), ("chunk", chunk), ("embed", embed), ("extract-e
 
 @flow(
     name="ingest-document",
-    task_runner=DaskTaskRunner(address=get_settings().dask_scheduler),
+    task_runner=DaskTaskRunner(address=get_settings().dask_scheduler),  # type: ignore[arg-type]
     flow_run_name="{job_id}",
     log_prints=True,
 )

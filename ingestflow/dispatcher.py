@@ -8,12 +8,13 @@ unreachable, jobs stay queued and go out on a later tick.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import timedelta
 from uuid import UUID
 
 from prefect.client.orchestration import get_client
-from prefect.deployments import run_deployment
+from prefect.deployments.flow_runs import arun_deployment
 from sqlalchemy import or_, select
 
 from deployments.names import BATCH_DEPLOYMENT, DOCUMENT_DEPLOYMENT
@@ -41,11 +42,11 @@ async def dispatch_once(settings: Settings) -> int:
     if not ids:
         return 0
     if len(ids) == 1:
-        run = await run_deployment(
+        run = await arun_deployment(
             DOCUMENT_DEPLOYMENT, parameters={"job_id": ids[0]}, timeout=0, idempotency_key=key
         )
     else:
-        run = await run_deployment(BATCH_DEPLOYMENT, parameters={"job_ids": ids}, timeout=0)
+        run = await arun_deployment(BATCH_DEPLOYMENT, parameters={"job_ids": ids}, timeout=0)
     with session_scope(settings.sqlalchemy_url) as db:
         for job in db.scalars(select(Job).where(Job.id.in_(ids))):
             job.dispatched_at = utcnow()
@@ -102,7 +103,5 @@ async def run_forever(settings: Settings, stop: asyncio.Event) -> None:
             await reconcile_once(settings)
         except Exception as exc:  # Prefect down or busy: keep the jobs, try next tick
             log.warning("dispatch tick failed, will retry: %s", exc)
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=settings.dispatch_interval_s)
-        except TimeoutError:
-            pass

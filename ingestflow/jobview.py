@@ -7,6 +7,7 @@ from uuid import UUID
 
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.objects import TaskRun
 from prefect.client.schemas.sorting import TaskRunSort
 
 from ingestflow.db import Job, JobStatus
@@ -69,15 +70,15 @@ async def live_view(job: Job, settings: Settings, client: PrefectClient) -> dict
     task_runs = await client.read_task_runs(
         flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])), sort=TaskRunSort.EXPECTED_START_TIME_ASC
     )
-    by_key: dict[str, Any] = {}
-    for tr in task_runs:
-        by_key[_task_key(tr.name)] = tr  # the latest run of a stage wins
+    by_key: dict[str, TaskRun] = {}
+    for run_ in task_runs:
+        by_key[_task_key(run_.name)] = run_  # the latest run of a stage wins
     stages = []
     done = 0
     current = None
     plan = STAGES.get(job.kind, STAGES["text"])
     for key, label in plan:
-        tr = by_key.get(key)
+        tr: TaskRun | None = by_key.get(key)
         state = tr.state.type.value.lower() if tr and tr.state else "pending"
         if state == "completed":
             done += 1

@@ -176,7 +176,7 @@ class Stack:
         self.log(f"  {'deployments':<14} ready ({time.monotonic() - t0:.1f}s)")
 
     def stop(self) -> None:
-        for name, proc in reversed(self.procs):
+        for _name, proc in reversed(self.procs):
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
         for name, proc in reversed(self.procs):

@@ -15,7 +15,7 @@ from ingestflow.errors import is_transient
 F = TypeVar("F", bound=Callable[..., Any])
 
 RETRIES = 3
-RETRY_DELAYS = [2, 10, 30]
+RETRY_DELAYS: list[float] = [2, 10, 30]
 
 
 def retry_transient(_task: Task[Any, Any], _run: TaskRun, state: State[Any]) -> bool:
