@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api.routes import documents, health, jobs, search
+from api.routes import documents, health, jobs, search, ws
 from ingestflow.db import init_db
 from ingestflow.dispatcher import run_forever
 from ingestflow.settings import get_settings
@@ -29,7 +29,7 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
 
 def create_app() -> FastAPI:
     app = FastAPI(title="ingestflow", version="0.1.0", lifespan=lifespan)
-    for module in (documents, jobs, search, health):
+    for module in (documents, jobs, search, ws, health):
         app.include_router(module.router)
     return app
 

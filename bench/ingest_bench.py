@@ -85,7 +85,8 @@ def plain_loop(docs: list[bytes], work: Path, settings: object) -> float:
     for i, data in enumerate(docs):
         src = work / f"plain-{i}.md"
         src.write_bytes(data)
-        refs.append(DocumentRef(f"plain{i:04d}", "bench-plain", "text", "md", src.name, None, src, work / f"d{i}"))
+        ref = DocumentRef(f"plain{i:04d}", None, "bench-plain", "text", "md", src.name, None, src, work / f"d{i}")
+        refs.append(ref)
     parse_document(refs[0])  # warm docling's converter like a warm Dask worker
     t0 = time.perf_counter()
     for ref in refs:

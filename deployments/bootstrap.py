@@ -10,13 +10,17 @@ import contextlib
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
+from prefect.automations import Automation, EventTrigger, Posture
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, WorkPoolCreate
+from prefect.client.schemas.objects import StateType
+from prefect.events.actions import ChangeFlowRunState
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
-from deployments.names import GRAPH_WRITER_LIMIT, WORK_POOL
+from deployments.names import CRASH_AUTOMATION, GRAPH_WRITER_LIMIT, WORK_POOL
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,6 +38,38 @@ async def ensure_server_objects() -> None:
             await client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=GRAPH_WRITER_LIMIT, limit=1))
 
 
+def crash_automation(silence_s: int = 90) -> Automation:
+    """A running flow whose heartbeats stop (its process and worker died) is marked Crashed; Prefect
+    would otherwise show it Running forever. The dispatcher then re-dispatches the job."""
+    return Automation(
+        name=CRASH_AUTOMATION,
+        description="Mark flow runs Crashed when their heartbeats stop (ingestflow bootstrap).",
+        trigger=EventTrigger(
+            after={"prefect.flow-run.heartbeat"},
+            expect={
+                "prefect.flow-run.heartbeat",
+                "prefect.flow-run.Completed",
+                "prefect.flow-run.Failed",
+                "prefect.flow-run.Cancelled",
+                "prefect.flow-run.Crashed",
+            },
+            match={"prefect.resource.id": ["prefect.flow-run.*"]},
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=timedelta(seconds=silence_s),
+        ),
+        actions=[ChangeFlowRunState(state=StateType.CRASHED, message="no heartbeat for 90 s: process died")],
+    )
+
+
+async def ensure_automation() -> None:
+    try:
+        await Automation.aread(name=CRASH_AUTOMATION)
+    except ValueError:
+        await crash_automation().acreate()
+
+
 def deploy_all() -> None:
     env = dict(os.environ, INGESTFLOW_PROJECT_DIR=str(ROOT))
     prefect = str(Path(sys.executable).parent / "prefect")
@@ -43,6 +79,7 @@ def deploy_all() -> None:
 
 def main() -> None:
     asyncio.run(ensure_server_objects())
+    asyncio.run(ensure_automation())
     deploy_all()
 
 

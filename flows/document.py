@@ -13,11 +13,13 @@ from tasks.chunk import chunk
 from tasks.embed import embed
 from tasks.entities import extract_entities
 from tasks.graph import graph
-from tasks.jobs import describe_failure, finish_job, record_stage, reset_indexes, start_job
+from tasks.jobs import describe_failure, finish_job, record_stage, start_job
 from tasks.parse import parse
 
-TEXT_STAGES = [("parse", parse), ("chunk", chunk), ("embed", embed), ("extract-entities", extract_entities),
-               ("graph", graph)]
+STAGES: dict[str, list[tuple[str, Any]]] = {
+    "text": [("parse", parse), ("chunk", chunk), ("embed", embed), ("extract-entities", extract_entities),
+             ("graph", graph)],
+}
 
 
 @flow(
@@ -27,10 +29,14 @@ TEXT_STAGES = [("parse", parse), ("chunk", chunk), ("embed", embed), ("extract-e
     log_prints=True,
 )
 def ingest_document(job_id: str) -> dict[str, Any]:
-    ref = start_job(job_id)
-    reset_indexes(job_id)
+    claimed = start_job(job_id)
+    if claimed is None:
+        return {"skipped": "job cancelled or deleted before it started"}
+    ref, done = claimed
     results: dict[str, Any] = {}
-    for stage, stage_task in TEXT_STAGES:
+    for stage, stage_task in STAGES[ref.kind]:
+        if stage in done:
+            continue
         try:
             results[stage] = on_workers(stage_task, ref).result()
         except BaseException as exc:

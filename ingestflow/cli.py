@@ -121,12 +121,30 @@ def ingest(
     raise typer.Exit(1 if failed else 0)
 
 
+def _watch(client: object) -> None:
+    """Live bars for every job not yet finished, until they all are (Ctrl-C to leave)."""
+    from ingestflow.client import ApiClient
+
+    assert isinstance(client, ApiClient)
+    active = {j["id"]: j["document_id"][:12] for j in client.jobs(200)["items"] if j["status"] not in TERMINAL}
+    if not active:
+        console.print("no running or queued jobs")
+        return
+    _track(client, active, wait=True)
+
+
 @app.command()
-def status(job_id: Annotated[str | None, typer.Argument()] = None) -> None:
+def status(
+    job_id: Annotated[str | None, typer.Argument()] = None,
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="live progress bars until jobs end")] = False,
+) -> None:
     """One job in detail, or the latest jobs."""
     from ingestflow.client import ApiClient
 
     client = ApiClient(get_settings())
+    if watch:
+        _watch(client)
+        return
     if job_id:
         job = client.job(job_id)
         console.print(f"{job['id']}  {job['status']}  {job['progress']}%  {job['message']}")
@@ -149,6 +167,36 @@ def search(query: str, k: Annotated[int, typer.Option(help="hits to show")] = 5)
     for hit in ApiClient(get_settings()).search(query, k)["hits"]:
         where = f"p.{hit['page']}" if hit["page"] else (f"{hit['start_s']:.1f}s" if hit["start_s"] is not None else "")
         console.print(f"[bold]{hit['score']:.3f}[/] {hit['title']} {where}\n  {hit['text'][:200]}")
+
+
+@app.command()
+def backfill(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="only list what would be re-queued")] = False,
+) -> None:
+    """Re-queue documents that failed, are stuck, miss an index or were indexed by an older model."""
+    from ingestflow import backfill as sweep
+    from ingestflow.db import session_scope
+
+    settings = get_settings()
+    if dry_run:
+        with session_scope(settings.sqlalchemy_url) as db:
+            repairs = sweep.plan(db, settings)
+        table = Table("document", "owner", "action", "reason")
+        for r in repairs:
+            table.add_row(r.document_id, r.owner_id, r.action, r.reason)
+        console.print(table)
+        console.print(f"{len(repairs)} document(s) would be re-queued")
+        return
+    # A real run goes through the deployment, so it shows in the Prefect UI like the scheduled ones.
+    import asyncio
+
+    from prefect.deployments.flow_runs import arun_deployment
+
+    from deployments.names import BACKFILL_DEPLOYMENT
+
+    run = asyncio.run(arun_deployment(BACKFILL_DEPLOYMENT, parameters={"dry_run": False}, timeout=120))
+    console.print(f"backfill run {run.id}: {run.state.name if run.state else '?'} "
+                  f"({settings.prefect_ui_url}/runs/flow-run/{run.id})")
 
 
 @app.command()

@@ -107,6 +107,9 @@ class Job(Base):
     flow_run_id: Mapped[str | None] = mapped_column(String(36), index=True)
     batch_flow_run_id: Mapped[str | None] = mapped_column(String(36))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # A resumed run (retry, crash recovery) skips the stages listed here and reuses what they produced.
+    resume: Mapped[bool] = mapped_column(Boolean, default=False)
+    completed_stages: Mapped[list[str]] = mapped_column(JSON, default=list)
     error: Mapped[str | None] = mapped_column(Text)
     error_retryable: Mapped[bool | None] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
@@ -117,6 +120,8 @@ class Job(Base):
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # WAL lets the API read while flow processes write; busy_timeout waits out the writer lock.
+    # pysqlite's own BEGIN handling is switched off so _begin_immediate decides how transactions start.
+    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA busy_timeout=30000")
@@ -125,11 +130,19 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _begin_immediate(conn: Any) -> None:
+    # A deferred transaction that reads and then writes fails at once with SQLITE_BUSY when another
+    # process wrote in between (busy_timeout cannot help a stale WAL snapshot); taking the write lock
+    # up front makes concurrent writers queue instead.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 @lru_cache
 def get_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _begin_immediate)
     else:
         engine = create_engine(url, pool_pre_ping=True)
     return engine

@@ -18,6 +18,7 @@ from prefect.deployments.flow_runs import arun_deployment
 from sqlalchemy import or_, select
 
 from deployments.names import BATCH_DEPLOYMENT, DOCUMENT_DEPLOYMENT
+from ingestflow.control import redispatch_failed
 from ingestflow.db import Job, JobStatus, session_scope, utcnow
 from ingestflow.settings import Settings
 
@@ -38,6 +39,7 @@ async def dispatch_once(settings: Settings) -> int:
             )
         )
         ids = [j.id for j in jobs]
+        # One flow run per job attempt, even if this tick is repeated after a lost reply.
         key = f"{ids[0]}:{jobs[0].attempts}" if len(ids) == 1 else None
     if not ids:
         return 0
@@ -96,11 +98,19 @@ async def reconcile_once(settings: Settings) -> None:
             job.finished_at = utcnow()
 
 
+def redispatch_once(settings: Settings) -> None:
+    with session_scope(settings.sqlalchemy_url) as db:
+        ids = redispatch_failed(db, settings.max_attempts, settings.retry_backoff_s)
+    if ids:
+        log.info("re-dispatching %d crashed or transiently failed job(s)", len(ids))
+
+
 async def run_forever(settings: Settings, stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
-            await dispatch_once(settings)
             await reconcile_once(settings)
+            await asyncio.to_thread(redispatch_once, settings)
+            await dispatch_once(settings)
         except Exception as exc:  # Prefect down or busy: keep the jobs, try next tick
             log.warning("dispatch tick failed, will retry: %s", exc)
         with contextlib.suppress(TimeoutError):

@@ -6,9 +6,15 @@ from typing import Any
 from uuid import UUID
 
 from prefect.client.orchestration import PrefectClient
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    ArtifactFilterType,
+    FlowRunFilter,
+    FlowRunFilterId,
+)
 from prefect.client.schemas.objects import TaskRun
-from prefect.client.schemas.sorting import TaskRunSort
+from prefect.client.schemas.sorting import ArtifactSort, TaskRunSort
 
 from ingestflow.db import Job, JobStatus
 from ingestflow.settings import Settings
@@ -76,6 +82,7 @@ async def live_view(job: Job, settings: Settings, client: PrefectClient) -> dict
     stages = []
     done = 0
     current = None
+    current_run: TaskRun | None = None
     plan = STAGES.get(job.kind, STAGES["text"])
     for key, label in plan:
         tr: TaskRun | None = by_key.get(key)
@@ -83,7 +90,7 @@ async def live_view(job: Job, settings: Settings, client: PrefectClient) -> dict
         if state == "completed":
             done += 1
         elif state in ("running", "pending", "scheduled") and tr is not None and current is None:
-            current = label
+            current, current_run = label, tr
         stages.append({
             "name": key,
             "stage": label,
@@ -100,8 +107,27 @@ async def live_view(job: Job, settings: Settings, client: PrefectClient) -> dict
         view["status"] = status.value
     if not status.terminal:
         view["stage"] = current or (plan[done][1] if done < len(plan) else None)
-        view["progress"] = int(100 * done / len(plan))
-        view["message"] = f"{(view['stage'] or 'queued').capitalize()} ({done} of {len(plan)} stages done)"
+        fraction, detail = await _stage_progress(client, run.id, current_run)
+        view["progress"] = min(99, int(100 * (done + fraction) / len(plan)))
+        view["message"] = detail or f"{(view['stage'] or 'queued').capitalize()} ({done} of {len(plan)} stages done)"
     elif status == JobStatus.completed:
         view["message"] = f"Completed all {len(plan)} stages"
     return view
+
+
+async def _stage_progress(client: PrefectClient, flow_run_id: UUID, stage_run: TaskRun | None) -> tuple[float, str]:
+    """The running stage's own progress artifact ("Embedding 60 of 150 chunks"), if it reports one."""
+    if stage_run is None:
+        return 0.0, ""
+    artifacts = await client.read_artifacts(
+        artifact_filter=ArtifactFilter(
+            type=ArtifactFilterType(any_=["progress"]), flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])
+        ),
+        sort=ArtifactSort.UPDATED_DESC,
+        limit=5,
+    )
+    for art in artifacts:
+        if art.task_run_id == stage_run.id:
+            pct = art.data if isinstance(art.data, (int, float)) else 0.0
+            return float(pct) / 100.0, art.description or ""
+    return 0.0, ""

@@ -11,6 +11,7 @@ from ingestflow.settings import Settings
 @dataclass(frozen=True)
 class DocumentRef:
     id: str
+    job_id: str | None
     owner_id: str
     kind: str
     format: str

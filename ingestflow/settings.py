@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     dispatch_interval_s: float = 1.0
     dispatch_batch_size: int = Field(default=20, description="most documents handed to one batch flow run")
     batch_concurrency: int = Field(default=4, description="document subflows running at once in a batch run")
+    max_attempts: int = Field(default=3, description="runs a job gets in all when it crashes or fails transiently")
+    retry_backoff_s: float = Field(default=10.0, description="wait before re-dispatch, times the attempts so far")
+    stuck_after_s: float = Field(default=3600.0, description="backfill re-queues a job silent for this long")
 
     embedding_model: str | None = Field(default=None, description="path; packaged all-MiniLM-L6-v2 if unset")
     chunk_max_tokens: int = 256
@@ -49,6 +52,26 @@ class Settings(BaseSettings):
         default=None, description="docling layout models; native PDF pipeline + OCR if unset"
     )
     ocr_enabled: bool = True
+
+    whisper_model: str | None = Field(default=None, description="path or name; packaged tiny.en if unset")
+    whisper_device: Literal["auto", "cpu", "cuda"] = "auto"
+    whisper_compute_type: str | None = Field(default=None, description="int8 on cpu, float16 on cuda if unset")
+    whisper_beam_size: int = 5
+    whisper_cpu_threads: int = Field(default=0, description="CTranslate2 threads; min(4, cores) if 0")
+
+    llm_backend: Literal["ollama", "openai"] | None = Field(
+        default=None, description="improve stage LLM; deterministic cleanup only if unset"
+    )
+    llm_base_url: str | None = Field(
+        default=None, description="server root; http://127.0.0.1:11434 (ollama) or :8080 (openai) if unset"
+    )
+    llm_model: str | None = None
+    llm_api_key: str | None = None
+    llm_timeout_s: float = 120.0
+    llm_openai_endpoint: Literal["auto", "chat", "completions"] = Field(
+        default="auto", description="auto: chat, falling back to completions for models without a chat template"
+    )
+    llm_window_words: int = Field(default=300, description="transcript words sent per LLM request")
 
     bootstrap_key: str | None = Field(default=None, description="API key created for the first user at start-up")
 

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from ingestflow.models import embedding_model, embedding_model_name
+from ingestflow.progress import StageProgress
 from ingestflow.refs import DocumentRef
 from ingestflow.settings import get_settings
 from ingestflow.vectors import chunk_id, open_vector_store
@@ -36,13 +37,17 @@ def embed_document(ref: DocumentRef) -> dict[str, Any]:
     settings = get_settings()
     chunks = json.loads(ref.chunks_json.read_text())
     model = embedding_model(settings.embedding_model)
-    vectors = model.encode(
-        [c["embed_text"] for c in chunks], batch_size=BATCH, normalize_embeddings=True, convert_to_numpy=True
-    )
+    progress = StageProgress(ref.job_id, "Embedding", len(chunks), "chunks")
+    vectors: list[list[float]] = []
+    for start in range(0, len(chunks), BATCH):
+        batch = [c["embed_text"] for c in chunks[start : start + BATCH]]
+        vectors += model.encode(batch, batch_size=BATCH, normalize_embeddings=True, convert_to_numpy=True).tolist()
+        progress.advance(len(vectors))
+    progress.check_cancelled()  # last chance before anything is written
     open_vector_store(settings).replace_document(
         ref.id,
         [chunk_id(ref.id, c["index"]) for c in chunks],
-        vectors.tolist(),
+        vectors,
         [c["text"] for c in chunks],
         [chunk_metadata(ref, c) for c in chunks],
     )

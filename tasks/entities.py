@@ -7,6 +7,7 @@ from collections import Counter
 from typing import Any
 
 from ingestflow.models import spacy_pipeline, spacy_version
+from ingestflow.progress import StageProgress
 from ingestflow.refs import DocumentRef, write_atomic
 from ingestflow.settings import get_settings
 from tasks.common import stage_task
@@ -16,10 +17,12 @@ KEEP_LABELS = {"PERSON", "ORG", "GPE", "LOC", "NORP", "FAC", "PRODUCT", "EVENT",
                "MONEY", "LANGUAGE"}
 
 
-def entities_in(texts: list[str], model: str) -> list[list[dict[str, Any]]]:
+def entities_in(texts: list[str], model: str, progress: StageProgress | None = None) -> list[list[dict[str, Any]]]:
     nlp = spacy_pipeline(model)
-    out = []
+    out: list[list[dict[str, Any]]] = []
     for doc in nlp.pipe(texts, batch_size=32):
+        if progress:
+            progress.advance(len(out))
         counts = Counter(
             (" ".join(ent.text.split()), ent.label_)
             for ent in doc.ents
@@ -32,7 +35,8 @@ def entities_in(texts: list[str], model: str) -> list[list[dict[str, Any]]]:
 def extract_document_entities(ref: DocumentRef) -> dict[str, Any]:
     settings = get_settings()
     chunks = json.loads(ref.chunks_json.read_text())
-    per_chunk = entities_in([c["text"] for c in chunks], settings.spacy_model)
+    progress = StageProgress(ref.job_id, "Finding entities in", len(chunks), "chunks")
+    per_chunk = entities_in([c["text"] for c in chunks], settings.spacy_model, progress)
     write_atomic(ref.entities_json, json.dumps(per_chunk))
     distinct = {(e["name"].lower(), e["label"]) for ents in per_chunk for e in ents}
     return {"entity_count": len(distinct), "ner_model": spacy_version(settings.spacy_model)}

@@ -1,4 +1,7 @@
-"""Bookkeeping tasks that run in the flow's own process: they touch only metadata rows."""
+"""Bookkeeping tasks that run in the flow's own process: they touch only metadata rows.
+
+A fresh run lowers the document's flags first, so nothing half-rebuilt reads as indexed; each finished
+stage then raises its flag and is listed on the job, which is what a resumed run skips."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from ingestflow.db import Document, Job, JobStatus, session_scope, utcnow
-from ingestflow.errors import IngestError, PermanentError, is_transient
+from ingestflow.errors import IngestError, is_transient
 from ingestflow.refs import DocumentRef, work_dir
 from ingestflow.settings import get_settings
 from ingestflow.storage import blob_path
@@ -18,21 +21,29 @@ _bookkeeping = task(retries=3, retry_delay_seconds=[1, 5, 15], cache_policy=NO_C
 
 
 @_bookkeeping
-def start_job(job_id: str) -> DocumentRef:
+def start_job(job_id: str) -> tuple[DocumentRef, list[str]] | None:
+    """Claim the job for this flow run; returns the document and the stages a resumed run may skip,
+    or None when the job was cancelled or deleted before the run got to it."""
     settings = get_settings()
     with session_scope(settings.sqlalchemy_url) as db:
         job = db.get(Job, job_id)
-        if job is None:
-            raise PermanentError(f"job {job_id} does not exist (document deleted?)")
+        if job is None or job.status == JobStatus.cancelled:
+            return None
         doc = db.get(Document, job.document_id)
         assert doc is not None
+        if not job.resume:
+            job.completed_stages = []
+            doc.vector_indexed = doc.graph_indexed = doc.entities_extracted = False
+            doc.last_error = None
+        skip = list(job.completed_stages or [])
         job.status = JobStatus.running
         job.flow_run_id = str(flow_run.get_id())
         job.started_at = job.started_at or utcnow()
         job.attempts += 1
         job.error = None
-        return DocumentRef(
+        ref = DocumentRef(
             id=doc.id,
+            job_id=job.id,
             owner_id=doc.owner_id,
             kind=doc.kind,
             format=doc.format,
@@ -41,6 +52,7 @@ def start_job(job_id: str) -> DocumentRef:
             source=blob_path(settings.files_dir, doc.sha256),
             work_dir=work_dir(settings, doc.id),
         )
+        return ref, skip
 
 
 @_bookkeeping
@@ -52,6 +64,7 @@ def record_stage(job_id: str, stage: str, result: dict[str, Any]) -> None:
         if job is None:
             return
         job.stage = stage
+        job.completed_stages = [*(job.completed_stages or []), stage]
         doc = db.get(Document, job.document_id)
         assert doc is not None
         models = dict(doc.models or {})
@@ -74,23 +87,11 @@ def record_stage(job_id: str, stage: str, result: dict[str, Any]) -> None:
 
 
 @_bookkeeping
-def reset_indexes(job_id: str) -> None:
-    """A fresh run re-derives everything; flags go down first so nothing half-rebuilt reads as indexed."""
-    settings = get_settings()
-    with session_scope(settings.sqlalchemy_url) as db:
-        job = db.get(Job, job_id)
-        doc = db.get(Document, job.document_id) if job else None
-        if doc is not None:
-            doc.vector_indexed = doc.graph_indexed = doc.entities_extracted = False
-            doc.last_error = None
-
-
-@_bookkeeping
 def finish_job(job_id: str, error: str | None = None, retryable: bool | None = None) -> None:
     settings = get_settings()
     with session_scope(settings.sqlalchemy_url) as db:
         job = db.get(Job, job_id)
-        if job is None:
+        if job is None or job.status == JobStatus.cancelled:  # a cancel is the user's last word
             return
         job.status = JobStatus.failed if error else JobStatus.completed
         job.stage = None if not error else job.stage

@@ -50,8 +50,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from ingestflow.stack import Stack
 
     data_dir = tmp_path_factory.mktemp("stack")
-    ports = {"INGESTFLOW_API_PORT": "18000", "INGESTFLOW_PREFECT_PORT": "14200",
-             "INGESTFLOW_DASK_PORT": "18786", "INGESTFLOW_CHROMA_PORT": "18001"}
+    # Ports of its own, so a running `ingestflow up` (or another checkout's test run) is left alone.
+    base = int(os.environ.get("INGESTFLOW_TEST_PORT_BASE", "18000"))
+    ports = {"INGESTFLOW_API_PORT": str(base), "INGESTFLOW_CHROMA_PORT": str(base + 1),
+             "INGESTFLOW_DASK_PORT": str(base + 10), "INGESTFLOW_PREFECT_PORT": str(base + 20)}
     os.environ.update(ports, INGESTFLOW_DATA_DIR=str(data_dir))
     from ingestflow.settings import get_settings
 

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from api.deps import CurrentUser, SessionDep, SettingsDep
 from api.schemas import Page
+from ingestflow import control
 from ingestflow.db import Job, JobStatus
 from ingestflow.jobview import base_view, live_view
 
@@ -42,9 +43,7 @@ def list_jobs(
 
 @router.get("/{job_id}")
 async def get_job(job_id: str, db: SessionDep, user: CurrentUser, settings: SettingsDep) -> dict[str, Any]:
-    job = db.get(Job, job_id)
-    if job is None or job.owner_id != user.id:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"job {job_id} not found")
+    job = _owned_job(db, user, job_id)
     try:
         async with get_client() as client:
             return await live_view(job, settings, client)
@@ -52,3 +51,33 @@ async def get_job(job_id: str, db: SessionDep, user: CurrentUser, settings: Sett
         view = base_view(job, settings)
         view["prefect_error"] = str(exc)
         return view
+
+
+def _owned_job(db: SessionDep, user: CurrentUser, job_id: str) -> Job:
+    job = db.get(Job, job_id)
+    if job is None or job.owner_id != user.id:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"job {job_id} not found")
+    return job
+
+
+@router.post("/{job_id}/cancel")
+async def cancel_job(job_id: str, db: SessionDep, user: CurrentUser, settings: SettingsDep) -> dict[str, Any]:
+    job = _owned_job(db, user, job_id)
+    try:
+        async with get_client() as client:
+            await control.cancel(db, job, client)
+    except control.Conflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    return base_view(job, settings)
+
+
+@router.post("/{job_id}/retry", status_code=status.HTTP_202_ACCEPTED)
+def retry_job(job_id: str, db: SessionDep, user: CurrentUser, settings: SettingsDep) -> dict[str, Any]:
+    """Resume at the first stage this job did not complete, reusing what earlier stages produced."""
+    job = _owned_job(db, user, job_id)
+    try:
+        control.retry(job)
+    except control.Conflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    db.commit()
+    return base_view(job, settings)

@@ -48,7 +48,9 @@ SCHEMA = (
 
 # Old entities are looked up before the chunks go, so stale RELATED_TO edges and orphans can be
 # found by primary key instead of scanning whole tables.
-_OLD_ENTITIES = "MATCH (d:Document {id: $doc})-[:HAS_CHUNK]->(:Chunk)-[:MENTIONS]->(e:Entity) RETURN DISTINCT e.id"
+_OLD_ENTITIES = (
+    "MATCH (d:Document {id: $doc})-[:HAS_CHUNK]->(c:Chunk) MATCH (c)-[:MENTIONS]->(e:Entity) RETURN DISTINCT e.id"
+)
 # Edges point from the smaller id, and both ends were mentioned by the document, so starting
 # from each old entity's outgoing edges reaches every edge of this document exactly once.
 _DELETE_RELATED = (
@@ -66,12 +68,15 @@ _MERGE_CHUNKS = (
 _MERGE_ENTITIES = (
     "UNWIND $rows AS r MERGE (e:Entity {id: r.id}) ON CREATE SET e.owner = $owner, e.name = r.name, e.label = r.label"
 )
+# Each endpoint gets its own MATCH: `MATCH (a {id: r.a}), (b {id: r.b})` is planned as two full
+# table scans joined by hash (2.1 s for 1,000 pairs at 60 documents, growing with the graph);
+# separate MATCH clauses are primary-key lookups (50 ms).
 _MERGE_MENTIONS = (
-    "UNWIND $rows AS r MATCH (c:Chunk {id: r.chunk}), (e:Entity {id: r.entity})"
+    "UNWIND $rows AS r MATCH (c:Chunk {id: r.chunk}) WITH c, r MATCH (e:Entity {id: r.entity})"
     " MERGE (c)-[m:MENTIONS]->(e) SET m.count = r.count"
 )
 _MERGE_RELATED = (
-    "UNWIND $rows AS r MATCH (a:Entity {id: r.a}), (b:Entity {id: r.b})"
+    "UNWIND $rows AS r MATCH (a:Entity {id: r.a}) WITH a, r MATCH (b:Entity {id: r.b})"
     " MERGE (a)-[x:RELATED_TO {document_id: $doc}]->(b) SET x.weight = r.weight"
 )
 _DELETE_ORPHANS_OF = (

@@ -1,0 +1,119 @@
+"""Live job status over WebSockets: an update on every change and at least once a second while running.
+
+Browsers cannot set headers on a WebSocket, so the key may also come as `?token=`. A caller without a
+valid key, or asking for someone else's job, is refused before the handshake completes (HTTP 403).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi.encoders import jsonable_encoder
+from prefect.client.orchestration import PrefectClient, get_client
+from sqlalchemy import or_, select
+
+from api.deps import SettingsDep
+from ingestflow.auth import user_for_key
+from ingestflow.db import Job, JobStatus, session_scope, utcnow
+from ingestflow.jobview import base_view, live_view
+from ingestflow.settings import Settings
+
+router = APIRouter(tags=["live"])
+POLL_S = 0.5
+HEARTBEAT_S = 1.0
+
+
+def _user_id(settings: Settings, ws: WebSocket) -> str | None:
+    key = ws.query_params.get("token")
+    auth = ws.headers.get("authorization", "")
+    if not key and auth.lower().startswith("bearer "):
+        key = auth[7:].strip()
+    if not key:
+        return None
+    with session_scope(settings.sqlalchemy_url) as db:
+        user = user_for_key(db, key)
+        return user.id if user else None
+
+
+def _job(settings: Settings, job_id: str) -> Job | None:
+    with session_scope(settings.sqlalchemy_url) as db:
+        return db.get(Job, job_id)
+
+
+def _jobs_to_watch(settings: Settings, owner_id: str) -> list[Job]:
+    recent = utcnow() - timedelta(minutes=10)
+    with session_scope(settings.sqlalchemy_url) as db:
+        return list(db.scalars(
+            select(Job)
+            .where(Job.owner_id == owner_id, or_(Job.finished_at.is_(None), Job.finished_at >= recent))
+            .order_by(Job.created_at.desc())
+            .limit(200)
+        ))
+
+
+async def _view(job: Job, settings: Settings, client: PrefectClient) -> dict[str, Any]:
+    try:
+        view = await live_view(job, settings, client)
+    except Exception:  # Prefect away for a moment: the database's view still moves the page on
+        view = base_view(job, settings)
+    return jsonable_encoder(view)
+
+
+@router.websocket("/v1/ws/jobs/{job_id}")
+async def ws_job(ws: WebSocket, job_id: str, settings: SettingsDep) -> None:
+    user_id = await asyncio.to_thread(_user_id, settings, ws)
+    job = await asyncio.to_thread(_job, settings, job_id)
+    if user_id is None or job is None or job.owner_id != user_id:
+        await ws.close(code=1008, reason="unknown API key or job")
+        return
+    await ws.accept()
+    last: dict[str, Any] | None = None
+    sent_at = 0.0
+    try:
+        async with get_client() as client:
+            while True:
+                job = await asyncio.to_thread(_job, settings, job_id)
+                if job is None:
+                    await ws.send_json({"type": "deleted", "job_id": job_id})
+                    break
+                view = await _view(job, settings, client)
+                if view != last or time.monotonic() - sent_at >= HEARTBEAT_S:
+                    await ws.send_json({"type": "job", "job": view})
+                    last, sent_at = view, time.monotonic()
+                if JobStatus(view["status"]).terminal:
+                    break
+                await asyncio.sleep(POLL_S)
+        await ws.close()
+    except WebSocketDisconnect:
+        pass
+
+
+@router.websocket("/v1/ws/jobs")
+async def ws_jobs(ws: WebSocket, settings: SettingsDep) -> None:
+    user_id = await asyncio.to_thread(_user_id, settings, ws)
+    if user_id is None:
+        await ws.close(code=1008, reason="unknown API key")
+        return
+    await ws.accept()
+    last: dict[str, dict[str, Any]] = {}
+    sent_at: dict[str, float] = {}
+    try:
+        async with get_client() as client:
+            while True:
+                for job in await asyncio.to_thread(_jobs_to_watch, settings, user_id):
+                    previous = last.get(job.id)
+                    if previous and JobStatus(previous["status"]).terminal and JobStatus(job.status).terminal:
+                        continue  # its end was already sent
+                    view = await _view(job, settings, client)
+                    running = not JobStatus(view["status"]).terminal
+                    stale = running and time.monotonic() - sent_at.get(job.id, 0.0) >= HEARTBEAT_S
+                    if view != previous or stale:
+                        await ws.send_json({"type": "job", "job": view})
+                        last[job.id], sent_at[job.id] = view, time.monotonic()
+                await asyncio.sleep(POLL_S)
+    except WebSocketDisconnect:
+        pass

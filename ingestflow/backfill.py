@@ -1,0 +1,76 @@
+"""What the backfill repairs: documents whose last job failed or is stuck, that miss an index, or that were
+indexed by another model version than the one configured now. Each gets a new job on the normal queue."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ingestflow.control import requeue
+from ingestflow.db import Document, Job, JobStatus, utcnow
+from ingestflow.models import embedding_model_name
+from ingestflow.settings import Settings
+
+
+@dataclass(frozen=True)
+class Repair:
+    document_id: str
+    owner_id: str
+    job_id: str | None
+    reason: str
+    action: str  # "resume" (the same job goes again) or "reindex" (a new job from the start)
+
+
+def _aware(dt: Any) -> Any:
+    return dt.replace(tzinfo=utcnow().tzinfo) if dt is not None and dt.tzinfo is None else dt
+
+
+def plan(db: Session, settings: Settings) -> list[Repair]:
+    repairs: list[Repair] = []
+    stuck_before = utcnow() - timedelta(seconds=settings.stuck_after_s)
+    current_embedding = embedding_model_name(settings.embedding_model)
+    for doc in db.scalars(select(Document).order_by(Document.created_at)):
+        job = db.scalar(select(Job).where(Job.document_id == doc.id).order_by(Job.created_at.desc()).limit(1))
+        status = JobStatus(job.status) if job else None
+        if job and status in (JobStatus.queued, JobStatus.running):
+            touched = _aware(job.started_at or job.dispatched_at or job.created_at)
+            if touched < stuck_before:
+                repairs.append(Repair(doc.id, doc.owner_id, job.id, f"{status} since {touched:%Y-%m-%d %H:%M}",
+                                      "resume"))
+            continue
+        if job and status == JobStatus.failed:
+            repairs.append(Repair(doc.id, doc.owner_id, job.id, f"failed: {job.error}", "resume"))
+        elif status == JobStatus.cancelled:
+            continue  # the user stopped it on purpose
+        elif not (doc.vector_indexed and doc.graph_indexed and doc.entities_extracted):
+            missing = [n for n, ok in (("vectors", doc.vector_indexed), ("graph", doc.graph_indexed),
+                                       ("entities", doc.entities_extracted)) if not ok]
+            repairs.append(Repair(doc.id, doc.owner_id, job.id if job else None, f"missing {', '.join(missing)}",
+                                  "reindex"))
+        elif (doc.models or {}).get("embedding") not in (None, current_embedding):
+            repairs.append(Repair(doc.id, doc.owner_id, job.id if job else None,
+                                  f"embedded by {doc.models['embedding']}, now {current_embedding}", "reindex"))
+    return repairs
+
+
+def apply(db: Session, repairs: list[Repair]) -> list[dict[str, Any]]:
+    done = []
+    for rep in repairs:
+        job = db.get(Job, rep.job_id) if rep.job_id else None
+        if rep.action == "resume" and job is not None:
+            requeue(job)
+            job_id = job.id
+        else:
+            doc = db.get(Document, rep.document_id)
+            if doc is None:
+                continue
+            new = Job(document_id=doc.id, owner_id=doc.owner_id, kind=doc.kind)
+            db.add(new)
+            db.flush()
+            job_id = new.id
+        done.append({**asdict(rep), "queued_job_id": job_id})
+    return done
