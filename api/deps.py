@@ -26,12 +26,15 @@ _bearer = HTTPBearer(auto_error=False)
 
 
 def current_user(
-    db: SessionDep, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    settings: SettingsDep, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> User:
     if creds is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing API key: send 'Authorization: Bearer <key>'",
                             headers={"WWW-Authenticate": "Bearer"})
-    user = user_for_key(db, creds.credentials)
+    # Its own short transaction: SQLite transactions take the write lock up front (ingestflow.db), so
+    # the request's session must not begin before the request actually needs it.
+    with session_scope(settings.sqlalchemy_url) as db:
+        user = user_for_key(db, creds.credentials)
     if user is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
     return user

@@ -8,7 +8,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api.routes import documents, health, jobs, search, ws
+from api.routes import (
+    dashboard,  # DASHBOARD-LOCAL-WIRING
+    documents,
+    health,
+    jobs,
+    search,
+    ws,
+)
 from ingestflow.db import init_db
 from ingestflow.dispatcher import run_forever
 from ingestflow.settings import get_settings
@@ -31,6 +38,8 @@ def create_app() -> FastAPI:
     app = FastAPI(title="ingestflow", version="0.1.0", lifespan=lifespan)
     for module in (documents, jobs, search, ws, health):
         app.include_router(module.router)
+    app.include_router(dashboard.router)  # DASHBOARD-LOCAL-WIRING
+    dashboard.mount_static(app)  # DASHBOARD-LOCAL-WIRING
     return app
 
 

@@ -59,7 +59,8 @@ def crash_automation(silence_s: int = 90) -> Automation:
             threshold=1,
             within=timedelta(seconds=silence_s),
         ),
-        actions=[ChangeFlowRunState(state=StateType.CRASHED, message="no heartbeat for 90 s: process died")],
+        actions=[ChangeFlowRunState(name="Crashed", state=StateType.CRASHED, force=False,
+                                    message="no heartbeat for 90 s: process died")],
     )
 
 

@@ -142,6 +142,7 @@ def _segment_copy(s: Segment | dict[str, Any]) -> Segment:
 def _reason(exc: BaseException) -> str:
     # PyAV's messages embed the full path; the caller already knows which file it was.
     text = str(exc).strip() or type(exc).__name__
+    text = re.sub(r"^\[Errno -?\d+\]\s*", "", text)
     return re.sub(r":\s*'[^']*'$", "", text)
 
 
@@ -155,11 +156,13 @@ def probe(path: str | Path, *, decode_all: bool = False) -> AudioInfo:
     import av
 
     path = Path(path)
+    if path.stat().st_size == 0:
+        raise CorruptInput("could not decode audio: the file is empty")
     try:
         container = av.open(str(path), mode="r")
-    except FileNotFoundError:
-        raise
-    except (av.error.FFmpegError, ValueError, OSError) as exc:
+    except av.error.InvalidDataError as exc:
+        raise CorruptInput(f"could not decode audio: not a recognised audio or video format ({_reason(exc)})") from exc
+    except (av.error.FFmpegError, ValueError) as exc:
         raise CorruptInput(f"could not decode audio: {_reason(exc)}") from exc
     with container:
         if not container.streams.audio:

@@ -43,7 +43,9 @@ def plan(db: Session, settings: Settings) -> list[Repair]:
                                       "resume"))
             continue
         if job and status == JobStatus.failed:
-            repairs.append(Repair(doc.id, doc.owner_id, job.id, f"failed: {job.error}", "resume"))
+            # A permanent failure (corrupt or unsupported file) would only fail again.
+            if job.error_retryable is not False:
+                repairs.append(Repair(doc.id, doc.owner_id, job.id, f"failed: {job.error}", "resume"))
         elif status == JobStatus.cancelled:
             continue  # the user stopped it on purpose
         elif not (doc.vector_indexed and doc.graph_indexed and doc.entities_extracted):

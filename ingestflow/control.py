@@ -34,17 +34,20 @@ def retry(job: Job) -> None:
     requeue(job)
 
 
-async def cancel(db: Session, job: Job, client: PrefectClient) -> None:
-    """Mark the job cancelled, then ask Prefect to stop its flow run (the worker kills the process; stages
-    running on Dask notice the cancelled job at their next progress step and stop before writing)."""
+def mark_cancelled(job: Job) -> str | None:
+    """First half of a cancel, in the database; returns the flow run to stop, if one started."""
     if JobStatus(job.status).terminal:
         raise Conflict(f"job is already {job.status}")
     job.status = JobStatus.cancelled
     job.finished_at = utcnow()
     job.error = "cancelled by the user"
     job.error_retryable = False
-    run_id = job.flow_run_id
-    db.commit()
+    return job.flow_run_id
+
+
+async def stop_flow_run(client: PrefectClient, run_id: str | None) -> None:
+    """Second half: Prefect's worker kills the flow process; stages running on Dask notice the cancelled
+    job at their next progress step and stop before writing anything."""
     if run_id:
         run = await client.read_flow_run(UUID(run_id))
         if run.state and not run.state.is_final():

@@ -28,7 +28,7 @@ log = logging.getLogger("ingestflow.dispatcher")
 TERMINAL_PREFECT = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
-async def dispatch_once(settings: Settings) -> int:
+def _queued(settings: Settings) -> tuple[list[str], str | None]:
     with session_scope(settings.sqlalchemy_url) as db:
         jobs = list(
             db.scalars(
@@ -38,33 +38,39 @@ async def dispatch_once(settings: Settings) -> int:
                 .limit(settings.dispatch_batch_size)
             )
         )
-        ids = [j.id for j in jobs]
         # One flow run per job attempt, even if this tick is repeated after a lost reply.
-        key = f"{ids[0]}:{jobs[0].attempts}" if len(ids) == 1 else None
-    if not ids:
-        return 0
-    if len(ids) == 1:
-        run = await arun_deployment(
-            DOCUMENT_DEPLOYMENT, parameters={"job_id": ids[0]}, timeout=0, idempotency_key=key
-        )
-    else:
-        run = await arun_deployment(BATCH_DEPLOYMENT, parameters={"job_ids": ids}, timeout=0)
+        key = f"{jobs[0].id}:{jobs[0].attempts}" if len(jobs) == 1 else None
+        return [j.id for j in jobs], key
+
+
+def _mark_dispatched(settings: Settings, ids: list[str], run_id: str) -> None:
     with session_scope(settings.sqlalchemy_url) as db:
         for job in db.scalars(select(Job).where(Job.id.in_(ids))):
             job.dispatched_at = utcnow()
             if len(ids) == 1:
-                job.flow_run_id = str(run.id)
+                job.flow_run_id = run_id
             else:
-                job.batch_flow_run_id = str(run.id)
+                job.batch_flow_run_id = run_id
+
+
+async def dispatch_once(settings: Settings) -> int:
+    # Database work runs in threads: a lock wait must never stall the API's event loop.
+    ids, key = await asyncio.to_thread(_queued, settings)
+    if not ids:
+        return 0
+    if len(ids) == 1:
+        run = await arun_deployment(DOCUMENT_DEPLOYMENT, parameters={"job_id": ids[0]}, timeout=0, idempotency_key=key)
+    else:
+        run = await arun_deployment(BATCH_DEPLOYMENT, parameters={"job_ids": ids}, timeout=0)
+    await asyncio.to_thread(_mark_dispatched, settings, ids, str(run.id))
     log.info("dispatched %d job(s) to flow run %s", len(ids), run.id)
     return len(ids)
 
 
-async def reconcile_once(settings: Settings) -> None:
-    """Jobs whose flow run ended without the flow saying so (crash, cancel, kill) get Prefect's verdict."""
+def _pending(settings: Settings) -> list[tuple[str, str | None]]:
     cutoff = utcnow() - timedelta(seconds=5)
     with session_scope(settings.sqlalchemy_url) as db:
-        pending = [
+        return [
             (j.id, j.flow_run_id or j.batch_flow_run_id)
             for j in db.scalars(
                 select(Job).where(
@@ -74,18 +80,9 @@ async def reconcile_once(settings: Settings) -> None:
                 )
             )
         ]
-    if not pending:
-        return
-    async with get_client() as client:
-        verdicts: dict[str, tuple[str, str]] = {}
-        for job_id, run_id in pending:
-            if not run_id:
-                continue
-            run = await client.read_flow_run(UUID(run_id))
-            if run.state and run.state.type.value in TERMINAL_PREFECT:
-                verdicts[job_id] = (run.state.type.value, run.state.message or "")
-    if not verdicts:
-        return
+
+
+def _apply_verdicts(settings: Settings, verdicts: dict[str, tuple[str, str]]) -> None:
     with session_scope(settings.sqlalchemy_url) as db:
         for job_id, (state, message) in verdicts.items():
             job = db.get(Job, job_id)
@@ -96,6 +93,23 @@ async def reconcile_once(settings: Settings) -> None:
             job.error = job.error or f"flow run ended {state.lower()} before the job finished: {message}".strip()
             job.error_retryable = state == "CRASHED"
             job.finished_at = utcnow()
+
+
+async def reconcile_once(settings: Settings) -> None:
+    """Jobs whose flow run ended without the flow saying so (crash, cancel, kill) get Prefect's verdict."""
+    pending = await asyncio.to_thread(_pending, settings)
+    if not pending:
+        return
+    verdicts: dict[str, tuple[str, str]] = {}
+    async with get_client() as client:
+        for job_id, run_id in pending:
+            if not run_id:
+                continue
+            run = await client.read_flow_run(UUID(run_id))
+            if run.state and run.state.type.value in TERMINAL_PREFECT:
+                verdicts[job_id] = (run.state.type.value, run.state.message or "")
+    if verdicts:
+        await asyncio.to_thread(_apply_verdicts, settings, verdicts)
 
 
 def redispatch_once(settings: Settings) -> None:

@@ -87,6 +87,8 @@ async def live_view(job: Job, settings: Settings, client: PrefectClient) -> dict
     for key, label in plan:
         tr: TaskRun | None = by_key.get(key)
         state = tr.state.type.value.lower() if tr and tr.state else "pending"
+        if tr is None and key in (job.completed_stages or []):
+            state = "completed"  # done by an earlier attempt of this job; a resumed run reuses it
         if state == "completed":
             done += 1
         elif state in ("running", "pending", "scheduled") and tr is not None and current is None:

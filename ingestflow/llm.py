@@ -61,6 +61,8 @@ class GuardedResult:
     text: str | None
     reason: str
     model: str | None = None
+    # The API path that answered, e.g. "/v1/completions" after a fallback from chat.
+    endpoint: str | None = None
     elapsed_s: float = 0.0
 
 
@@ -168,6 +170,7 @@ class _Backend:
         # llama.cpp-style servers serve one model and ignore the name, but the field is mandatory.
         self.model = settings.llm_model or "default"
         self.mode = settings.llm_openai_endpoint
+        self.endpoint: str | None = None
         headers = {"Authorization": f"Bearer {settings.llm_api_key}"} if settings.llm_api_key else {}
         timeout = httpx.Timeout(settings.llm_timeout_s, connect=min(10.0, settings.llm_timeout_s))
         self.http = httpx.Client(base_url=self.root, headers=headers, timeout=timeout)
@@ -176,6 +179,7 @@ class _Backend:
         self.http.close()
 
     def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        self.endpoint = path
         try:
             response = self.http.post(path, json=body)
         except httpx.TimeoutException as exc:
@@ -280,13 +284,14 @@ def improve_with_llm(raw_text: str, settings: Settings) -> GuardedResult:
                 if not ok:
                     where = f"window {n} of {total}: " if total > 1 else ""
                     log.info("LLM output rejected (%s%s)", where, reason)
-                    return GuardedResult(False, answer, where + reason, label, time.monotonic() - t0)
+                    return GuardedResult(False, answer, where + reason, label, backend.endpoint,
+                                         time.monotonic() - t0)
                 outputs.append(answer)
             done.append(" ".join(outputs))
+        endpoint = backend.endpoint
     finally:
         backend.close()
     text = "\n\n".join(done)
-    # The windows passed one by one; the whole must pass too (it cannot fail by more than the parts did, but
-    # the reason then speaks for the full text).
+    # Every window passed on its own; guarding the whole again gives one reason that speaks for the full text.
     ok, reason = guard(raw_text, text)
-    return GuardedResult(ok, text, reason, label, time.monotonic() - t0)
+    return GuardedResult(ok, text, reason, label, endpoint, time.monotonic() - t0)

@@ -231,6 +231,16 @@ def test_mentions_carry_chunk_provenance(ctx: Ctx) -> None:
     assert by_chunk[f"{talk}:0"].start_s == 0.0
 
 
+def test_chunk_ids_cannot_move_between_documents(ctx: Ctx) -> None:
+    report = ctx.doc("report")
+    ctx.store.write_document(ctx.alice, report, "Report", report_chunks(report))
+    with pytest.raises(PermanentError):  # a colliding chunk id would splice two documents together
+        ctx.store.write_document(ctx.alice, ctx.doc("copy"), "Copy", report_chunks(report)[:1])
+    assert ctx.store.counts(ctx.alice) == REPORT_COUNTS
+    with pytest.raises(ValueError):
+        ctx.store.write_document(ctx.alice, ctx.doc("dup"), "Dup", report_chunks(report)[:1] * 2)
+
+
 def test_document_without_entities(ctx: Ctx) -> None:
     doc = ctx.doc("blank")
     counts = ctx.store.write_document(ctx.alice, doc, "Blank", [ChunkFacts(f"{doc}:0", 0, "nothing here")])
@@ -304,7 +314,7 @@ def test_ladybug_failed_write_keeps_old_state(tmp_path: Path, monkeypatch: pytes
         real_run = store._run
 
         def failing_run(query: str, params: dict[str, object] | None = None) -> list[list[object]]:
-            if query == ladybug_store._MERGE_MENTIONS:  # after chunks were deleted and re-merged
+            if query == ladybug_store._CREATE_MENTIONS:  # after chunks were deleted and re-created
                 raise TransientError("simulated crash mid-write")
             return real_run(query, params)
 
@@ -330,3 +340,47 @@ def test_ladybug_read_only(tmp_path: Path) -> None:
         assert reader.counts("o") == REPORT_COUNTS
         with pytest.raises(PermanentError):
             reader.write_document("o", "d", "D", [])
+
+
+def test_ladybug_threads_in_one_process_serialise_writes(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ingestflow.graph.ladybug_store import LadybugGraphStore
+
+    path = tmp_path / "kb.lbug"
+
+    def write(n: int) -> None:
+        # LadybugDB fails (not waits) on a second concurrent write transaction; the shared lock must prevent it.
+        with LadybugGraphStore(path) as store:
+            for i in range(3):
+                store.write_document("o", f"d{n}-{i}", "D", report_chunks(f"d{n}-{i}"))
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(write, range(4)))
+    with LadybugGraphStore(path, read_only=True) as reader:
+        counts = reader.counts("o")
+    assert (counts.documents, counts.chunks, counts.entities, counts.related) == (12, 36, 4, 36)
+
+
+def test_open_graph_store_follows_settings(tmp_path: Path) -> None:
+    from ingestflow.graph import open_graph_store
+    from ingestflow.graph.ladybug_store import LadybugGraphStore
+    from ingestflow.settings import Settings
+
+    settings = Settings(data_dir=tmp_path, graph_backend="ladybug")
+    store = open_graph_store(settings)
+    try:
+        assert isinstance(store, LadybugGraphStore) and store.backend == "ladybug"
+        assert settings.graph_path.exists()
+        store.write_document("o", "d", "D", report_chunks("d"))
+    finally:
+        store.close()
+    reader = open_graph_store(settings, read_only=True)
+    try:
+        assert reader.counts("o") == REPORT_COUNTS
+        with pytest.raises(PermanentError):
+            reader.delete_document("o", "d")
+    finally:
+        reader.close()
+    with pytest.raises(ValueError, match="NEO4J_URI"):
+        open_graph_store(Settings(data_dir=tmp_path, graph_backend="neo4j", neo4j_uri=None))

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
 from prefect.client.orchestration import get_client
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from api.deps import CurrentUser, SessionDep, SettingsDep
 from api.schemas import Page
 from ingestflow import control
-from ingestflow.db import Job, JobStatus
+from ingestflow.db import Job, JobStatus, User, session_scope
 from ingestflow.jobview import base_view, live_view
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -41,9 +43,15 @@ def list_jobs(
     return Page(items=[base_view(j, settings) for j in jobs], total=total, limit=limit, offset=offset)
 
 
+def _load_owned(settings: SettingsDep, user: CurrentUser, job_id: str) -> Job:
+    with session_scope(settings.sqlalchemy_url) as db:
+        return _owned_job(db, user, job_id)
+
+
 @router.get("/{job_id}")
-async def get_job(job_id: str, db: SessionDep, user: CurrentUser, settings: SettingsDep) -> dict[str, Any]:
-    job = _owned_job(db, user, job_id)
+async def get_job(job_id: str, user: CurrentUser, settings: SettingsDep) -> dict[str, Any]:
+    # Async with short sessions of its own: no database transaction stays open across Prefect calls.
+    job = await asyncio.to_thread(_load_owned, settings, user, job_id)
     try:
         async with get_client() as client:
             return await live_view(job, settings, client)
@@ -53,21 +61,27 @@ async def get_job(job_id: str, db: SessionDep, user: CurrentUser, settings: Sett
         return view
 
 
-def _owned_job(db: SessionDep, user: CurrentUser, job_id: str) -> Job:
+def _owned_job(db: Session, user: User, job_id: str) -> Job:
     job = db.get(Job, job_id)
     if job is None or job.owner_id != user.id:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"job {job_id} not found")
     return job
 
 
+def _mark_cancelled(settings: SettingsDep, user: CurrentUser, job_id: str) -> tuple[Job, str | None]:
+    with session_scope(settings.sqlalchemy_url) as db:
+        job = _owned_job(db, user, job_id)
+        return job, control.mark_cancelled(job)
+
+
 @router.post("/{job_id}/cancel")
-async def cancel_job(job_id: str, db: SessionDep, user: CurrentUser, settings: SettingsDep) -> dict[str, Any]:
-    job = _owned_job(db, user, job_id)
+async def cancel_job(job_id: str, user: CurrentUser, settings: SettingsDep) -> dict[str, Any]:
     try:
-        async with get_client() as client:
-            await control.cancel(db, job, client)
+        job, run_id = await asyncio.to_thread(_mark_cancelled, settings, user, job_id)
     except control.Conflict as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    async with get_client() as client:
+        await control.stop_flow_run(client, run_id)
     return base_view(job, settings)
 
 

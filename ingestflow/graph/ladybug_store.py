@@ -4,7 +4,9 @@ Locking, as measured on 0.22 (see NOTES.md "Stores"):
 - A read-write open takes an OS file lock; a read-write open from another process fails at once
   ("Could not set lock on file ..."), surfaced here as TransientError so the caller retries.
 - Read-only opens from other processes work beside a writer, but each sees a snapshot taken when
-  it opened: open read-only stores per request, not once per process.
+  it opened (later commits stay invisible to it): reopen to see new data. An open replays the
+  writer's WAL (40 ms quiet, up to ~4 s with a large WAL) and fails while the writer checkpoints;
+  that race is retried here for a few seconds.
 - A second read-write Database on the same file *inside one process* is not refused by LadybugDB,
   and only one write transaction may run per database (a second fails instead of waiting). So this
   module shares one Database per path per process and serialises its use with a lock.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,26 +61,29 @@ _DELETE_RELATED = (
 )
 _DELETE_CHUNKS = "MATCH (d:Document {id: $doc})-[:HAS_CHUNK]->(c:Chunk) DETACH DELETE c"
 _MERGE_DOCUMENT = "MERGE (d:Document {id: $doc}) SET d.owner = $owner, d.title = $title"
-# CAST: a column that is None in every row is typed STRING by the binder and would not fit INT64.
-_MERGE_CHUNKS = (
-    "MATCH (d:Document {id: $doc}) UNWIND $rows AS r MERGE (c:Chunk {id: r.id})"
-    " SET c.owner = $owner, c.document_id = $doc, c.idx = r.idx, c.text = r.text,"
-    " c.page = CAST(r.page AS INT64), c.start_s = CAST(r.start_s AS DOUBLE), c.end_s = CAST(r.end_s AS DOUBLE)"
-    " MERGE (d)-[:HAS_CHUNK]->(c)"
+# After the delete above, the document's chunks and edges cannot exist, so plain CREATE replaces
+# them exactly. UNWIND + MERGE is planned as a join against a full scan of the node table: at 150
+# documents, MERGE of ~480 entities took 170 ms and grew with the graph, while looking them up by
+# primary key and creating the missing ones took ~30 ms. Single writer (file lock + the in-process
+# lock below), so check-then-create cannot race.
+_CREATE_CHUNKS = (
+    "MATCH (d:Document {id: $doc}) UNWIND $rows AS r CREATE (d)-[:HAS_CHUNK]->(:Chunk {id: r.id, owner: $owner,"
+    " document_id: $doc, idx: r.idx, text: r.text, page: CAST(r.page AS INT64),"
+    " start_s: CAST(r.start_s AS DOUBLE), end_s: CAST(r.end_s AS DOUBLE)})"
 )
-_MERGE_ENTITIES = (
-    "UNWIND $rows AS r MERGE (e:Entity {id: r.id}) ON CREATE SET e.owner = $owner, e.name = r.name, e.label = r.label"
-)
+_EXISTING_CHUNKS = "UNWIND $ids AS i MATCH (c:Chunk {id: i}) RETURN c.id"
+_EXISTING_ENTITIES = "UNWIND $ids AS i MATCH (e:Entity {id: i}) RETURN e.id"
+_CREATE_ENTITIES = "UNWIND $rows AS r CREATE (:Entity {id: r.id, owner: $owner, name: r.name, label: r.label})"
 # Each endpoint gets its own MATCH: `MATCH (a {id: r.a}), (b {id: r.b})` is planned as two full
 # table scans joined by hash (2.1 s for 1,000 pairs at 60 documents, growing with the graph);
-# separate MATCH clauses are primary-key lookups (50 ms).
-_MERGE_MENTIONS = (
+# separate MATCH clauses are primary-key lookups (~50 ms).
+_CREATE_MENTIONS = (
     "UNWIND $rows AS r MATCH (c:Chunk {id: r.chunk}) WITH c, r MATCH (e:Entity {id: r.entity})"
-    " MERGE (c)-[m:MENTIONS]->(e) SET m.count = r.count"
+    " CREATE (c)-[:MENTIONS {count: r.count}]->(e)"
 )
-_MERGE_RELATED = (
+_CREATE_RELATED = (
     "UNWIND $rows AS r MATCH (a:Entity {id: r.a}) WITH a, r MATCH (b:Entity {id: r.b})"
-    " MERGE (a)-[x:RELATED_TO {document_id: $doc}]->(b) SET x.weight = r.weight"
+    " CREATE (a)-[:RELATED_TO {document_id: $doc, weight: r.weight}]->(b)"
 )
 _DELETE_ORPHANS_OF = (
     "UNWIND $ids AS eid MATCH (e:Entity {id: eid}) WHERE NOT EXISTS { MATCH (e)<-[:MENTIONS]-(:Chunk) } DETACH DELETE e"
@@ -109,6 +115,8 @@ _RELATED = (
 
 _LOCK_MARKERS = ("could not set lock", "lock is held", "resource temporarily unavailable")
 _BUSY_MARKERS = ("only one write transaction",)
+_READER_RACE_MARKERS = ("checkpoint recovery is pending", "checksum verification failed")
+READ_ONLY_OPEN_RETRY_S = 3.0
 
 
 def _is_marked(exc: BaseException, markers: tuple[str, ...]) -> bool:
@@ -127,15 +135,33 @@ _shared: dict[Path, _SharedDatabase] = {}
 _shared_guard = threading.Lock()
 
 
-def _open_database(path: Path, read_only: bool) -> ladybug.Database:
+def _open_database(path: Path) -> ladybug.Database:
     try:
-        return ladybug.Database(str(path), read_only=read_only)
+        return ladybug.Database(str(path))
     except RuntimeError as exc:
         if _is_marked(exc, _LOCK_MARKERS):
             raise TransientError(
                 f"graph database {path} is locked by another read-write process; retry later ({exc})"
             ) from exc
         raise
+
+
+def _open_read_only(path: Path) -> ladybug.Database:
+    """A reader beside a live writer can catch it checkpointing, or read a WAL record still being
+    appended (checksum error); both clear within a second or two, so retry briefly here (measured:
+    ~1 in 6 opens failed while a writer wrote continuously) before handing the caller a TransientError."""
+    deadline = time.monotonic() + READ_ONLY_OPEN_RETRY_S
+    delay = 0.05
+    while True:
+        try:
+            return ladybug.Database(str(path), read_only=True)
+        except RuntimeError as exc:
+            if not _is_marked(exc, _READER_RACE_MARKERS):
+                raise
+            if time.monotonic() + delay > deadline:
+                raise TransientError(f"graph database {path} is being checkpointed; retry later ({exc})") from exc
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
 
 
 class LadybugGraphStore:
@@ -146,11 +172,12 @@ class LadybugGraphStore:
         self.read_only = read_only
         self._closed = False
         if read_only:
-            # Read-only opens are snapshots, so each store gets its own (cheap, ~40 ms) Database.
+            # Read-only opens are snapshots, so each store gets its own Database (40 ms on a quiet
+            # file; 0.1-4 s when it must replay a large WAL left by a live writer).
             # A missing file has nothing to read: an empty in-memory graph avoids creating files
             # from a reader and keeps "no graph yet" from being an error.
             missing = not self.path.exists()
-            db = ladybug.Database(":memory:" if missing else str(self.path), read_only=not missing)
+            db = ladybug.Database(":memory:") if missing else _open_read_only(self.path)
             self._entry = _SharedDatabase(db=db, refs=1)
             self._conn = ladybug.Connection(db)
             if missing:
@@ -160,12 +187,12 @@ class LadybugGraphStore:
         with _shared_guard:
             entry = _shared.get(self.path)
             if entry is None:
-                entry = _SharedDatabase(db=_open_database(self.path, read_only=False))
+                entry = _SharedDatabase(db=_open_database(self.path))
                 _shared[self.path] = entry
             entry.refs += 1
         self._entry = entry
-        self._conn = ladybug.Connection(entry.db)
         try:
+            self._conn = ladybug.Connection(entry.db)
             with entry.lock:
                 self._create_schema()
         except BaseException:
@@ -247,12 +274,16 @@ class LadybugGraphStore:
     def _replace_document(self, owner: str, document_id: str, title: str, rows: DocumentRows) -> None:
         self._assert_owner(owner, document_id)
         old_ids = self._remove_document_facts(document_id)
-        base = {"doc": document_id, "owner": owner}
-        self._run(_MERGE_DOCUMENT, {**base, "title": title})
-        self._unwind(_MERGE_CHUNKS, rows.chunks, base)
-        self._unwind(_MERGE_ENTITIES, rows.entities, {"owner": owner})
-        self._unwind(_MERGE_MENTIONS, rows.mentions, {})
-        self._unwind(_MERGE_RELATED, rows.related, {"doc": document_id})
+        taken = self._run(_EXISTING_CHUNKS, {"ids": [c["id"] for c in rows.chunks]}) if rows.chunks else []
+        if taken:
+            # CREATE would fail on the primary key anyway; this names the cause and is not retried.
+            raise PermanentError(f"chunk id {taken[0][0]} already belongs to another document")
+        self._run(_MERGE_DOCUMENT, {"doc": document_id, "owner": owner, "title": title})
+        self._unwind(_CREATE_CHUNKS, rows.chunks, {"doc": document_id, "owner": owner})
+        known = {r[0] for r in self._run(_EXISTING_ENTITIES, {"ids": [e["id"] for e in rows.entities]})}
+        self._unwind(_CREATE_ENTITIES, [e for e in rows.entities if e["id"] not in known], {"owner": owner})
+        self._unwind(_CREATE_MENTIONS, rows.mentions, {})
+        self._unwind(_CREATE_RELATED, rows.related, {"doc": document_id})
         if old_ids:
             # Entities this document alone named before the rewrite must go, or a rewrite would
             # leave a graph that writing the new version once would not.
@@ -322,8 +353,10 @@ class LadybugGraphStore:
         if self._closed:
             return
         self._closed = True
-        with self._entry.lock:
-            self._conn.close()
+        conn = getattr(self, "_conn", None)  # absent when __init__ failed before connecting
+        if conn is not None:
+            with self._entry.lock:
+                conn.close()
         if self.read_only:
             self._entry.db.close()
             return

@@ -45,6 +45,7 @@ _DELETE_RELATED = (
     "UNWIND $ids AS eid MATCH (:Entity {id: eid})-[r:RELATED_TO]->(:Entity) WHERE r.document_id = $doc DELETE r"
 )
 _DELETE_CHUNKS = "MATCH (:Document {id: $doc})-[:HAS_CHUNK]->(c:Chunk) DETACH DELETE c"
+_EXISTING_CHUNKS = "UNWIND $ids AS i MATCH (c:Chunk {id: i}) RETURN c.id AS id"
 _MERGE_DOCUMENT = "MERGE (d:Document {id: $doc}) SET d.owner = $owner, d.title = $title"
 _MERGE_CHUNKS = (
     "MATCH (d:Document {id: $doc}) UNWIND $rows AS r MERGE (c:Chunk {id: r.id})"
@@ -132,6 +133,10 @@ def _remove_document_facts(tx: ManagedTransaction, document_id: str) -> list[str
 def _replace_document(tx: ManagedTransaction, owner: str, document_id: str, title: str, rows: DocumentRows) -> None:
     _assert_owner(tx, owner, document_id)
     old_ids = _remove_document_facts(tx, document_id)
+    taken = tx.run(_EXISTING_CHUNKS, ids=[c["id"] for c in rows.chunks]).data()
+    if taken:
+        # MERGE would silently re-parent another document's chunk; ids must be per document.
+        raise PermanentError(f"chunk id {taken[0]['id']} already belongs to another document")
     tx.run(_MERGE_DOCUMENT, doc=document_id, owner=owner, title=title).consume()
     batches: list[tuple[str, list[dict[str, Any]], dict[str, Any]]] = [
         (_MERGE_CHUNKS, rows.chunks, {"doc": document_id, "owner": owner}),

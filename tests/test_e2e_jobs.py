@@ -1,0 +1,189 @@
+"""Live jobs on the real stack: progress, WebSockets, cancel, retry, crash recovery and backfill."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+from tests.conftest import Api
+
+pytestmark = pytest.mark.slow
+
+
+def long_note(path: Path, tag: str, paragraphs: int = 400) -> Path:
+    """A markdown file big enough that embedding it takes seconds, unique per test."""
+    people = ["Amara Okafor", "Lukas Brandt", "Mei Chen", "Rafael Ortiz"]
+    lines = [f"# Operations log {tag}", ""]
+    for i in range(paragraphs):
+        lines.append(f"## Entry {i} ({tag})\n\n{people[i % 4]} reviewed shipment {i} for Northwind Traders in "
+                     f"Rotterdam on day {i}, noting {i * 7 % 13} delayed pallets and a follow-up due by Friday.\n")
+    path.write_text("\n".join(lines))
+    return path
+
+
+def ws_url(api: Api, path: str, key: str | None) -> str:
+    base = str(api.http.base_url).replace("http://", "ws://").rstrip("/")
+    return f"{base}{path}" + (f"?token={key}" if key else "")
+
+
+def key_of(api: Api) -> str:
+    return str(api.http.headers["authorization"]).split(" ", 1)[1]
+
+
+def wait_for(api: Api, job_id: str, pred: Any, timeout: float = 300) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = api.get(f"/v1/jobs/{job_id}").json()
+        if pred(job):
+            return job
+        time.sleep(0.3)
+    raise AssertionError(f"condition not met for job {job_id}: {job}")
+
+
+def test_websocket_streams_progress_to_the_end(alice: Api, bob: Api, tmp_path: Path) -> None:
+    up = alice.upload(long_note(tmp_path / "ws.md", "ws", 250)).json()
+    with pytest.raises(InvalidStatus):
+        connect(ws_url(alice, f"/v1/ws/jobs/{up['job_id']}", None), open_timeout=10)
+    with pytest.raises(InvalidStatus):
+        connect(ws_url(alice, f"/v1/ws/jobs/{up['job_id']}", key_of(bob)), open_timeout=10)
+
+    messages: list[tuple[float, dict[str, Any]]] = []
+    with connect(ws_url(alice, f"/v1/ws/jobs/{up['job_id']}", key_of(alice)), open_timeout=10) as ws:
+        for raw in ws:
+            messages.append((time.monotonic(), json.loads(raw)["job"]))
+    jobs = [m[1] for m in messages]
+    assert jobs[-1]["status"] == "completed" and jobs[-1]["progress"] == 100
+    running = [(t, j) for t, j in messages if j["status"] == "running"]
+    assert running, "no update while running"
+    gaps = [b[0] - a[0] for a, b in zip(running, running[1:], strict=False)]
+    assert max(gaps, default=0) < 1.6, gaps  # at least about once a second while running
+    progress = [j["progress"] for j in jobs]
+    assert progress == sorted(progress), progress
+    assert any("Embedding" in j["message"] and " of " in j["message"] for j in jobs), [j["message"] for j in jobs]
+    final = jobs[-1]
+    assert final["flow_run_url"].startswith("http://127.0.0.1:") and all(s["attempts"] >= 1 for s in final["stages"])
+
+
+def test_websocket_for_all_jobs_sees_a_new_upload(alice: Api, tmp_path: Path) -> None:
+    seen: set[str] = set()
+    with connect(ws_url(alice, "/v1/ws/jobs", key_of(alice)), open_timeout=10) as ws:
+        note = tmp_path / "all.md"
+        note.write_text("# All jobs\n\nIngrid Svensson from Volvo visited Gothenburg.\n")
+        job_id = alice.upload(note).json()["job_id"]
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            job = json.loads(ws.recv(timeout=30))["job"]
+            if job["id"] == job_id:
+                seen.add(job["status"])
+                if job["status"] == "completed":
+                    break
+    assert "completed" in seen, seen
+
+
+def test_cancel_stops_the_work_and_retry_resumes(alice: Api, stack: Any, tmp_path: Path) -> None:
+    from ingestflow.db import User, session_scope
+    from ingestflow.vectors import open_vector_store
+
+    up = alice.upload(long_note(tmp_path / "cancel.md", "cancel", 1500)).json()
+    wait_for(alice, up["job_id"], lambda j: j["stage"] == "embedding" and j["progress"] > 40)
+    r = alice.http.post(f"/v1/jobs/{up['job_id']}/cancel")
+    assert r.status_code == 200, r.text
+    job = wait_for(alice, up["job_id"], lambda j: j["status"] == "cancelled")
+    time.sleep(8)  # let the embed thread on the Dask worker reach its next progress step
+    stages = {s["name"]: s["state"] for s in alice.get(f"/v1/jobs/{up['job_id']}").json()["stages"]}
+    assert stages["parse"] == stages["chunk"] == "completed"
+    assert stages["graph"] == "pending", stages
+    flags = alice.get(f"/v1/documents/{up['document_id']}/indexing-status").json()
+    assert not flags["vector_indexed"] and not flags["graph_indexed"], flags
+    with session_scope(stack.settings.sqlalchemy_url) as db:
+        owner = db.query(User).filter_by(name="alice").one().id
+    assert open_vector_store(stack.settings).count(owner, up["document_id"]) == 0  # stopped before writing
+    assert alice.http.post(f"/v1/jobs/{up['job_id']}/cancel").status_code == 409
+
+    r = alice.http.post(f"/v1/jobs/{up['job_id']}/retry")
+    assert r.status_code == 202, r.text
+    job = alice.wait_job(up["job_id"])
+    assert job["status"] == "completed" and job["attempts"] == 2
+    assert job["stages"][0]["name"] == "parse" and job["stages"][0]["attempts"] == 0  # reused, not re-run
+    chunks = alice.get(f"/v1/documents/{up['document_id']}").json()["chunk_count"]
+    assert open_vector_store(stack.settings).count(owner, up["document_id"]) == chunks
+
+
+def _flow_process(flow_run_id: str) -> psutil.Process | None:
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if proc.environ().get("PREFECT__FLOW_RUN_ID") == flow_run_id:
+                return proc
+        except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+    return None
+
+
+def test_killed_flow_process_is_recovered_without_duplicates(alice: Api, stack: Any, tmp_path: Path) -> None:
+    from ingestflow.db import User, session_scope
+    from ingestflow.graph import open_graph_store
+    from ingestflow.vectors import open_vector_store
+
+    up = alice.upload(long_note(tmp_path / "kill.md", "kill", 800)).json()
+    job = wait_for(alice, up["job_id"], lambda j: j["stage"] == "embedding" and j["flow_run_id"])
+    proc = _flow_process(job["flow_run_id"])
+    assert proc is not None, "flow-run process not found"
+    os.kill(proc.pid, signal.SIGKILL)
+    job = alice.wait_job(up["job_id"], timeout=420)
+    while job["status"] == "failed" and job["error_retryable"] and job["attempts"] < stack.settings.max_attempts:
+        job = alice.wait_job(up["job_id"], timeout=420)  # between a crash and its re-dispatch
+    assert job["status"] == "completed", job
+    assert job["attempts"] >= 2
+
+    with session_scope(stack.settings.sqlalchemy_url) as db:
+        owner = db.query(User).filter_by(name="alice").one().id
+    chunks = alice.get(f"/v1/documents/{up['document_id']}").json()["chunk_count"]
+    assert open_vector_store(stack.settings).count(owner, up["document_id"]) == chunks
+    store = open_graph_store(stack.settings, read_only=True)
+    try:
+        detail = [e for e in store.find_entities(owner, "Northwind", 10) if e.name == "Northwind Traders"]
+    finally:
+        store.close()
+    assert len(detail) == 1  # one node, however many times the stages ran
+
+
+def test_backfill_requeues_a_document_missing_its_index(alice: Api, stack: Any, tmp_path: Path) -> None:
+    from ingestflow.db import Document, session_scope
+
+    note = tmp_path / "backfill.md"
+    note.write_text("# Backfill\n\nOlga Ivanova of Siemens met Tomas Novak in Prague.\n")
+    up = alice.upload(note).json()
+    assert alice.wait_job(up["job_id"])["status"] == "completed"
+    with session_scope(stack.settings.sqlalchemy_url) as db:
+        doc = db.get(Document, up["document_id"])
+        assert doc is not None
+        doc.vector_indexed = False  # as if the index were lost
+
+    env = dict(os.environ, COLUMNS="200")
+    cli = [sys.executable, "-m", "ingestflow.cli", "backfill"]
+    dry = subprocess.run([*cli, "--dry-run"], env=env, capture_output=True, text=True, timeout=120)
+    assert dry.returncode == 0, dry.stderr
+    assert up["document_id"][:12] in dry.stdout and "missing vectors" in dry.stdout, dry.stdout
+    assert alice.get(f"/v1/documents/{up['document_id']}").json()["vector_indexed"] is False  # dry run changed nothing
+
+    real = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=240)
+    assert real.returncode == 0, real.stderr + real.stdout
+    assert "Completed" in real.stdout, real.stdout
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        doc_view = alice.get(f"/v1/documents/{up['document_id']}").json()
+        if doc_view["vector_indexed"] and doc_view["latest_job"]["id"] != up["job_id"]:
+            break
+        time.sleep(1)
+    assert doc_view["vector_indexed"] and doc_view["latest_job"]["status"] == "completed", doc_view

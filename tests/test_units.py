@@ -1,0 +1,80 @@
+"""Fast tests of pure pieces: type detection, content-addressed storage, the error hierarchy, retry rule."""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+
+from ingestflow import storage
+from ingestflow.detect import check_name_agrees, detect
+from ingestflow.errors import CorruptInput, PermanentError, TransientError, UnsupportedFormat, is_transient
+from tests.conftest import FIXTURES
+
+EXPECTED_FORMATS = {
+    "multi_page.pdf": ("text", "pdf"),
+    "ocr_test.pdf": ("text", "pdf"),
+    "word_sample.docx": ("text", "docx"),
+    "powerpoint_sample.pptx": ("text", "pptx"),
+    "wiki_duck.html": ("text", "html"),
+    "jfk.flac": ("audio", "flac"),
+    "sample_10s.mp3": ("audio", "mp3"),
+    "sample_10s_audio-m4a.m4a": ("audio", "m4a"),
+    "sample_10s_audio-ogg.ogg": ("audio", "ogg"),
+    "sample_10s_video-mp4.mp4": ("audio", "mp4"),
+    "silent_1s.wav": ("audio", "wav"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_FORMATS))
+def test_detect_fixture_from_bytes(name: str, tmp_path: Path) -> None:
+    src = next(FIXTURES.rglob(name))
+    renamed = tmp_path / "no_extension"  # the name must not matter
+    renamed.write_bytes(src.read_bytes())
+    got = detect(renamed)
+    assert (got.kind, got.format) == EXPECTED_FORMATS[name]
+
+
+def test_detect_markdown_and_refusals(tmp_path: Path) -> None:
+    md = tmp_path / "a"
+    md.write_text("# Title\n\nSome text with ünïcödé.\n")
+    assert detect(md).format == "md"
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    with pytest.raises(UnsupportedFormat, match="empty"):
+        detect(empty)
+    noise = tmp_path / "noise"
+    noise.write_bytes(os.urandom(4096))
+    with pytest.raises(UnsupportedFormat, match="unrecognised"):
+        detect(noise)
+
+
+def test_name_that_disagrees_with_content_is_refused(tmp_path: Path) -> None:
+    text = tmp_path / "song.mp3"
+    text.write_text("just some text, not audio")
+    with pytest.raises(UnsupportedFormat, match="named like a audio file"):
+        check_name_agrees(text.name, detect(text))
+    check_name_agrees("notes.md", detect(text))
+
+
+def test_storage_is_content_addressed_and_limited(tmp_path: Path) -> None:
+    tmp, sha, size = storage.spool(io.BytesIO(b"hello"), tmp_path, max_bytes=10)
+    dest = storage.commit(tmp, tmp_path, sha)
+    assert dest == storage.blob_path(tmp_path, sha) and dest.read_bytes() == b"hello" and size == 5
+    tmp2, sha2, _ = storage.spool(io.BytesIO(b"hello"), tmp_path, max_bytes=10)
+    assert storage.commit(tmp2, tmp_path, sha2) == dest and not tmp2.exists()
+    with pytest.raises(storage.TooLarge):
+        storage.spool(io.BytesIO(b"x" * 11), tmp_path, max_bytes=10)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".upload-")]  # no leftovers
+
+
+def test_errors_pickle_and_classify() -> None:
+    for exc in (TransientError("busy"), CorruptInput("bad pdf"), UnsupportedFormat("zip")):
+        back = pickle.loads(pickle.dumps(exc))
+        assert type(back) is type(exc) and back.message == exc.message
+    assert is_transient(TransientError("x")) and not is_transient(CorruptInput("x"))
+    assert is_transient(ConnectionError("reset")) and not is_transient(ValueError("bug"))
+    assert isinstance(CorruptInput("x"), PermanentError)
