@@ -38,6 +38,8 @@ class DocumentOut(IndexingStatus):
     size_bytes: int
     language: str | None
     page_count: int | None
+    duration_s: float | None
+    language_probability: float | None
     created_at: datetime
     latest_job: dict[str, Any] | None = None
 

@@ -13,12 +13,16 @@ from tasks.chunk import chunk
 from tasks.embed import embed
 from tasks.entities import extract_entities
 from tasks.graph import graph
+from tasks.improve import improve
 from tasks.jobs import describe_failure, finish_job, record_stage, start_job
 from tasks.parse import parse
+from tasks.transcribe import transcribe
 
 STAGES: dict[str, list[tuple[str, Any]]] = {
     "text": [("parse", parse), ("chunk", chunk), ("embed", embed), ("extract-entities", extract_entities),
              ("graph", graph)],
+    "audio": [("transcribe", transcribe), ("improve", improve), ("chunk", chunk), ("embed", embed),
+              ("extract-entities", extract_entities), ("graph", graph)],
 }
 
 

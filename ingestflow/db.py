@@ -15,6 +15,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Integer,
     String,
@@ -89,6 +90,8 @@ class Document(Base):
     chunk_count: Mapped[int] = mapped_column(Integer, default=0)
     entity_count: Mapped[int] = mapped_column(Integer, default=0)
     page_count: Mapped[int | None] = mapped_column(Integer)
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    language_probability: Mapped[float | None] = mapped_column(Float)
     # Which model and version produced each index, so the backfill can find stale ones.
     models: Mapped[dict[str, Any]] = mapped_column(default=dict)
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -110,6 +113,8 @@ class Job(Base):
     # A resumed run (retry, crash recovery) skips the stages listed here and reuses what they produced.
     resume: Mapped[bool] = mapped_column(Boolean, default=False)
     completed_stages: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # What a stage wants the user to know without failing, e.g. why an LLM edit was rejected.
+    notes: Mapped[list[str]] = mapped_column(JSON, default=list)
     error: Mapped[str | None] = mapped_column(Text)
     error_retryable: Mapped[bool | None] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)

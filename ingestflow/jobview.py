@@ -58,6 +58,7 @@ def base_view(job: Job, settings: Settings) -> dict[str, Any]:
         "error": job.error,
         "error_retryable": job.error_retryable,
         "attempts": job.attempts,
+        "notes": list(job.notes or []),
         "stages": [],
         "flow_run_id": job.flow_run_id,
         "batch_flow_run_id": job.batch_flow_run_id,

@@ -51,6 +51,24 @@ COMPLETION_PROMPT = (
 # silently falls back to llama-2's for models without one); the plain completion endpoint is then the honest route.
 _TEMPLATE_DEBRIS = re.compile(r"\[/?INST\]|<\|im_(?:start|end)\|>|<(?:start|end)_of_turn>|<\|(?:user|assistant)\|>")
 
+_PROMPT_WORDS = words_of(SYSTEM_PROMPT)
+_ECHO_NGRAM = 8
+
+
+def _chat_misunderstood(answer: str) -> bool:
+    """Signs that the model never saw a chat: template tokens in the reply, or the system prompt quoted back.
+
+    OpenAI-compatible servers do not say whether a model has a chat template (llama-cpp-python formats the chat
+    with llama-2's template instead; Gemma 3 270M then answers with a forum post quoting our instructions), so
+    the reply itself is the evidence.
+    """
+    if _TEMPLATE_DEBRIS.search(answer):
+        return True
+    words = words_of(answer)
+    grams = {tuple(_PROMPT_WORDS[i : i + _ECHO_NGRAM]) for i in range(len(_PROMPT_WORDS) - _ECHO_NGRAM + 1)}
+    return any(tuple(words[i : i + _ECHO_NGRAM]) in grams for i in range(len(words) - _ECHO_NGRAM + 1))
+
+
 DEFAULT_URLS = {"ollama": "http://127.0.0.1:11434", "openai": "http://127.0.0.1:8080"}
 
 
@@ -211,9 +229,9 @@ class _Backend:
         if self.mode == "completions":
             return self._openai_completion(text, max_tokens)
         answer = self._openai_chat(text, max_tokens)
-        if answer is None or (self.mode == "auto" and _TEMPLATE_DEBRIS.search(answer)):
+        if answer is None or (self.mode == "auto" and _chat_misunderstood(answer)):
             if self.mode == "auto":
-                log.info("LLM chat endpoint unusable for %s; using /v1/completions", self.model)
+                log.warning("LLM %s does not follow chat (no chat template?); using /v1/completions", self.model)
                 self.mode = "completions"  # remembered for the remaining windows
                 return self._openai_completion(text, max_tokens)
             raise PermanentError(f"model {self.model!r} has no chat template; set INGESTFLOW_LLM_OPENAI_ENDPOINT="

@@ -19,6 +19,7 @@ class DocumentRef:
     collection: str | None
     source: Path  # the content-addressed upload
     work_dir: Path  # where stages leave what the next stage reads
+    language: str | None = None  # given on upload; detected by transcription otherwise
 
     @property
     def parsed_json(self) -> Path:
@@ -35,6 +36,14 @@ class DocumentRef:
     @property
     def entities_json(self) -> Path:
         return self.work_dir / "entities.json"
+
+    @property
+    def transcript_raw(self) -> Path:
+        return self.work_dir / "transcript.raw.json"
+
+    @property
+    def transcript_improved(self) -> Path:
+        return self.work_dir / "transcript.improved.json"
 
 
 def work_dir(settings: Settings, document_id: str) -> Path:

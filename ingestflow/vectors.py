@@ -57,6 +57,7 @@ class VectorStore:
         # Delete-then-add beats upserting existing ids by 5x here, and drops chunks a re-parse no longer makes.
         try:
             self.collection.delete(where={"document_id": document_id})
+            # A silent recording has no chunks: the delete alone is the whole update.
             for start in range(0, len(ids), MAX_BATCH):
                 end = start + MAX_BATCH
                 self.collection.add(

@@ -33,6 +33,7 @@ def start_job(job_id: str) -> tuple[DocumentRef, list[str]] | None:
         assert doc is not None
         if not job.resume:
             job.completed_stages = []
+            job.notes = []
             doc.vector_indexed = doc.graph_indexed = doc.entities_extracted = False
             doc.last_error = None
         skip = list(job.completed_stages or [])
@@ -51,6 +52,7 @@ def start_job(job_id: str) -> tuple[DocumentRef, list[str]] | None:
             collection=doc.collection,
             source=blob_path(settings.files_dir, doc.sha256),
             work_dir=work_dir(settings, doc.id),
+            language=doc.language,
         )
         return ref, skip
 
@@ -68,7 +70,16 @@ def record_stage(job_id: str, stage: str, result: dict[str, Any]) -> None:
         doc = db.get(Document, job.document_id)
         assert doc is not None
         models = dict(doc.models or {})
-        if stage == "parse":
+        if result.get("note"):
+            job.notes = [*(job.notes or []), f"{stage}: {result['note']}"]
+        if stage == "transcribe":
+            doc.language = result["language"]
+            doc.language_probability = result["language_probability"]
+            doc.duration_s = result["duration_s"]
+            models["asr"] = result["asr_model"]
+        elif stage == "improve":
+            models["improve"] = result["improved_by"]
+        elif stage == "parse":
             doc.page_count = result.get("page_count")
             models["parser"] = result["parser"]
         elif stage == "chunk":

@@ -65,17 +65,17 @@ def test_dashboard_upload_live_progress_view_and_search(stack: Any, alice: Api, 
         page.fill("#api-key", key)
         page.click("#key-save")
         assert page.evaluate("localStorage.getItem('ingestflow.apiKey')") == key
-        expect(page.locator("#conn")).to_have_class(re.compile(r"\bconn-live\b"), timeout=20_000)  # the WebSocket is up
+        expect(page.locator("#conn")).to_have_class(re.compile(r"\bconn-live\b"), timeout=60_000)  # the WebSocket is up
 
         # A refused upload shows the API's reason.
         page.set_input_files("#file-input", str(junk))
-        expect(page.locator("#uploads li.up-error")).to_contain_text("415", timeout=20_000)
+        expect(page.locator("#uploads li.up-error")).to_contain_text("415", timeout=60_000)
         expect(page.locator("#uploads li.up-error")).to_contain_text("unrecognised file content")
 
         page.set_input_files("#file-input", str(doc))
         row = page.locator("#jobs tr[data-job-id]", has_text=doc.name)
-        expect(row).to_have_count(1, timeout=20_000)
-        expect(row.locator(".job-status")).to_have_text("completed", timeout=180_000)
+        expect(row).to_have_count(1, timeout=60_000)
+        expect(row.locator(".job-status")).to_have_text("completed", timeout=300_000)
         expect(row.locator(".progress[data-progress]")).to_have_attribute("data-progress", "100")
         expect(row.locator(".stage-badge.state-completed").first).to_be_visible()
         assert row.locator(".stage-badge").count() == row.locator(".stage-badge.state-completed").count()
@@ -85,13 +85,13 @@ def test_dashboard_upload_live_progress_view_and_search(stack: Any, alice: Api, 
 
         # The event log saw the job move (over the WebSocket or the polling fallback).
         log = page.locator("#event-log li.job-event", has_text=doc.name)
-        expect(log.filter(has_text="→ completed")).to_have_count(1, timeout=10_000)
+        expect(log.filter(has_text="→ completed")).to_have_count(1, timeout=15_000)
 
         # Document view: metadata and the parsed text, with markup kept as text.
         row.locator(".doc-name").click()
         view = page.locator("#doc-view")
         expect(view).to_be_visible()
-        expect(view).to_have_attribute("data-state", "loaded", timeout=30_000)
+        expect(view).to_have_attribute("data-state", "loaded", timeout=60_000)
         expect(page.locator("#doc-text")).to_contain_text(word)
         expect(page.locator("#doc-meta")).to_contain_text("vectors")
         assert page.locator("#doc-text img").count() == 0
@@ -101,14 +101,14 @@ def test_dashboard_upload_live_progress_view_and_search(stack: Any, alice: Api, 
         page.fill("#search-input", f"lighthouse keeper {word}")
         page.press("#search-input", "Enter")
         hit = page.locator(f'#search-results li.hit[data-document-id="{document_id}"]')
-        expect(hit.first).to_be_visible(timeout=30_000)
+        expect(hit.first).to_be_visible(timeout=120_000)  # the first query loads the embedding model
         expect(hit.first.locator("mark").first).to_be_visible()
         marked = [m.lower() for m in hit.first.locator("mark").all_text_contents()]
         assert word in marked and "lighthouse" in marked, marked
         page.locator("#doc-close").click()
         expect(view).to_be_hidden()
         hit.first.click()
-        expect(view).to_have_attribute("data-state", "loaded", timeout=30_000)
+        expect(view).to_have_attribute("data-state", "loaded", timeout=60_000)
         expect(page.locator("#doc-text mark").first).to_be_visible()
 
         ARTIFACTS.mkdir(parents=True, exist_ok=True)

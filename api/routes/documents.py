@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import shutil
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, HTTPException, Query, Request, UploadFile, status
 from fastapi.responses import PlainTextResponse
@@ -12,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from api.deps import CurrentUser, SessionDep, SettingsDep
 from api.schemas import DocumentOut, IndexingStatus, Page, UploadAccepted
-from ingestflow import storage
+from ingestflow import audio, storage
 from ingestflow.db import Document, Job, JobStatus
 from ingestflow.detect import check_name_agrees, detect
 from ingestflow.errors import TransientError, UnsupportedFormat
@@ -159,3 +160,32 @@ def reindex(document_id: str, db: SessionDep, user: CurrentUser) -> UploadAccept
     db.add(job)
     db.commit()
     return UploadAccepted(document_id=doc.id, job_id=job.id, status=JobStatus.queued.value, duplicate=False)
+
+
+TRANSCRIPT_TYPES = {"txt": "text/plain", "srt": "application/x-subrip", "vtt": "text/vtt"}
+
+
+@router.get("/{document_id}/transcript", response_model=None)
+def transcript(
+    document_id: str,
+    db: SessionDep,
+    user: CurrentUser,
+    settings: SettingsDep,
+    format: Literal["json", "txt", "srt", "vtt"] = "json",
+    version: Literal["raw", "improved"] = "improved",
+) -> dict[str, Any] | PlainTextResponse:
+    doc = owned(db, user, document_id)
+    if doc.kind != "audio":
+        raise HTTPException(status.HTTP_409_CONFLICT, "a text document has parsed content, not a transcript")
+    path = work_dir(settings, doc.id) / f"transcript.{version}.json"
+    if not path.exists():
+        raise HTTPException(status.HTTP_409_CONFLICT, f"no {version} transcript yet: the job has not got that far")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if format == "json":
+        return {"document_id": doc.id, "version": version, **data}
+    parsed = audio.Transcript.from_dict(data)
+    if format == "txt":
+        body = data.get("llm_text") or audio.to_txt(parsed)
+    else:
+        body = audio.to_srt(parsed) if format == "srt" else audio.to_vtt(parsed)
+    return PlainTextResponse(body, media_type=f"{TRANSCRIPT_TYPES[format]}; charset=utf-8")

@@ -417,7 +417,7 @@
 
     const started = parseTime(job.started_at);
     const finished = parseTime(job.finished_at);
-    const took = started && finished ? `in ${fmtDuration((finished - started) / 1000)}` : '';
+    const took = started && finished ? `⏱ ${fmtDuration((finished - started) / 1000)}` : '';
     renderCell(row, 1, JSON.stringify([pct, job.status, took]), (cell) => {
       const bar = el('div', {
         class: `progress progress-${job.status}`, role: 'progressbar', 'aria-valuemin': 0, 'aria-valuemax': 100,
@@ -426,7 +426,7 @@
       cell.append(bar, el('div', { class: 'progress-line' },
         el('span', { class: `job-status status-${job.status}`, text: job.status }),
         el('span', { class: 'pct', text: `${pct}%` }),
-        took ? el('span', { class: 'took', text: took }) : null));
+        took ? el('span', { class: 'took', title: 'run time', text: took }) : null));
     });
 
     const { stages, inferred } = stagesOf(job);

@@ -1,0 +1,37 @@
+"""improve: the deterministic cleanup always; an LLM edit on top only when the guard finds nothing dropped or
+invented. The raw transcript is never overwritten: the improved one is a file of its own."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ingestflow import audio
+from ingestflow.llm import improve_with_llm
+from ingestflow.refs import DocumentRef, write_atomic
+from ingestflow.settings import get_settings
+from tasks.common import stage_task
+
+
+def improve_document(ref: DocumentRef) -> dict[str, Any]:
+    settings = get_settings()
+    raw = audio.Transcript.from_dict(json.loads(ref.transcript_raw.read_text()))
+    cleaned = audio.clean(raw)
+    improved = cleaned.to_dict()
+    improved_by = "deterministic"
+    note = None
+    if settings.llm_backend and not cleaned.is_empty:
+        verdict = improve_with_llm(cleaned.text, settings)
+        if verdict.accepted and verdict.text:
+            # Segments keep the cleaned text and its timestamps; the LLM's prose is the improved plain text.
+            improved["llm_text"] = verdict.text
+            improved_by = f"deterministic+{verdict.model}"
+        else:
+            note = f"LLM edit rejected ({verdict.model}): {verdict.reason}"
+    write_atomic(ref.transcript_improved, json.dumps(improved))
+    return {"improved_by": improved_by, "note": note}
+
+
+@stage_task("improve", timeout_s=1800)
+def improve(ref: DocumentRef) -> dict[str, Any]:
+    return improve_document(ref)

@@ -1,0 +1,46 @@
+"""transcribe: faster-whisper with VAD and word timestamps; progress moves as segments arrive."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ingestflow import audio
+from ingestflow.progress import StageProgress
+from ingestflow.refs import DocumentRef, write_atomic
+from ingestflow.settings import get_settings
+from tasks.common import stage_task
+
+
+def transcribe_document(ref: DocumentRef) -> dict[str, Any]:
+    settings = get_settings()
+    info = audio.probe(ref.source)
+    progress = StageProgress(ref.job_id, "Transcribing", info.duration_s, "s")
+    transcript = audio.transcribe(
+        ref.source,
+        model=settings.whisper_model,
+        device=settings.whisper_device,
+        compute_type=settings.whisper_compute_type,
+        language=ref.language,
+        beam_size=settings.whisper_beam_size,
+        cpu_threads=settings.whisper_cpu_threads,
+        on_segment=lambda end_s, _duration: progress.advance(end_s),
+    )
+    write_atomic(ref.transcript_raw, json.dumps(transcript.to_dict()))
+    _model, label = audio.load_model(
+        settings.whisper_model, device=settings.whisper_device, compute_type=settings.whisper_compute_type,
+        cpu_threads=settings.whisper_cpu_threads,
+    )
+    return {
+        "language": transcript.language,
+        "language_probability": transcript.language_probability,
+        "duration_s": transcript.duration_s,
+        "segments": len(transcript.segments),
+        "asr_model": label,
+        "note": "no speech found" if transcript.is_empty else None,
+    }
+
+
+@stage_task("transcribe", timeout_s=7200)
+def transcribe(ref: DocumentRef) -> dict[str, Any]:
+    return transcribe_document(ref)
