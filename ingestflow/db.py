@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -154,9 +155,13 @@ def get_engine(url: str) -> Engine:
 
 
 def init_db(url: str) -> Engine:
-    engine = get_engine(url)
-    Base.metadata.create_all(engine)
-    return engine
+    """Bring the database to the latest schema (Alembic), so an existing data directory upgrades in place."""
+    from ingestflow.migrate import upgrade
+
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    upgrade(url)
+    return get_engine(url)
 
 
 @lru_cache

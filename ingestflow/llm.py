@@ -69,6 +69,9 @@ def _chat_misunderstood(answer: str) -> bool:
     return any(tuple(words[i : i + _ECHO_NGRAM]) in grams for i in range(len(words) - _ECHO_NGRAM + 1))
 
 
+# (server, model) pairs found unable to chat, so later calls in this process skip the wasted chat request.
+_NO_CHAT: set[tuple[str, str]] = set()
+
 DEFAULT_URLS = {"ollama": "http://127.0.0.1:11434", "openai": "http://127.0.0.1:8080"}
 
 
@@ -188,6 +191,8 @@ class _Backend:
         # llama.cpp-style servers serve one model and ignore the name, but the field is mandatory.
         self.model = settings.llm_model or "default"
         self.mode = settings.llm_openai_endpoint
+        if self.mode == "auto" and (self.root, self.model) in _NO_CHAT:
+            self.mode = "completions"
         self.endpoint: str | None = None
         headers = {"Authorization": f"Bearer {settings.llm_api_key}"} if settings.llm_api_key else {}
         timeout = httpx.Timeout(settings.llm_timeout_s, connect=min(10.0, settings.llm_timeout_s))
@@ -232,7 +237,8 @@ class _Backend:
         if answer is None or (self.mode == "auto" and _chat_misunderstood(answer)):
             if self.mode == "auto":
                 log.warning("LLM %s does not follow chat (no chat template?); using /v1/completions", self.model)
-                self.mode = "completions"  # remembered for the remaining windows
+                self.mode = "completions"  # for the remaining windows
+                _NO_CHAT.add((self.root, self.model))  # and for later calls in this process
                 return self._openai_completion(text, max_tokens)
             raise PermanentError(f"model {self.model!r} has no chat template; set INGESTFLOW_LLM_OPENAI_ENDPOINT="
                                  "completions")

@@ -46,7 +46,8 @@ def test_dashboard_upload_live_progress_view_and_search(stack: Any, alice: Api, 
         f"The lighthouse keeper {word} records every passing ship in a leather ledger.\n\n"
         "## Weather\n\n"
         "Storms and tides are noted with the time of day. <img src=x onerror=\"window.__pwned=1\"> "
-        "<b>tags stay text</b>\n",
+        "<b>tags stay text</b>\n\n"
+        "Markup in code stays text: `<img src=x onerror=window.__pwned=1>`.\n",
         encoding="utf-8",
     )
     junk = tmp_path / "junk.bin"
@@ -94,6 +95,7 @@ def test_dashboard_upload_live_progress_view_and_search(stack: Any, alice: Api, 
         expect(view).to_have_attribute("data-state", "loaded", timeout=60_000)
         expect(page.locator("#doc-text")).to_contain_text(word)
         expect(page.locator("#doc-meta")).to_contain_text("vectors")
+        expect(page.locator("#doc-text code")).to_contain_text("<img src=x")  # shown as text, never run
         assert page.locator("#doc-text img").count() == 0
         assert page.evaluate("window.__pwned") is None
 
@@ -114,5 +116,20 @@ def test_dashboard_upload_live_progress_view_and_search(stack: Any, alice: Api, 
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
         assert not errors, errors
+    except BaseException:
+        _dump(page, errors)
+        raise
     finally:
         page.close()
+
+
+def _dump(page: Any, errors: list[str]) -> None:
+    """What the page showed when the test failed: a screenshot and the text of its panels."""
+    try:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "dashboard-failure.png"), full_page=True)
+        for sel in ("#conn", "#notice", "#uploads", "#jobs", "#event-log", "#doc-view", "#search-results"):
+            print(f"--- {sel}:\n{page.locator(sel).inner_text(timeout=2_000)[:2_000]}", flush=True)
+        print(f"--- page errors: {errors}", flush=True)
+    except Exception as exc:  # the dump must never hide the real failure
+        print(f"(could not dump the page: {exc})", flush=True)

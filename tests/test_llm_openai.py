@@ -106,6 +106,19 @@ def test_gemma_round_trip_is_judged_by_the_guard(llama_server: str) -> None:
         assert guard(raw, result.text) == (False, result.reason)
 
 
+def test_guard_rejects_gemma_chat_output(llama_server: str) -> None:
+    # Forced through chat (llama-2 template on a base model) Gemma writes a forum post: real bad output.
+    raw = audio.to_txt(audio.clean(audio.transcribe(FIXTURES / "audio" / "jfk.flac", cpu_threads=2))).strip()
+    result = improve_with_llm(raw, _settings(llama_server, llm_openai_endpoint="chat"))
+    print(f"\nchat output: {result.text!r}\naccepted: {result.accepted}\nreason: {result.reason}")
+    assert result.endpoint == "/v1/chat/completions" and result.text is not None
+    if result.accepted:  # never seen; if it happens, the text must at least really keep the words
+        assert guard(raw, result.text)[0]
+    else:
+        assert result.reason.startswith(("dropped ", "invented ", "empty output")), result.reason
+        assert guard(raw, result.text) == (False, result.reason)
+
+
 def test_completions_endpoint_directly(llama_server: str) -> None:
     # Base models are best driven through the plain completion endpoint; forcing it must work on its own.
     raw = "so um we agreed to meet again on friday at ten to finish the budget"
