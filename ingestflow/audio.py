@@ -44,6 +44,8 @@ CUE_LINE_CHARS = 42
 CUE_MAX_S = 7.0
 
 _SENTENCE_END = re.compile(r"[.!?…。！？][\"'”’)\]]*$")
+# Titles Whisper writes with a full stop that do not end a sentence ("Mr. Smith").
+_ABBREVIATIONS = frozenset({"mr.", "mrs.", "ms.", "dr.", "prof.", "st.", "jr.", "sr.", "vs.", "e.g.", "i.e."})
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([,.;:!?…%)\]}”’])")
 _WORD_CHARS = re.compile(r"[\w]+(?:['’][\w]+)*")
 
@@ -211,7 +213,7 @@ def probe(path: str | Path, *, decode_all: bool = False) -> AudioInfo:
 
 
 _model_lock = threading.Lock()
-_models: dict[tuple[str, str, str, int], tuple[WhisperModel, str, str]] = {}
+_models: dict[tuple[str, str, str, int], tuple[WhisperModel, str]] = {}
 
 
 def default_model_path() -> Path:
@@ -229,10 +231,9 @@ def _model_source(model: str | Path | None) -> tuple[str, str]:
     candidate = Path(model).expanduser()
     if candidate.exists():
         return str(candidate), candidate.name
-    # A bare name such as "small.en" would make faster-whisper fetch it from the Hugging Face hub. That is
-    # allowed when the operator chose it (with a warm cache it works offline too), but say so loudly.
-    log.warning("whisper model %r is not a local path: faster-whisper will look it up in the Hugging Face cache/hub",
-                str(model))
+    # A bare name such as "small.en" is looked up in the local Hugging Face cache only (local_files_only below):
+    # nothing is downloaded at run time, so a name that is not cached fails to load with a clear error.
+    log.info("whisper model %r is not a local path: looking it up in the Hugging Face cache", str(model))
     return str(model), str(model)
 
 
@@ -277,12 +278,10 @@ def load_model(
         if cached is None:
             cached = _load(source, label, device, compute_type, threads)
             _models[key] = cached
-    whisper, resolved_label, _ = cached
-    return whisper, resolved_label
+    return cached
 
 
-def _load(source: str, label: str, device: Device, compute_type: str | None, threads: int) -> tuple[
-        WhisperModel, str, str]:
+def _load(source: str, label: str, device: Device, compute_type: str | None, threads: int) -> tuple[WhisperModel, str]:
     from faster_whisper import WhisperModel
     from faster_whisper import __version__ as fw_version
 
@@ -291,10 +290,10 @@ def _load(source: str, label: str, device: Device, compute_type: str | None, thr
         ctype = compute_type or "float16"
         try:
             t0 = time.monotonic()
-            whisper = WhisperModel(source, device="cuda", compute_type=ctype)
+            whisper = WhisperModel(source, device="cuda", compute_type=ctype, local_files_only=True)
             _smoke_test(whisper)
             log.info("whisper %s loaded on cuda (%s) in %.1fs", label, ctype, time.monotonic() - t0)
-            return whisper, f"faster-whisper {fw_version} / {label} {ctype} cuda", "cuda"
+            return whisper, f"faster-whisper {fw_version} / {label} {ctype} cuda"
         except Exception as exc:
             if device == "cuda":
                 raise PermanentError(f"whisper cannot run on cuda: {exc}") from exc
@@ -302,11 +301,11 @@ def _load(source: str, label: str, device: Device, compute_type: str | None, thr
     ctype = compute_type or "int8"
     t0 = time.monotonic()
     try:
-        whisper = WhisperModel(source, device="cpu", compute_type=ctype, cpu_threads=threads)
-    except (ValueError, RuntimeError) as exc:
+        whisper = WhisperModel(source, device="cpu", compute_type=ctype, cpu_threads=threads, local_files_only=True)
+    except Exception as exc:  # missing files, a hub-only name, an unsupported compute type: all configuration
         raise PermanentError(f"could not load whisper model {label!r}: {exc}") from exc
     log.info("whisper %s loaded on cpu (%s, %d threads) in %.1fs", label, ctype, threads, time.monotonic() - t0)
-    return whisper, f"faster-whisper {fw_version} / {label} {ctype} cpu", "cpu"
+    return whisper, f"faster-whisper {fw_version} / {label} {ctype} cpu"
 
 
 def clear_model_cache() -> None:
@@ -479,7 +478,7 @@ def clean(transcript: Transcript) -> Transcript:
             sentence_start = False
         current.append(Word(start=w["start"], end=w["end"], word=lead + token, probability=w["probability"]))
         prev_end = w["end"]
-        if _SENTENCE_END.search(token):
+        if _SENTENCE_END.search(token) and token.lower() not in _ABBREVIATIONS:
             flush()
             sentence_start = True
         elif ends_segment and current and current[-1]["end"] - current[0]["start"] >= MAX_SENTENCE_S:

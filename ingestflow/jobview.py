@@ -108,6 +108,9 @@ async def live_view(job: Job, settings: Settings, client: PrefectClient) -> dict
     if not status.terminal and run.state is not None:
         status = _PREFECT_TO_STATUS.get(run.state.type.value, status)
         view["status"] = status.value
+        if status.terminal:  # Prefect knows before the dispatcher has mirrored it into the job
+            view["error"] = run.state.message or run.state.type.value.lower()
+            view["error_retryable"] = run.state.type.value == "CRASHED"
     if not status.terminal:
         view["stage"] = current or (plan[done][1] if done < len(plan) else None)
         fraction, detail = await _stage_progress(client, run.id, current_run)

@@ -318,4 +318,6 @@ def improve_with_llm(raw_text: str, settings: Settings) -> GuardedResult:
     text = "\n\n".join(done)
     # Every window passed on its own; guarding the whole again gives one reason that speaks for the full text.
     ok, reason = guard(raw_text, text)
+    if " ".join(raw_text.split()) == " ".join(text.split()):
+        reason += "; the output is the input unchanged"  # base models often just echo: accepted, but say so
     return GuardedResult(ok, text, reason, label, endpoint, time.monotonic() - t0)

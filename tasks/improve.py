@@ -7,7 +7,8 @@ import json
 from typing import Any
 
 from ingestflow import audio
-from ingestflow.llm import improve_with_llm
+from ingestflow.errors import PermanentError
+from ingestflow.llm import GuardedResult, improve_with_llm
 from ingestflow.refs import DocumentRef, write_atomic
 from ingestflow.settings import get_settings
 from tasks.common import stage_task
@@ -21,7 +22,10 @@ def improve_document(ref: DocumentRef) -> dict[str, Any]:
     improved_by = "deterministic"
     note = None
     if settings.llm_backend and not cleaned.is_empty:
-        verdict = improve_with_llm(cleaned.text, settings)
+        try:
+            verdict = improve_with_llm(cleaned.text, settings)
+        except PermanentError as exc:  # a misconfigured LLM must not cost the user the transcript
+            verdict = GuardedResult(False, None, f"LLM unusable: {exc.message}", model=settings.llm_model)
         if verdict.accepted and verdict.text:
             # Segments keep the cleaned text and its timestamps; the LLM's prose is the improved plain text.
             improved["llm_text"] = verdict.text

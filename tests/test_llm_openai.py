@@ -99,7 +99,7 @@ def test_gemma_round_trip_is_judged_by_the_guard(llama_server: str) -> None:
     if result.accepted:
         # Unlikely from this model, but then the accepted text must really keep the words.
         ok, reason = guard(raw, result.text)
-        assert ok and reason == result.reason
+        assert ok and result.reason.startswith(reason)
         assert len(audio.words_of(result.text)) >= 0.95 * len(audio.words_of(raw))
     else:
         assert result.reason.startswith(("dropped ", "invented ", "empty output")), result.reason

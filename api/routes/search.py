@@ -1,20 +1,79 @@
-"""GET /v1/search: the caller's chunks only, ranked by cosine similarity."""
+"""GET /v1/search: the caller's chunks only, ranked by cosine similarity, optionally expanded through the graph."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import BaseModel
 
 from api.deps import CurrentUser, SettingsDep
-from api.schemas import SearchHit, SearchResponse
+from api.schemas import SearchHit
 from ingestflow.errors import TransientError
-from ingestflow.search import search_chunks
+from ingestflow.retrieval import QueryEntity, retrieve
+from ingestflow.search import ChunkHit, SearchFilters, as_utc
 
 router = APIRouter(prefix="/v1", tags=["search"])
 
 
-@router.get("/search", response_model=SearchResponse)
+class HitEntity(BaseModel):
+    id: str
+    name: str
+    label: str
+    count: int
+
+
+class Hit(SearchHit):
+    vector_score: float
+    entities: list[HitEntity] = []
+    # Entity names that pulled this chunk in (or lifted it) in a graph-expanded search; null otherwise.
+    expanded_from: list[str] | None = None
+
+
+class QueryEntityOut(BaseModel):
+    id: str
+    name: str
+    label: str
+    via: Literal["query", "related"]
+    related_to: str | None = None
+    weight: int | None = None
+
+
+class SearchResult(BaseModel):
+    query: str
+    expand: Literal["none", "graph"]
+    hits: list[Hit]
+    # Graph expansion only: the entities found in the query and the related ones that were followed.
+    query_entities: list[QueryEntityOut] = []
+    notes: list[str] = []
+
+
+def hit_out(h: ChunkHit) -> Hit:
+    meta: dict[str, Any] = h.metadata
+    return Hit(
+        chunk_id=h.chunk_id,
+        document_id=h.document_id,
+        title=str(meta.get("title", "")),
+        kind=str(meta.get("kind", "text")),
+        text=h.text,
+        score=round(h.score, 4),
+        vector_score=round(h.vector_score, 4),
+        page=meta.get("page_start"),
+        page_end=meta.get("page_end"),
+        headings=[p for p in str(meta.get("headings", "")).split(" > ") if p],
+        start_s=meta.get("start_s"),
+        end_s=meta.get("end_s"),
+        entities=[HitEntity(**e) for e in h.entities],
+        expanded_from=h.expanded_from,
+    )
+
+
+def _entity_out(e: QueryEntity) -> QueryEntityOut:
+    return QueryEntityOut(id=e.id, name=e.name, label=e.label, via=e.via, related_to=e.related_to, weight=e.weight)
+
+
+@router.get("/search", response_model=SearchResult)
 def search(
     user: CurrentUser,
     settings: SettingsDep,
@@ -23,28 +82,24 @@ def search(
     kind: Literal["text", "audio"] | None = None,
     document_id: str | None = None,
     collection: str | None = None,
-) -> SearchResponse:
-    filters = {"kind": kind, "document_id": document_id, "collection": collection}
+    since: Annotated[datetime | None, Query(description="documents uploaded at or after (ISO 8601; UTC if naive)")]
+    = None,
+    until: Annotated[datetime | None, Query(description="documents uploaded at or before")] = None,
+    expand: Annotated[Literal["none", "graph"], Query(description="graph: follow entities named in the query")]
+    = "none",
+) -> SearchResult:
+    # A sync endpoint (FastAPI runs it in a thread): the model, Chroma and the graph are blocking calls.
+    if since is not None and until is not None and as_utc(since) > as_utc(until):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "since is after until")
+    filters = SearchFilters(kind=kind, document_id=document_id, collection=collection, since=since, until=until)
     try:
-        hits = search_chunks(settings, user.id, q, k, filters)
+        result = retrieve(settings, user.id, q, k, filters, expand)
     except TransientError as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, exc.message) from exc
-    return SearchResponse(
+    return SearchResult(
         query=q,
-        hits=[
-            SearchHit(
-                chunk_id=h.chunk_id,
-                document_id=h.document_id,
-                title=str(h.metadata.get("title", "")),
-                kind=str(h.metadata.get("kind", "text")),
-                text=h.text,
-                score=round(h.score, 4),
-                page=h.metadata.get("page_start"),
-                page_end=h.metadata.get("page_end"),
-                headings=[p for p in str(h.metadata.get("headings", "")).split(" > ") if p],
-                start_s=h.metadata.get("start_s"),
-                end_s=h.metadata.get("end_s"),
-            )
-            for h in hits
-        ],
+        expand=expand,
+        hits=[hit_out(h) for h in result.hits],
+        query_entities=[_entity_out(e) for e in result.entities],
+        notes=result.notes,
     )

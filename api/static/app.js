@@ -417,7 +417,7 @@
 
     const started = parseTime(job.started_at);
     const finished = parseTime(job.finished_at);
-    const took = started && finished ? `⏱ ${fmtDuration((finished - started) / 1000)}` : '';
+    const took = started && finished ? `took ${fmtDuration((finished - started) / 1000)}` : '';
     renderCell(row, 1, JSON.stringify([pct, job.status, took]), (cell) => {
       const bar = el('div', {
         class: `progress progress-${job.status}`, role: 'progressbar', 'aria-valuemin': 0, 'aria-valuemax': 100,
@@ -426,7 +426,7 @@
       cell.append(bar, el('div', { class: 'progress-line' },
         el('span', { class: `job-status status-${job.status}`, text: job.status }),
         el('span', { class: 'pct', text: `${pct}%` }),
-        took ? el('span', { class: 'took', title: 'run time', text: took }) : null));
+        took ? el('span', { class: 'took', title: 'from start to end', text: took }) : null));
     });
 
     const { stages, inferred } = stagesOf(job);
@@ -982,7 +982,7 @@
     add('File', doc.filename);
     add('Kind', `${doc.kind}${doc.format ? ` · ${doc.format}` : ''}${doc.language ? ` · ${doc.language}` : ''}`);
     if (doc.size_bytes) add('Size', fmtBytes(doc.size_bytes) + (doc.page_count ? ` · ${doc.page_count} pages` : ''));
-    add('Chunks', String(doc.chunk_count ?? 0) + (doc.entity_count ? ` · ${doc.entity_count} entities` : ''));
+    add('Chunks', String(doc.chunk_count ?? 0) + (doc.entity_count ? ` · ${doc.entity_count} ${doc.entity_count === 1 ? 'entity' : 'entities'}` : ''));
     add('Indexed', el('span', { class: 'flags' },
       flag('vectors', doc.vector_indexed), flag('entities', doc.entities_extracted), flag('graph', doc.graph_indexed)));
     const models = doc.models && typeof doc.models === 'object' ? Object.entries(doc.models) : [];

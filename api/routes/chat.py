@@ -1,0 +1,142 @@
+"""POST /v1/chat and GET /v1/conversations: cited answers, with each conversation's turns kept as memory."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from api.deps import CurrentUser, SessionDep, SettingsDep
+from ingestflow.chat import ConversationBusy, ConversationNotFound, ask
+from ingestflow.db import Conversation, Turn
+from ingestflow.errors import TransientError
+from ingestflow.search import SearchFilters
+
+router = APIRouter(prefix="/v1", tags=["chat"])
+
+
+class ChatRequest(BaseModel):
+    query: str = Field(min_length=1, max_length=4000)
+    conversation_id: str | None = Field(default=None, max_length=32)
+    # Optional narrowing of the documents searched, as in /v1/search.
+    kind: Literal["text", "audio"] | None = None
+    document_id: str | None = None
+    collection: str | None = None
+
+
+class SourceOut(BaseModel):
+    n: int
+    document_id: str
+    title: str
+    kind: str
+    chunk_id: str
+    text: str
+    score: float
+    page: int | None = None
+    page_end: int | None = None
+    headings: list[str] = []
+    start_s: float | None = None
+    end_s: float | None = None
+    cited: bool = False  # the answer carries this source's [n]
+
+
+class ContextTurnOut(BaseModel):
+    turn_id: str
+    index: int
+    role: str
+    text: str
+    score: float
+
+
+class ChatResponse(BaseModel):
+    answer: str
+    mode: Literal["extractive", "llm"]
+    sources: list[SourceOut]
+    conversation_id: str
+    chat_context_used: list[ContextTurnOut]
+    turn_id: str
+    question_turn_id: str
+    notes: list[str] = []
+
+
+class TurnOut(BaseModel):
+    id: str
+    index: int
+    role: str
+    text: str
+    sources: list[dict[str, Any]]
+    created_at: datetime
+
+
+class ConversationOut(BaseModel):
+    id: str
+    title: str
+    created_at: datetime
+    updated_at: datetime
+    turns: list[TurnOut] = []
+
+
+class ConversationList(BaseModel):
+    items: list[ConversationOut]
+
+
+# Sync on purpose: FastAPI runs it in a thread, and the model, Chroma and the LLM are blocking calls. It opens
+# only short database transactions of its own (SQLite takes the write lock at BEGIN), never one held while
+# the answer is being made.
+@router.post("/chat", response_model=ChatResponse)
+def chat(body: ChatRequest, user: CurrentUser, settings: SettingsDep) -> ChatResponse:
+    filters = SearchFilters(kind=body.kind, document_id=body.document_id, collection=body.collection)
+    try:
+        result = ask(settings, user.id, body.query, body.conversation_id, filters)
+    except ConversationNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "conversation not found") from exc
+    except ConversationBusy as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, "another question to this conversation was stored "
+                                                      "first; ask again") from exc
+    except TransientError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, exc.message) from exc
+    return ChatResponse(
+        answer=result.answer,
+        mode="llm" if result.mode == "llm" else "extractive",
+        sources=[SourceOut(**asdict(s)) for s in result.sources],
+        conversation_id=result.conversation_id,
+        chat_context_used=[ContextTurnOut(**asdict(t)) for t in result.context],
+        turn_id=result.turn_id,
+        question_turn_id=result.question_turn_id,
+        notes=result.notes,
+    )
+
+
+def _conversation_out(conv: Conversation, turns: list[Turn] | None = None) -> ConversationOut:
+    return ConversationOut(
+        id=conv.id, title=conv.title, created_at=conv.created_at, updated_at=conv.updated_at,
+        turns=[TurnOut(id=t.id, index=t.index, role=t.role, text=t.text, sources=t.sources or [],
+                       created_at=t.created_at) for t in turns or []],
+    )
+
+
+@router.get("/conversations", response_model=ConversationList)
+def list_conversations(
+    db: SessionDep, user: CurrentUser,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> ConversationList:
+    convs = db.scalars(
+        select(Conversation).where(Conversation.owner_id == user.id)
+        .order_by(Conversation.updated_at.desc(), Conversation.id).limit(limit).offset(offset)
+    ).all()
+    return ConversationList(items=[_conversation_out(c) for c in convs])
+
+
+@router.get("/conversations/{conversation_id}", response_model=ConversationOut)
+def get_conversation(conversation_id: str, db: SessionDep, user: CurrentUser) -> ConversationOut:
+    conv = db.get(Conversation, conversation_id)
+    if conv is None or conv.owner_id != user.id:
+        # A foreign conversation answers exactly like a missing one.
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "conversation not found")
+    turns = db.scalars(select(Turn).where(Turn.conversation_id == conv.id).order_by(Turn.index)).all()
+    return _conversation_out(conv, list(turns))

@@ -1,0 +1,117 @@
+"""GET /v1/entities, GET /v1/entities/{id}: the caller's entities, where they are mentioned, what they relate to."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from api.deps import CurrentUser, SettingsDep
+from ingestflow.db import Document, session_scope
+from ingestflow.errors import TransientError
+from ingestflow.graph import GraphStore, open_graph_store
+from ingestflow.settings import Settings
+
+router = APIRouter(prefix="/v1/entities", tags=["entities"])
+
+
+class EntityOut(BaseModel):
+    id: str
+    name: str
+    label: str
+    mentions: int
+
+
+class EntityList(BaseModel):
+    query: str | None
+    entities: list[EntityOut]
+
+
+class MentionOut(BaseModel):
+    document_id: str
+    title: str
+    kind: str | None
+    chunk_id: str
+    chunk_index: int
+    page: int | None
+    start_s: float | None
+    end_s: float | None
+    count: int
+
+
+class RelatedOut(BaseModel):
+    id: str
+    name: str
+    label: str
+    weight: int
+
+
+class EntityDetailOut(BaseModel):
+    id: str
+    name: str
+    label: str
+    mention_count: int
+    mentions: list[MentionOut]
+    related: list[RelatedOut]
+
+
+@contextmanager
+def graph_reader(settings: Settings) -> Iterator[GraphStore]:
+    # LadybugDB read-only opens are snapshots: one per request sees the latest committed graph.
+    try:
+        store = open_graph_store(settings, read_only=True)
+    except TransientError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, exc.message) from exc
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@router.get("", response_model=EntityList)
+def list_entities(
+    user: CurrentUser,
+    settings: SettingsDep,
+    q: Annotated[str | None, Query(max_length=200, description="part of the name, case-insensitive")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> EntityList:
+    with graph_reader(settings) as store:
+        found = store.find_entities(user.id, q, limit)
+    return EntityList(query=q, entities=[EntityOut(id=e.id, name=e.name, label=e.label, mentions=e.mentions)
+                                         for e in found])
+
+
+@router.get("/{entity_id}", response_model=EntityDetailOut)
+def get_entity(entity_id: str, user: CurrentUser, settings: SettingsDep) -> EntityDetailOut:
+    with graph_reader(settings) as store:
+        detail = store.get_entity(user.id, entity_id)
+    if detail is None:
+        # A foreign entity answers exactly like a missing one.
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "entity not found")
+    doc_ids = sorted({m.document_id for m in detail.mentions})
+    with session_scope(settings.sqlalchemy_url) as db:
+        rows = db.execute(
+            select(Document.id, Document.title, Document.kind).where(
+                Document.owner_id == user.id, Document.id.in_(doc_ids)
+            )
+        ).all()
+    docs = {r.id: (r.title, r.kind) for r in rows}
+    mentions = [
+        MentionOut(
+            document_id=m.document_id, title=docs[m.document_id][0], kind=docs[m.document_id][1],
+            chunk_id=m.chunk_id, chunk_index=m.chunk_index, page=m.page, start_s=m.start_s, end_s=m.end_s,
+            count=m.count,
+        )
+        # A document deleted while its graph facts are being removed is not shown half-gone.
+        for m in detail.mentions
+        if m.document_id in docs
+    ]
+    return EntityDetailOut(
+        id=detail.id, name=detail.name, label=detail.label, mention_count=sum(m.count for m in mentions),
+        mentions=mentions, related=[RelatedOut(id=r.id, name=r.name, label=r.label, weight=r.weight)
+                                    for r in detail.related],
+    )

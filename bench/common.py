@@ -1,0 +1,56 @@
+"""A throwaway stack for benchmarks: its own ports and data directory, stopped on exit."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+@contextmanager
+def bench_stack(keep: bool = False) -> Iterator[tuple[Any, str, str]]:
+    """Yields (settings, base_url, api_key)."""
+    data_dir = Path(tempfile.mkdtemp(prefix="ingestflow-bench-"))
+    os.environ.update(INGESTFLOW_DATA_DIR=str(data_dir), INGESTFLOW_API_PORT="28000",
+                      INGESTFLOW_CHROMA_PORT="28001", INGESTFLOW_DASK_PORT="28010", INGESTFLOW_PREFECT_PORT="28020")
+    from ingestflow.auth import create_key
+    from ingestflow.db import init_db, session_scope
+    from ingestflow.settings import Settings
+    from ingestflow.stack import Stack
+
+    settings = Settings()
+    init_db(settings.sqlalchemy_url)
+    with session_scope(settings.sqlalchemy_url) as db:
+        key = create_key(db, "bench")[1]
+    stack = Stack(settings, log=lambda m: None)
+    t0 = time.perf_counter()
+    stack.start()
+    print(f"stack start: {time.perf_counter() - t0:.1f} s")
+    try:
+        yield settings, f"http://127.0.0.1:{settings.api_port}", key
+    finally:
+        stack.stop()
+        if not keep:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def wait_job(base: str, key: str, job_id: str, timeout: float = 900) -> dict[str, Any]:
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60) as http:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = http.get(f"/v1/jobs/{job_id}").json()
+            if job["status"] in ("completed", "failed", "cancelled"):
+                return dict(job)
+            time.sleep(0.2)
+    raise TimeoutError(job_id)

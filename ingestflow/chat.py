@@ -1,0 +1,407 @@
+"""Ask the knowledge base: answers cited from the owner's documents, with the conversation as memory.
+
+Retrieval is split about 70/30: DOC_K passages from the documents (the sources an answer may cite) and
+TURN_K earlier turns of the same conversation (context for the answer, never cited). Turns are rows in SQL
+and vectors in the Chroma collection `turns`, so later questions find them by meaning.
+
+Follow-ups ("and when is it due?") name nothing themselves. The document search therefore runs twice: with
+the question alone, and with the question appended to the conversation's last user questions; a passage
+keeps its better score. A follow-up is carried by the second search, while a change of subject wins on the
+first, because the question alone matches its passages far better than the mixed text does.
+
+With no LLM configured the answer is extractive: the sentences of the top passages closest to the question,
+each followed by the [n] of its source. With an LLM (Ollama or OpenAI-compatible) the answer is generated
+from the numbered passages only, and markers that point at no passage are dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import httpx
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from ingestflow.db import Conversation, Turn, session_scope, utcnow
+from ingestflow.errors import IngestError, PermanentError, TransientError
+from ingestflow.search import ChunkHit, SearchFilters, embed_texts, query_chunks, scope
+from ingestflow.settings import Settings
+from ingestflow.vectors import VectorStore
+
+log = logging.getLogger(__name__)
+
+TURNS_COLLECTION = "turns"
+DOC_K = 7  # ~70% of what is retrieved ...
+TURN_K = 3  # ... and ~30% from the conversation
+CONDENSE_QUESTIONS = 2  # earlier user questions a follow-up is read with
+HISTORY_TURNS = 8  # recent turns loaded from SQL for that
+ANSWER_PASSAGES = 4  # passages the extractive answer picks sentences from
+MAX_SENTENCES = 3
+SENTENCE_MARGIN = 0.12  # further sentences must score within this of the best one
+MIN_SENTENCE_SCORE = 0.2  # below this nothing in the passages answers the question
+PROMPT_PASSAGE_CHARS = 1500
+NOT_FOUND = "I could not find anything about that in your documents."
+
+SYSTEM_PROMPT = (
+    "You answer questions about the user's documents using ONLY the numbered passages you are given. "
+    "After every statement, cite the passage it comes from with its number in square brackets, e.g. [2]. "
+    "Do not use outside knowledge. If the passages do not contain the answer, say that the documents do not "
+    "say. Earlier conversation is given only to understand what the question refers to; never cite it."
+)
+
+
+class ConversationNotFound(Exception):
+    """Missing, or owned by someone else: both look the same to the caller."""
+
+
+class ConversationBusy(Exception):
+    """Another question to the same conversation was stored first; asking again is safe."""
+
+
+@dataclass
+class Source:
+    n: int
+    document_id: str
+    title: str
+    kind: str
+    chunk_id: str
+    text: str
+    score: float
+    page: int | None = None
+    page_end: int | None = None
+    headings: list[str] = field(default_factory=list)
+    start_s: float | None = None
+    end_s: float | None = None
+    cited: bool = False
+
+
+@dataclass
+class ContextTurn:
+    turn_id: str
+    index: int
+    role: str
+    text: str
+    score: float
+
+
+@dataclass
+class ChatAnswer:
+    answer: str
+    mode: str  # "extractive" | "llm"
+    sources: list[Source]
+    conversation_id: str
+    context: list[ContextTurn]
+    turn_id: str  # the stored answer turn
+    question_turn_id: str
+    notes: list[str] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------------------------ conversations
+
+
+def _history(settings: Settings, owner_id: str, conversation_id: str | None) -> list[Turn]:
+    """The conversation's latest turns, oldest first; raises ConversationNotFound for a foreign id."""
+    if conversation_id is None:
+        return []
+    with session_scope(settings.sqlalchemy_url) as db:
+        conv = db.get(Conversation, conversation_id)
+        if conv is None or conv.owner_id != owner_id:
+            raise ConversationNotFound(conversation_id)
+        recent = db.scalars(
+            select(Turn).where(Turn.conversation_id == conversation_id).order_by(Turn.index.desc()).limit(HISTORY_TURNS)
+        ).all()
+    return list(reversed(recent))
+
+
+def _store_turns(
+    settings: Settings, owner_id: str, conversation_id: str | None, question: str, answer: str, sources: list[Source]
+) -> tuple[str, Turn, Turn]:
+    with session_scope(settings.sqlalchemy_url) as db:
+        if conversation_id is None:
+            conv = Conversation(owner_id=owner_id, title=" ".join(question.split())[:200])
+            db.add(conv)
+            db.flush()
+        else:
+            found = db.get(Conversation, conversation_id)
+            if found is None or found.owner_id != owner_id:
+                raise ConversationNotFound(conversation_id)  # deleted while we were answering
+            conv = found
+        last = db.scalar(select(func.max(Turn.index)).where(Turn.conversation_id == conv.id))
+        first = 0 if last is None else last + 1
+        asked = Turn(conversation_id=conv.id, owner_id=owner_id, index=first, role="user", text=question)
+        answered = Turn(conversation_id=conv.id, owner_id=owner_id, index=first + 1, role="assistant", text=answer,
+                        sources=[asdict(s) for s in sources])
+        db.add_all([asked, answered])
+        conv.updated_at = utcnow()
+        try:
+            db.flush()
+        except IntegrityError as exc:
+            # PostgreSQL does not serialise the max()+1 above the way SQLite's BEGIN IMMEDIATE does.
+            raise ConversationBusy(conv.id) from exc
+        return conv.id, asked, answered
+
+
+def _turn_store(settings: Settings) -> Any:
+    return VectorStore(settings.chroma_host, settings.chroma_port, TURNS_COLLECTION).collection
+
+
+def _embed_turns(settings: Settings, owner_id: str, conversation_id: str, turns: list[Turn]) -> None:
+    vectors = embed_texts(settings, [t.text for t in turns])
+    try:
+        # Ids are the turn ids, so a repeated write replaces instead of duplicating.
+        _turn_store(settings).upsert(
+            ids=[t.id for t in turns], embeddings=vectors, documents=[t.text for t in turns],
+            metadatas=[{"owner_id": owner_id, "conversation_id": conversation_id, "role": t.role, "index": t.index}
+                       for t in turns],
+        )
+    except Exception as exc:  # chromadb raises bare Exceptions for connection failures
+        raise TransientError(f"storing turn vectors failed: {exc}") from exc
+
+
+def _related_turns(
+    settings: Settings, owner_id: str, conversation_id: str, vectors: list[list[float]]
+) -> list[ContextTurn]:
+    where = {"$and": [{"owner_id": owner_id}, {"conversation_id": conversation_id}]}
+    best: dict[str, ContextTurn] = {}
+    collection = _turn_store(settings)
+    for vector in vectors:
+        try:
+            res = collection.query(query_embeddings=[vector], n_results=TURN_K, where=where,
+                                   include=["documents", "metadatas", "distances"])
+        except Exception as exc:
+            raise TransientError(f"searching the conversation failed: {exc}") from exc
+        for tid, text, meta, dist in zip(res["ids"][0], res["documents"][0], res["metadatas"][0],
+                                         res["distances"][0], strict=True):
+            score = round(1.0 - float(dist), 4)
+            if tid not in best or best[tid].score < score:
+                best[tid] = ContextTurn(tid, int((meta or {}).get("index", 0)), str((meta or {}).get("role", "")),
+                                        text or "", score)
+    return sorted(best.values(), key=lambda t: -t.score)[:TURN_K]
+
+
+# ------------------------------------------------------------------------------------------------ retrieval
+
+
+def _passages(
+    settings: Settings, owner_id: str, vectors: list[list[float]], filters: SearchFilters | None
+) -> list[ChunkHit]:
+    where = scope(settings, owner_id, filters or SearchFilters())
+    best: dict[str, ChunkHit] = {}
+    for vector in vectors:
+        for hit in query_chunks(settings, where, vector, DOC_K):
+            if hit.chunk_id not in best or best[hit.chunk_id].score < hit.score:
+                best[hit.chunk_id] = hit
+    return sorted(best.values(), key=lambda h: (-h.score, h.chunk_id))[:DOC_K]
+
+
+def _source(n: int, hit: ChunkHit) -> Source:
+    meta = hit.metadata
+    return Source(
+        n=n, document_id=hit.document_id, title=str(meta.get("title", "")), kind=str(meta.get("kind", "text")),
+        chunk_id=hit.chunk_id, text=hit.text, score=round(hit.score, 4), page=meta.get("page_start"),
+        page_end=meta.get("page_end"), headings=[p for p in str(meta.get("headings", "")).split(" > ") if p],
+        start_s=meta.get("start_s"), end_s=meta.get("end_s"),
+    )
+
+
+# ------------------------------------------------------------------------------------------------ extractive
+
+
+_MD_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
+_FOOTNOTE = re.compile(r"\[\[\s*\d+\s*\]\]|\[\s*\d+\s*\]")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'“(]?[A-Z0-9])")
+# Bullets as docling renders them from PDFs and lists; they end a sentence as well as a full stop does.
+_BREAKS = re.compile(r"\n\s*\n|\s*[∞•▪◦]\s+|\n\s*(?:[-*]|\d+\.)\s+")
+
+
+def plain_text(text: str) -> str:
+    """Chunk text as a reader should see it in an answer: no markdown links, emphasis or footnote marks."""
+    text = _MD_LINK.sub(r"\1", text)
+    text = _FOOTNOTE.sub("", text)
+    text = text.replace("**", "").replace("*", "")
+    return text
+
+
+def sentences(text: str) -> list[str]:
+    out = []
+    for block in _BREAKS.split(plain_text(text)):
+        for sentence in _SENTENCE_END.split(" ".join(block.split())):
+            sentence = re.sub(r"\s+([,.;:!?])", r"\1", sentence).strip(" -")
+            if len(sentence.split()) >= 3:
+                out.append(sentence)
+    return out
+
+
+def _dot(a: list[float], b: list[float]) -> float:
+    return float(sum(x * y for x, y in zip(a, b, strict=True)))
+
+
+def extractive_answer(settings: Settings, sources: list[Source], vectors: list[list[float]]) -> str:
+    """The passages' sentences closest to the question (any of its readings), each cited.
+
+    A sentence's score mixes its own similarity with its passage's, so a sentence that merely sounds
+    like the question loses to one from the passage that is about it.
+    """
+    candidates = [(s, text) for s in sources[:ANSWER_PASSAGES] for text in sentences(s.text)]
+    if not candidates:
+        return NOT_FOUND
+    embedded = embed_texts(settings, [text for _, text in candidates])
+    scored = sorted(
+        ((0.7 * max(_dot(e, v) for v in vectors) + 0.3 * src.score, i, src, text)
+         for i, ((src, text), e) in enumerate(zip(candidates, embedded, strict=True))),
+        key=lambda r: (-r[0], r[1]),
+    )
+    best = scored[0][0]
+    if best < MIN_SENTENCE_SCORE:
+        return NOT_FOUND
+    picked: list[tuple[Source, str]] = []
+    for score, _, src, text in scored:
+        if len(picked) == MAX_SENTENCES or score < best - SENTENCE_MARGIN:
+            break
+        if any(text == t for _, t in picked):
+            continue  # the same sentence in two overlapping chunks
+        picked.append((src, text))
+    for src, _ in picked:
+        src.cited = True
+    return " ".join(f"{text.rstrip()} [{src.n}]" for src, text in picked)
+
+
+# ------------------------------------------------------------------------------------------------ LLM
+
+
+def _llm_root(settings: Settings) -> str:
+    default = "http://127.0.0.1:11434" if settings.llm_backend == "ollama" else "http://127.0.0.1:8080"
+    base = (settings.llm_base_url or default).rstrip("/")
+    # OpenAI client configs spell the URL with or without /v1.
+    return base.removesuffix("/v1") if settings.llm_backend == "openai" else base
+
+
+def _llm_json(response: httpx.Response, path: str) -> dict[str, Any]:
+    if response.status_code == 429 or response.status_code >= 500:
+        raise TransientError(f"LLM {path} answered {response.status_code}: {response.text[:200]}")
+    if response.status_code >= 400:
+        raise PermanentError(f"LLM {path} answered {response.status_code}: {response.text[:200]}")
+    try:
+        data = response.json()
+    except ValueError as exc:
+        raise PermanentError(f"LLM {path} answered with non-JSON: {response.text[:200]!r}") from exc
+    if not isinstance(data, dict):
+        raise PermanentError(f"LLM {path} answered with unexpected JSON: {str(data)[:200]}")
+    return data
+
+
+def generate(prompt: str, settings: Settings, *, system: str = SYSTEM_PROMPT, max_tokens: int = 512,
+             transport: httpx.BaseTransport | None = None) -> str:
+    """One answer from the configured LLM: Ollama /api/chat, or an OpenAI-compatible /v1/chat/completions
+    falling back to /v1/completions when the server has no chat endpoint or the model no chat template."""
+    if settings.llm_backend not in ("ollama", "openai"):
+        raise PermanentError("no LLM configured")
+    model = settings.llm_model or "default"  # llama.cpp-style servers serve one model and ignore the name
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
+    headers = {"Authorization": f"Bearer {settings.llm_api_key}"} if settings.llm_api_key else {}
+    timeout = httpx.Timeout(settings.llm_timeout_s, connect=min(10.0, settings.llm_timeout_s))
+    with httpx.Client(base_url=_llm_root(settings), headers=headers, timeout=timeout, transport=transport) as http:
+        try:
+            if settings.llm_backend == "ollama":
+                body: dict[str, Any] = {"model": model, "messages": messages, "stream": False,
+                                        "options": {"temperature": 0, "num_predict": max_tokens}}
+                data = _llm_json(http.post("/api/chat", json=body), "/api/chat")
+                return str((data.get("message") or {}).get("content") or "").strip()
+            if settings.llm_openai_endpoint != "completions":
+                body = {"model": model, "messages": messages, "temperature": 0, "max_tokens": max_tokens}
+                response = http.post("/v1/chat/completions", json=body)
+                refused = response.status_code in (404, 405, 501) or (
+                    response.status_code in (400, 422) and "template" in response.text.lower())
+                if not refused or settings.llm_openai_endpoint == "chat":
+                    data = _llm_json(response, "/v1/chat/completions")
+                    return str(data["choices"][0]["message"]["content"] or "").strip()
+            # Base models continue text instead of following a chat: give them the whole prompt to continue.
+            body = {"model": model, "prompt": f"{system}\n\n{prompt}", "temperature": 0, "max_tokens": max_tokens}
+            data = _llm_json(http.post("/v1/completions", json=body), "/v1/completions")
+            return str(data["choices"][0]["text"] or "").strip()
+        except httpx.TransportError as exc:
+            raise TransientError(f"LLM unreachable: {type(exc).__name__}: {exc}") from exc
+        except (KeyError, IndexError, TypeError) as exc:
+            raise PermanentError(f"unexpected LLM answer: {exc}") from exc
+
+
+def _where(source: Source) -> str:
+    if source.start_s is not None:
+        return f"{source.start_s:.0f}-{(source.end_s or source.start_s):.0f} s"
+    if source.page is not None:
+        return f"p. {source.page}" if source.page_end in (None, source.page) else f"pp. {source.page}-{source.page_end}"
+    return ""
+
+
+def answer_prompt(question: str, sources: list[Source], context: list[ContextTurn]) -> str:
+    parts = []
+    if context:
+        earlier = "\n".join(f"{t.role}: {t.text}" for t in sorted(context, key=lambda t: t.index))
+        parts.append(f"Earlier in this conversation (context only, not a source):\n{earlier}")
+    passages = "\n\n".join(
+        f"[{s.n}] {s.title}{' (' + _where(s) + ')' if _where(s) else ''}:\n{plain_text(s.text)[:PROMPT_PASSAGE_CHARS]}"
+        for s in sources
+    )
+    parts.append(f"Passages:\n{passages}")
+    parts.append(f"Question: {question}\nAnswer, citing passages as [n]:")
+    return "\n\n".join(parts)
+
+
+def _keep_valid_citations(answer: str, sources: list[Source]) -> str:
+    by_n = {s.n: s for s in sources}
+
+    def check(m: re.Match[str]) -> str:
+        source = by_n.get(int(m.group(1)))
+        if source is None:
+            return ""  # a marker pointing at no passage would be a false citation
+        source.cited = True
+        return m.group(0)
+
+    return re.sub(r"\s?\[(\d+)\]", check, answer).strip()
+
+
+# ------------------------------------------------------------------------------------------------ ask
+
+
+def ask(
+    settings: Settings, owner_id: str, question: str, conversation_id: str | None = None,
+    filters: SearchFilters | None = None,
+) -> ChatAnswer:
+    history = _history(settings, owner_id, conversation_id)  # before any work: a foreign id is a 404
+    earlier = [t.text for t in history if t.role == "user"][-CONDENSE_QUESTIONS:]
+    readings = [question] + ([" ".join([*earlier, question])] if earlier else [])
+    vectors = embed_texts(settings, readings)
+    notes: list[str] = []
+
+    sources = [_source(n, hit) for n, hit in enumerate(_passages(settings, owner_id, vectors, filters), start=1)]
+    context: list[ContextTurn] = []
+    if conversation_id is not None and history:
+        try:
+            context = _related_turns(settings, owner_id, conversation_id, vectors)
+        except TransientError as exc:
+            notes.append(f"conversation history unavailable: {exc.message}")
+
+    mode = "extractive"
+    answer = NOT_FOUND
+    if sources and settings.llm_backend:
+        try:
+            answer = _keep_valid_citations(generate(answer_prompt(question, sources, context), settings), sources)
+            mode = "llm"
+        except IngestError as exc:
+            log.warning("LLM answer failed, answering extractively: %s", exc)
+            notes.append(f"LLM unavailable, extractive answer instead: {exc.message}")
+    if sources and mode == "extractive":
+        answer = extractive_answer(settings, sources, vectors)
+
+    conv_id, asked, answered = _store_turns(settings, owner_id, conversation_id, question, answer, sources)
+    try:
+        _embed_turns(settings, owner_id, conv_id, [asked, answered])
+    except TransientError as exc:
+        # The turns are stored in SQL; only their retrieval by meaning is lost, and the next question still
+        # reads the recent ones from SQL.
+        notes.append(f"turns stored but not indexed: {exc.message}")
+    return ChatAnswer(answer=answer, mode=mode, sources=sources, conversation_id=conv_id, context=context,
+                      turn_id=answered.id, question_turn_id=asked.id, notes=notes)
