@@ -8,16 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api.routes import (
-    chat,  # ASK-LOCAL-WIRING
-    dashboard,  # DASHBOARD-LOCAL-WIRING
-    documents,
-    entities,  # ASK-LOCAL-WIRING
-    health,
-    jobs,
-    search,
-    ws,
-)
+from api.routes import chat, dashboard, documents, entities, health, jobs, search, ws
 from ingestflow.db import init_db
 from ingestflow.dispatcher import run_forever
 from ingestflow.settings import get_settings
@@ -38,12 +29,9 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
 
 def create_app() -> FastAPI:
     app = FastAPI(title="ingestflow", version="0.1.0", lifespan=lifespan)
-    for module in (documents, jobs, search, ws, health):
+    for module in (documents, jobs, search, entities, chat, ws, health, dashboard):
         app.include_router(module.router)
-    app.include_router(entities.router)  # ASK-LOCAL-WIRING
-    app.include_router(chat.router)  # ASK-LOCAL-WIRING
-    app.include_router(dashboard.router)  # DASHBOARD-LOCAL-WIRING
-    dashboard.mount_static(app)  # DASHBOARD-LOCAL-WIRING
+    dashboard.mount_static(app)
     return app
 
 

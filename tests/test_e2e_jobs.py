@@ -185,7 +185,8 @@ def test_backfill_requeues_a_document_missing_its_index(alice: Api, stack: Any, 
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         doc_view = alice.get(f"/v1/documents/{up['document_id']}").json()
-        if doc_view["vector_indexed"] and doc_view["latest_job"]["id"] != up["job_id"]:
+        latest = doc_view["latest_job"]
+        if latest["id"] != up["job_id"] and latest["status"] in ("completed", "failed", "cancelled"):
             break
         time.sleep(1)
     assert doc_view["vector_indexed"] and doc_view["latest_job"]["status"] == "completed", doc_view

@@ -7,7 +7,7 @@ import shutil
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, HTTPException, Query, Request, UploadFile, status
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import FileResponse, PlainTextResponse
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -189,3 +189,11 @@ def transcript(
     else:
         body = audio.to_srt(parsed) if format == "srt" else audio.to_vtt(parsed)
     return PlainTextResponse(body, media_type=f"{TRANSCRIPT_TYPES[format]}; charset=utf-8")
+
+
+@router.get("/{document_id}/file")
+def original_file(document_id: str, db: SessionDep, user: CurrentUser, settings: SettingsDep) -> FileResponse:
+    """The uploaded bytes as they came (lets the dashboard play a recording at a cited second)."""
+    doc = owned(db, user, document_id)
+    return FileResponse(storage.blob_path(settings.files_dir, doc.sha256), media_type=doc.mime_type,
+                        filename=doc.filename)

@@ -18,6 +18,7 @@ from ingestflow.db import Job, JobStatus, User, session_scope
 from ingestflow.jobview import base_view, live_view
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+PREFECT_READ_TIMEOUT_S = 5.0
 
 
 @router.get("", response_model=Page)
@@ -54,8 +55,9 @@ async def get_job(job_id: str, user: CurrentUser, settings: SettingsDep) -> dict
     job = await asyncio.to_thread(_load_owned, settings, user, job_id)
     try:
         async with get_client() as client:
-            return await live_view(job, settings, client)
-    except Exception as exc:  # Prefect unreachable: what the database knows is still the truth so far
+            # A busy Prefect server must not make a status poll hang: past the limit, the database's view.
+            return await asyncio.wait_for(live_view(job, settings, client), timeout=PREFECT_READ_TIMEOUT_S)
+    except Exception as exc:  # Prefect unreachable or slow: what the database knows is still the truth so far
         view = base_view(job, settings)
         view["prefect_error"] = str(exc)
         return view

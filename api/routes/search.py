@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
@@ -69,6 +69,18 @@ def hit_out(h: ChunkHit) -> Hit:
     )
 
 
+def time_range(since: date | None, until: date | None) -> tuple[datetime | None, datetime | None]:
+    """Query bounds as UTC datetimes: a bare date starts at its midnight, or as `until` ends at its last instant."""
+
+    def bound(value: date | None, end: bool) -> datetime | None:
+        if value is None or isinstance(value, datetime):
+            return None if value is None else as_utc(value)
+        midnight = datetime.combine(value, time.min, tzinfo=UTC)
+        return midnight + timedelta(days=1) - timedelta(microseconds=1) if end else midnight
+
+    return bound(since, False), bound(until, True)
+
+
 def _entity_out(e: QueryEntity) -> QueryEntityOut:
     return QueryEntityOut(id=e.id, name=e.name, label=e.label, via=e.via, related_to=e.related_to, weight=e.weight)
 
@@ -82,16 +94,18 @@ def search(
     kind: Literal["text", "audio"] | None = None,
     document_id: str | None = None,
     collection: str | None = None,
-    since: Annotated[datetime | None, Query(description="documents uploaded at or after (ISO 8601; UTC if naive)")]
-    = None,
-    until: Annotated[datetime | None, Query(description="documents uploaded at or before")] = None,
+    # date before datetime: a bare date must stay a date, so that `until=2025-03-14` takes in all of that day.
+    since: Annotated[date | datetime | None, Query(description="uploaded at or after (ISO 8601 date or time; UTC "
+                                                               "if no zone)")] = None,
+    until: Annotated[date | datetime | None, Query(description="uploaded at or before (a date: to its end)")] = None,
     expand: Annotated[Literal["none", "graph"], Query(description="graph: follow entities named in the query")]
     = "none",
 ) -> SearchResult:
     # A sync endpoint (FastAPI runs it in a thread): the model, Chroma and the graph are blocking calls.
-    if since is not None and until is not None and as_utc(since) > as_utc(until):
+    start, end = time_range(since, until)
+    if start is not None and end is not None and start > end:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "since is after until")
-    filters = SearchFilters(kind=kind, document_id=document_id, collection=collection, since=since, until=until)
+    filters = SearchFilters(kind=kind, document_id=document_id, collection=collection, since=start, until=end)
     try:
         result = retrieve(settings, user.id, q, k, filters, expand)
     except TransientError as exc:

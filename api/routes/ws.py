@@ -17,6 +17,7 @@ from prefect.client.orchestration import PrefectClient, get_client
 from sqlalchemy import or_, select
 
 from api.deps import SettingsDep
+from api.routes.jobs import PREFECT_READ_TIMEOUT_S
 from ingestflow.auth import user_for_key
 from ingestflow.db import Job, JobStatus, session_scope, utcnow
 from ingestflow.jobview import base_view, live_view
@@ -57,7 +58,7 @@ def _jobs_to_watch(settings: Settings, owner_id: str) -> list[Job]:
 
 async def _view(job: Job, settings: Settings, client: PrefectClient) -> dict[str, Any]:
     try:
-        view = await live_view(job, settings, client)
+        view = await asyncio.wait_for(live_view(job, settings, client), timeout=PREFECT_READ_TIMEOUT_S)
     except Exception:  # Prefect away for a moment: the database's view still moves the page on
         view = base_view(job, settings)
     return jsonable_encoder(view)

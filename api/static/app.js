@@ -211,7 +211,8 @@
   function logChanges(prev, job) {
     const ctx = { jobId: job.id, documentId: job.document_id, status: job.status };
     if (!prev) {
-      logEvent(`new job · ${job.status}`, ctx);
+      // A job first seen already under way or done is state, not a change (the socket's first burst).
+      if (job.status === 'queued') logEvent('new job · queued', ctx);
       return;
     }
     if (prev.status !== job.status) {
@@ -222,7 +223,7 @@
     if (job.stage && prev.stage !== job.stage && !TERMINAL.has(job.status)) {
       logEvent(prev.stage ? `stage ${prev.stage} → ${job.stage}` : `stage ${job.stage}`, ctx);
     }
-    if (prev.attempts !== undefined && job.attempts !== undefined && prev.attempts !== job.attempts) {
+    if (prev.attempts !== undefined && job.attempts > 1 && prev.attempts !== job.attempts) {
       logEvent(`attempt ${job.attempts}`, ctx);
     }
     // Stage retries and failures, as the per-stage list shows them.
@@ -444,10 +445,10 @@
     renderCell(row, 3, JSON.stringify([job.message, job.error, job.error_retryable, job.status, job.attempts]), (cell) => {
       cell.append(el('div', { class: 'job-message', text: job.message || '' }));
       if (job.error && job.error !== job.message) {
-        cell.append(el('div', { class: 'job-error', text: job.error }));
+        cell.append(el('div', { class: job.status === 'cancelled' ? 'job-note' : 'job-error', text: job.error }));
       }
       const tags = el('div', { class: 'sub' });
-      if (job.error) tags.append(el('span', { class: `tag ${job.error_retryable ? 'tag-warn' : 'tag-bad'}`, text: job.error_retryable ? 'transient' : 'permanent' }));
+      if (job.error && job.status === 'failed') tags.append(el('span', { class: `tag ${job.error_retryable ? 'tag-warn' : 'tag-bad'}`, text: job.error_retryable ? 'transient' : 'permanent' }));
       if (job.attempts > 1) tags.append(el('span', { class: 'tag', text: `attempt ${job.attempts}` }));
       if (tags.childNodes.length) cell.append(tags);
     });
@@ -786,9 +787,21 @@
     return count;
   }
 
+  /** Chunk text as a reader sees it: markdown links, emphasis and fences reduced to their words. */
+  function plain(text) {
+    return String(text || '')
+      .replace(/!\[([^\]]*)\]\([^)]*\)/g, '$1')
+      .replace(/\[([^\]]*)\]\([^)]*\)/g, '$1')
+      .replace(/```+|`/g, '')
+      .replace(/(\*\*|__)(.+?)\1/g, '$2')
+      .replace(/^\s*#{1,6}\s+/gm, '')
+      .replace(/\s+/g, ' ')
+      .trim();
+  }
+
   /** About `size` characters of text around the first match. */
   function snippet(text, re, size = 360) {
-    const flat = String(text || '').replace(/\s+/g, ' ').trim();
+    const flat = plain(text);
     if (flat.length <= size) return flat;
     let at = 0;
     if (re) {
