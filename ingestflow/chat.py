@@ -45,6 +45,7 @@ ANSWER_PASSAGES = 4  # passages the extractive answer picks sentences from
 MAX_SENTENCES = 3
 SENTENCE_MARGIN = 0.12  # further sentences must score within this of the best one
 MIN_SENTENCE_SCORE = 0.2  # below this nothing in the passages answers the question
+EXTRA_SENTENCE_MIN = 0.5  # a second or third sentence must itself be this similar to the question
 PROMPT_PASSAGE_CHARS = 1500
 NOT_FOUND = "I could not find anything about that in your documents."
 
@@ -208,7 +209,8 @@ def _source(n: int, hit: ChunkHit) -> Source:
 
 
 _MD_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
-_FOOTNOTE = re.compile(r"\[\[\s*\d+\s*\]\]|\[\s*\d+\s*\]")
+# Wikipedia-style footnote marks, with or without their link: "[[ 5 ]](#cite_note-5)", "[ 5 ]".
+_FOOTNOTE = re.compile(r"\[\[\s*\d+\s*\]\](?:\([^)]*\))?|\[\s*\d+\s*\]")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'“(]?[A-Z0-9])")
 # Bullets as docling renders them from PDFs and lists; they end a sentence as well as a full stop does.
 _BREAKS = re.compile(r"\n\s*\n|\s*[∞•▪◦]\s+|\n\s*(?:[-*]|\d+\.)\s+")
@@ -216,8 +218,8 @@ _BREAKS = re.compile(r"\n\s*\n|\s*[∞•▪◦]\s+|\n\s*(?:[-*]|\d+\.)\s+")
 
 def plain_text(text: str) -> str:
     """Chunk text as a reader should see it in an answer: no markdown links, emphasis or footnote marks."""
-    text = _MD_LINK.sub(r"\1", text)
     text = _FOOTNOTE.sub("", text)
+    text = _MD_LINK.sub(r"\1", text)
     text = text.replace("**", "").replace("*", "")
     return text
 
@@ -239,28 +241,29 @@ def _dot(a: list[float], b: list[float]) -> float:
 def extractive_answer(settings: Settings, sources: list[Source], vector: list[float]) -> str:
     """The passages' sentences closest to the question's search vector, each cited.
 
-    A sentence's score mixes its own similarity with its passage's, so a sentence that merely sounds
-    like the question loses to one from the passage that is about it.
+    A sentence's score mixes its own similarity with its passage's, so a sentence that merely sounds like
+    the question loses to one from the passage that is about it. The best sentence is the answer; others
+    join it only when they are close to it and on topic themselves, so a weak question gets a short answer
+    rather than a padded one.
     """
     candidates = [(s, text) for s in sources[:ANSWER_PASSAGES] for text in sentences(s.text)]
     if not candidates:
         return NOT_FOUND
     embedded = embed_texts(settings, [text for _, text in candidates])
-    scored = sorted(
-        ((0.7 * _dot(e, vector) + 0.3 * src.score, i, src, text)
-         for i, ((src, text), e) in enumerate(zip(candidates, embedded, strict=True))),
-        key=lambda r: (-r[0], r[1]),
-    )
+    scored = []
+    for i, ((src, text), emb) in enumerate(zip(candidates, embedded, strict=True)):
+        similarity = _dot(emb, vector)
+        scored.append((0.7 * similarity + 0.3 * src.score, similarity, i, src, text))
+    scored.sort(key=lambda r: (-r[0], r[2]))
     best = scored[0][0]
     if best < MIN_SENTENCE_SCORE:
         return NOT_FOUND
-    picked: list[tuple[Source, str]] = []
-    for score, _, src, text in scored:
+    picked: list[tuple[Source, str]] = [(scored[0][3], scored[0][4])]
+    for score, similarity, _, src, text in scored[1:]:
         if len(picked) == MAX_SENTENCES or score < best - SENTENCE_MARGIN:
             break
-        if any(text == t for _, t in picked):
-            continue  # the same sentence in two overlapping chunks
-        picked.append((src, text))
+        if similarity >= EXTRA_SENTENCE_MIN and all(text != t for _, t in picked):  # overlapping chunks repeat
+            picked.append((src, text))
     for src, _ in picked:
         src.cited = True
     return " ".join(f"{text.rstrip()} [{src.n}]" for src, text in picked)

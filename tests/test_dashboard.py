@@ -1,17 +1,19 @@
 """The web dashboard in a real headless browser (Debian's Chromium driven by Playwright) on the real stack:
-key, upload, live job row over the WebSocket, event log, document view, search highlights, screenshot."""
+key, upload, live job row over the WebSocket, event log, document view, search highlights, chat with cited sources
+that open the document (kept across a reload), the audio player seeking to a cited second, screenshots."""
 
 from __future__ import annotations
 
 import re
 import shutil
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import Api
+from tests.conftest import FIXTURES, Api
 
 pytestmark = pytest.mark.slow
 
@@ -115,6 +117,75 @@ def test_dashboard_upload_live_progress_view_and_search(stack: Any, alice: Api, 
 
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+
+        # Chat: a question about this document, answered with its [n] markers and the document as a source.
+        title = alice.get(f"/v1/documents/{document_id}").json()["title"]
+        page.locator("#doc-close").click()
+        expect(view).to_be_hidden()
+        chat = page.locator("#chat")
+        expect(chat.locator(".chat-empty")).to_be_visible()
+        page.fill("#chat-input", f"What does the lighthouse keeper {word} record?")
+        page.click("#chat-send")
+        expect(chat.locator(".turn-user")).to_have_count(1)
+        answer = chat.locator(".turn-assistant").first
+        expect(answer).not_to_have_class(re.compile(r"\bpending\b"), timeout=180_000)
+        expect(answer.locator(".answer")).to_contain_text(re.compile(r"ledger|ship", re.I))
+        expect(answer.locator(".answer a.cite-marker").first).to_be_visible()
+        sources = answer.locator(".sources li.source .source-link", has_text=title)
+        expect(sources.first).to_be_visible()
+        expect(sources.first.locator(".source-title")).to_have_text(title)
+        expect(answer.locator(f'li.source[data-document-id="{document_id}"]').first).to_be_visible()
+        conversation_id = chat.get_attribute("data-conversation-id")
+        assert conversation_id and re.fullmatch(r"[0-9a-f]{32}", conversation_id), conversation_id
+        stored = page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('ingestflow.conversation.'))"
+                               ".map(k => localStorage.getItem(k))")
+        assert stored == [conversation_id], stored
+
+        # A source opens the document view at its passage; so does a [n] marker in the answer.
+        sources.first.click()
+        expect(view).to_be_visible()
+        expect(view).to_have_attribute("data-document-id", document_id)
+        expect(view).to_have_attribute("data-state", "loaded", timeout=60_000)
+        expect(page.locator("#doc-text .focus").first).to_be_visible()
+        expect(page.locator("#doc-text .focus").first).to_contain_text(word)
+        page.locator("#doc-close").click()
+        expect(view).to_be_hidden()
+        marker = answer.locator(f'.answer a.cite-marker[data-document-id="{document_id}"]').first
+        marker.click()
+        expect(view).to_have_attribute("data-state", "loaded", timeout=60_000)
+        expect(view).to_have_attribute("data-document-id", document_id)
+
+        # A follow-up keeps the conversation; a reload shows it again from the API.
+        page.fill("#chat-input", "And what does it say about storms?")
+        page.press("#chat-input", "Enter")
+        expect(chat.locator(".turn-assistant")).to_have_count(2)
+        expect(chat.locator(".turn-assistant").nth(1)).not_to_have_class(re.compile(r"\bpending\b"), timeout=180_000)
+        expect(chat.locator(".turn-assistant").nth(1).locator(".answer")).not_to_be_empty()
+        assert chat.get_attribute("data-conversation-id") == conversation_id
+        assert not chat.locator(".turn-error").count(), chat.inner_text()
+
+        page.reload()
+        expect(chat).to_have_attribute("data-state", "loaded", timeout=60_000)
+        assert chat.get_attribute("data-conversation-id") == conversation_id
+        expect(chat.locator(".turn-user")).to_have_count(2)
+        expect(chat.locator(".turn-assistant")).to_have_count(2)
+        expect(chat.locator(".turn-user").first).to_contain_text(word)
+        restored = chat.locator(".turn-assistant").first.locator(".sources .source-link", has_text=title)
+        expect(restored.first).to_be_visible()
+        restored.first.click()
+        expect(view).to_have_attribute("data-state", "loaded", timeout=60_000)
+        expect(view).to_have_attribute("data-document-id", document_id)
+        expect(page.locator("#doc-text .focus").first).to_be_visible()
+        expect(page.locator("#chat-history option", has_text=word)).to_have_count(1, timeout=30_000)
+        chat.scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / "dashboard-chat.png"))
+
+        # "New conversation" starts over: no turns, and the next question gets a new id.
+        page.click("#chat-new")
+        expect(chat.locator(".turn")).to_have_count(0)
+        assert not chat.get_attribute("data-conversation-id")
+        assert page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('ingestflow.conversation.'))") == []
+        assert page.evaluate("window.__pwned") is None
         assert not errors, errors
     except BaseException:
         _dump(page, errors)
@@ -123,13 +194,107 @@ def test_dashboard_upload_live_progress_view_and_search(stack: Any, alice: Api, 
         page.close()
 
 
-def _dump(page: Any, errors: list[str]) -> None:
+def _dump(page: Any, errors: list[str], name: str = "dashboard-failure.png") -> None:
     """What the page showed when the test failed: a screenshot and the text of its panels."""
     try:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "dashboard-failure.png"), full_page=True)
-        for sel in ("#conn", "#notice", "#uploads", "#jobs", "#event-log", "#doc-view", "#search-results"):
+        page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+        for sel in ("#conn", "#notice", "#uploads", "#jobs", "#event-log", "#doc-view", "#search-results", "#chat"):
             print(f"--- {sel}:\n{page.locator(sel).inner_text(timeout=2_000)[:2_000]}", flush=True)
         print(f"--- page errors: {errors}", flush=True)
     except Exception as exc:  # the dump must never hide the real failure
         print(f"(could not dump the page: {exc})", flush=True)
+
+
+def _processed(api: Api, path: Path) -> str:
+    """Uploads a file (or finds the identical one already there) and waits until its job has ended."""
+    up = api.upload(path)
+    assert up.status_code == 202, up.text
+    body = up.json()
+    if body["job_id"]:
+        job = api.wait_job(body["job_id"], timeout=900)
+    else:  # uploaded before in this session: wait for that upload's job
+        deadline = time.monotonic() + 900
+        while True:
+            job = api.get(f"/v1/documents/{body['document_id']}").json().get("latest_job") or {}
+            if job.get("status") in ("completed", "failed", "cancelled") or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+    assert job.get("status") == "completed", job
+    return str(body["document_id"])
+
+
+def test_dashboard_audio_player_seeks_to_the_cited_second(stack: Any, bob: Api, browser: Any) -> None:
+    """A recording opened from a search hit or a chat source plays from its second; a timestamp seeks it."""
+    from playwright.sync_api import expect
+
+    document_id = _processed(bob, FIXTURES / "audio" / "jfk.flac")
+    segments = bob.get(f"/v1/documents/{document_id}/transcript", format="json", version="improved").json()["segments"]
+    assert segments
+    base = str(bob.http.base_url).rstrip("/")
+    key = bob.http.headers["Authorization"].split(" ", 1)[1]
+
+    page = browser.new_page(viewport={"width": 1440, "height": 1100})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    current_time = "document.querySelector('#doc-audio').currentTime"
+    try:
+        page.goto(f"{base}/")
+        page.fill("#api-key", key)
+        page.click("#key-save")
+        view = page.locator("#doc-view")
+        player = page.locator("#doc-player")
+
+        # A search hit of the recording opens it with the player loaded (from a blob) at the hit's second.
+        page.fill("#search-input", "ask not what your country can do for you")
+        page.select_option("#search-kind", "audio")
+        page.press("#search-input", "Enter")
+        hit = page.locator(f'#search-results li.hit[data-document-id="{document_id}"]').first
+        expect(hit).to_be_visible(timeout=120_000)
+        expect(hit.locator(".cite-time")).to_have_text(re.compile(r"^\d\d:\d\d(–\d\d:\d\d)?$"))
+        hit.click()
+        expect(view).to_have_attribute("data-state", "loaded", timeout=60_000)
+        expect(player).to_be_visible()
+        expect(player).to_have_attribute("data-state", "ready", timeout=60_000)
+        url = page.eval_on_selector("#doc-audio", "a => a.src")
+        assert url.startswith("blob:"), url
+        duration = page.evaluate("document.querySelector('#doc-audio').duration")
+        assert 10 < duration < 12.5, duration
+        expect(page.locator("#doc-text .seg.active")).to_have_count(1)
+
+        # A transcript timestamp seeks the player to its line.
+        last = page.locator("#doc-text .seg").last
+        start = float(last.get_attribute("data-start"))
+        last.locator("button.ts").click()
+        expect(last).to_have_class(re.compile(r"\bactive\b"))
+        page.wait_for_function(f"Math.abs({current_time} - {start}) < 0.6", timeout=15_000)
+
+        # A chat source of the recording shows its seconds and opens the recording there.
+        page.locator("#doc-close").click()
+        expect(view).to_be_hidden()
+        assert page.evaluate("u => fetch(u).then(() => 'alive', () => 'revoked')", url) == "revoked"
+        page.fill("#chat-input", "What should you ask, according to the speech?")
+        page.click("#chat-send")
+        answer = page.locator("#chat .turn-assistant").first
+        expect(answer).not_to_have_class(re.compile(r"\bpending\b"), timeout=180_000)
+        source = answer.locator(f'li.source[data-document-id="{document_id}"]').first
+        expect(source).to_be_attached()
+        expect(source.locator(".cite-time")).to_have_text(re.compile(r"^\d\d:\d\d(–\d\d:\d\d)?$"))
+        at = float(source.get_attribute("data-start-s"))
+        if not source.is_visible():  # retrieved but not cited: under "more passages"
+            answer.locator("details.more-sources summary").click()
+        source.locator(".source-link").click()
+        expect(view).to_have_attribute("data-state", "loaded", timeout=60_000)
+        expect(view).to_have_attribute("data-document-id", document_id)
+        expect(player).to_have_attribute("data-state", "ready", timeout=60_000)
+        page.wait_for_function(f"Math.abs({current_time} - {at}) < 0.6", timeout=15_000)
+        expect(view).to_have_attribute("data-time", re.compile(r"^\d"))
+        assert float(view.get_attribute("data-time")) == pytest.approx(at)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "dashboard-audio.png"))
+        assert not errors, errors
+    except BaseException:
+        _dump(page, errors, "dashboard-audio-failure.png")
+        raise
+    finally:
+        page.close()

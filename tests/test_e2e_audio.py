@@ -67,7 +67,8 @@ def test_jfk_word_error_rate(recordings: dict[str, dict[str, Any]], alice: Api) 
 def test_same_clip_in_every_container_reads_the_same(recordings: dict[str, dict[str, Any]], alice: Api) -> None:
     texts = {n: alice.get(f"/v1/documents/{recordings[n]['document_id']}/transcript", format="txt").text for n in CLIPS}
     for a, b in itertools.combinations(CLIPS, 2):
-        ratio = difflib.SequenceMatcher(None, words(texts[a]), words(texts[b])).ratio()
+        # Characters, not words: "LibriVox" vs "Libra-Vox" is one small slip, not two wrong words.
+        ratio = difflib.SequenceMatcher(None, "".join(words(texts[a])), "".join(words(texts[b]))).ratio()
         print(f"clip similarity {a} vs {b}: {ratio:.3f}")
         assert ratio >= 0.9, (a, b, texts[a], texts[b])
 

@@ -62,14 +62,15 @@ class EntityDetailOut(BaseModel):
 @contextmanager
 def graph_reader(settings: Settings) -> Iterator[GraphStore]:
     # LadybugDB read-only opens are snapshots: one per request sees the latest committed graph.
+    # Busy or unreachable (a Ladybug checkpoint, a Neo4j hiccup) is worth a retry: 503, not 500.
     try:
         store = open_graph_store(settings, read_only=True)
+        try:
+            yield store
+        finally:
+            store.close()
     except TransientError as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, exc.message) from exc
-    try:
-        yield store
-    finally:
-        store.close()
 
 
 @router.get("", response_model=EntityList)

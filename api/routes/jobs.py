@@ -18,7 +18,7 @@ from ingestflow.db import Job, JobStatus, User, session_scope
 from ingestflow.jobview import base_view, live_view
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
-PREFECT_READ_TIMEOUT_S = 5.0
+PREFECT_READ_TIMEOUT_S = 15.0
 
 
 @router.get("", response_model=Page)

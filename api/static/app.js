@@ -7,6 +7,7 @@
   'use strict';
 
   const KEY_STORE = 'ingestflow.apiKey';
+  const CONV_STORE = 'ingestflow.conversation'; // + '.' + a hash of the key: one current conversation per user
   const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
   const ACTIVE = new Set(['queued', 'running']);
   // Task names in pipeline order (as the API's per-stage list names them), used when a job has no stage list yet.
@@ -42,6 +43,8 @@
     openDocId: null,
     uploadQueue: [],
     uploadsRunning: 0,
+    chat: { conversationId: null, pending: false, generation: 0 },
+    audio: { url: null, documentId: null, token: 0, seek: null },   // the document view's recording
   };
 
   // ---------------------------------------------------------------- small helpers
@@ -630,6 +633,7 @@
     clear($('#jobs'));
     updateJobsMeta();
     closeDoc();
+    resetChat();
     if (!state.key) {
       setConn('off');
       return;
@@ -969,14 +973,136 @@
     return frag;
   }
 
+  // ---------------------------------------------------------------- audio player (recordings in the document view)
+
+  /** The original file as a Blob (the route needs the Authorization header, so no plain <audio src>). */
+  async function apiBlob(path) {
+    const h = {};
+    if (state.key) h.Authorization = `Bearer ${state.key}`;
+    let resp;
+    try {
+      resp = await fetch(path, { headers: h, cache: 'no-store' });
+    } catch (err) {
+      throw new ApiError(0, `network error: ${err.message || err}`);
+    }
+    if (!resp.ok) {
+      const text = await resp.text().catch(() => '');
+      throw new ApiError(resp.status, detailText(resp.status, resp.statusText, text));
+    }
+    return resp.blob();
+  }
+
+  function playerStatus(text, kind = '') {
+    const box = $('#doc-player-status');
+    box.textContent = text || '';
+    box.className = `player-status ${kind === 'error' ? 'error-text' : 'muted'}`;
+  }
+
+  /** Stops the player and frees its object URL (on close, and when another document opens). */
+  function releaseAudio() {
+    const audio = $('#doc-audio');
+    audio.pause();
+    audio.removeAttribute('src');
+    audio.load();
+    if (state.audio.url) URL.revokeObjectURL(state.audio.url);
+    state.audio = { url: null, documentId: null, token: state.audio.token + 1, seek: null };
+    const player = $('#doc-player');
+    player.hidden = true;
+    player.dataset.state = 'empty';
+    playerStatus('');
+  }
+
+  /** Loads the recording into the player (kept when the same recording is opened again). */
+  async function loadAudio(doc) {
+    const player = $('#doc-player');
+    player.hidden = false;
+    if (state.audio.documentId === doc.id && (state.audio.url || state.audio.loading)) return;
+    if (state.audio.documentId !== doc.id) releaseAudio();
+    player.hidden = false;
+    const token = state.audio.token;
+    state.audio.documentId = doc.id;
+    state.audio.loading = true;
+    player.dataset.state = 'loading';
+    playerStatus(`loading the recording${doc.size_bytes ? ` (${fmtBytes(doc.size_bytes)})` : ''}…`);
+    let blob;
+    try {
+      blob = await apiBlob(`/v1/documents/${encodeURIComponent(doc.id)}/file`);
+    } catch (err) {
+      if (token !== state.audio.token) return;
+      state.audio.loading = false;
+      player.dataset.state = 'error';
+      playerStatus(`Could not load the recording: ${err.message}`, 'error');
+      return;
+    }
+    if (token !== state.audio.token) return; // closed or replaced meanwhile
+    state.audio.loading = false;
+    state.audio.url = URL.createObjectURL(blob);
+    state.audio.type = doc.mime_type || doc.format || '';
+    playerStatus('');
+    $('#doc-audio').src = state.audio.url;
+  }
+
+  function onAudioReady() {
+    const audio = $('#doc-audio');
+    if (!state.audio.url || audio.src !== state.audio.url) return;
+    $('#doc-player').dataset.state = 'ready';
+    if (state.audio.seek !== null) {
+      const { at, play } = state.audio.seek;
+      state.audio.seek = null;
+      seekAudio(at, play);
+    }
+  }
+
+  function onAudioError() {
+    const audio = $('#doc-audio');
+    if (!state.audio.url || audio.src !== state.audio.url) return; // the src was just removed
+    $('#doc-player').dataset.state = 'error';
+    playerStatus(`This browser cannot play the recording${state.audio.type ? ` (${state.audio.type})` : ''}.`, 'error');
+  }
+
+  /** Puts the player at a second (once the recording is loaded, if it is not yet). */
+  function seekAudio(seconds, play = false) {
+    if (!Number.isFinite(seconds)) return;
+    const audio = $('#doc-audio');
+    const player = $('#doc-player');
+    if (player.dataset.state !== 'ready') {
+      state.audio.seek = { at: seconds, play };
+      return;
+    }
+    const at = Number.isFinite(audio.duration) ? Math.min(seconds, Math.max(0, audio.duration - 0.05)) : seconds;
+    audio.currentTime = Math.max(0, at);
+    player.dataset.seek = String(seconds);
+    if (play) audio.play().catch(() => { /* autoplay refused: the position is set, the user presses play */ });
+  }
+
+  /** While the recording plays, the line being spoken is marked (and kept in view). */
+  function followAudio() {
+    const audio = $('#doc-audio');
+    const container = $('#doc-text');
+    const t = audio.currentTime;
+    let current = null;
+    for (const seg of container.querySelectorAll('.seg')) {
+      const on = Number(seg.dataset.start) <= t && t < Number(seg.dataset.end);
+      seg.classList.toggle('playing', on);
+      if (on && !current) current = seg;
+    }
+    if (current && !audio.paused) {
+      const box = container.getBoundingClientRect();
+      const r = current.getBoundingClientRect();
+      if (r.top < box.top || r.bottom > box.bottom) scrollWithin(container, current);
+    }
+  }
+
   // ---------------------------------------------------------------- document view
 
   function closeDoc() {
     state.docToken += 1;
     state.openDocId = null;
+    releaseAudio();
     const view = $('#doc-view');
     view.hidden = true;
     view.removeAttribute('data-document-id');
+    view.removeAttribute('data-time');
     for (const row of state.rows.values()) row.classList.remove('selected');
   }
 
@@ -1020,10 +1146,12 @@
     const token = ++state.docToken;
     state.openDocId = documentId;
     for (const row of state.rows.values()) row.classList.toggle('selected', row.dataset.documentId === documentId);
+    if (state.audio.documentId && state.audio.documentId !== documentId) releaseAudio();
     const view = $('#doc-view');
     view.hidden = false;
     view.dataset.documentId = documentId;
     view.dataset.state = 'loading';
+    view.removeAttribute('data-time');
     $('#doc-title').textContent = docName(documentId);
     clear($('#doc-meta'));
     const text = $('#doc-text');
@@ -1050,8 +1178,11 @@
     view._focus = focus;
     if (doc.kind === 'audio') {
       $('#doc-tools').hidden = false;
+      loadAudio(doc); // in parallel with the transcript
+      if (focus && Number.isFinite(focus.start_s)) seekAudio(focus.start_s);
       await loadTranscript(doc, $('#doc-version').value, focus, token);
     } else {
+      if (state.audio.documentId) releaseAudio();
       await loadContent(doc, focus, token);
     }
   }
@@ -1075,17 +1206,24 @@
     text.append(el('div', { class: 'markdown' }, renderMarkdown(typeof md === 'string' ? md : JSON.stringify(md), re)));
     view.dataset.state = 'loaded';
     text.scrollTop = 0;
-    if (focus && focus.text) focusText(text, focus.text);
+    // From a [n] marker: the block holding the very sentence it cites (an extractive answer quotes it);
+    // otherwise the passage's first block.
+    let found = focus && focus.sentence ? focusText(text, focus.sentence, [8, 5]) : false;
+    if (!found && focus && focus.text) found = focusText(text, focus.text);
+    if (focus && focus.text && !found && Number.isFinite(focus.page)) {
+      // The parsed text carries no page marks: say where the passage is when its words cannot be matched.
+      text.prepend(el('p', { class: 'focus-note muted', text: `The cited passage is on ${citation(focus)}.` }));
+    }
   }
 
   const norm = (s) => String(s || '').toLowerCase().replace(/[^\p{L}\p{N}]+/gu, ' ').trim();
 
   /** Marks and scrolls to the first block that contains the start of a search hit's text. */
-  function focusText(container, hitText) {
+  function focusText(container, hitText, sizes = [10, 6, 3]) {
     const words = norm(hitText).split(' ').filter(Boolean);
     const blocks = [...container.querySelectorAll('.md-block, li, tr')];
     const normed = blocks.map((b) => norm(b.textContent));
-    for (const n of [10, 6, 3]) {
+    for (const n of sizes) {
       for (let start = 0; start + n <= Math.min(words.length, 60); start += n) {
         const probe = words.slice(start, start + n).join(' ');
         const idx = normed.findIndex((t) => t.includes(probe));
@@ -1093,10 +1231,11 @@
           const block = blocks[idx].closest('.md-block') || blocks[idx];
           block.classList.add('focus');
           scrollWithin(container, block);
-          return;
+          return true;
         }
       }
     }
+    return false;
   }
 
   function scrollWithin(container, node) {
@@ -1210,7 +1349,7 @@
     status.textContent = hits.length ? `${hits.length} result${hits.length === 1 ? '' : 's'} for “${data.query || q}”` : `No results for “${q}”.`;
     const re = queryRegex(q);
     for (const hit of hits) {
-      const focus = { text: hit.text, start_s: hit.start_s, end_s: hit.end_s, query: q };
+      const focus = { text: hit.text, start_s: hit.start_s, end_s: hit.end_s, page: hit.page, page_end: hit.page_end, query: q };
       const cite = citation(hit);
       const body = el('p', { class: 'hit-text' });
       appendHighlighted(body, snippet(hit.text, re), re);
@@ -1227,6 +1366,321 @@
       item.addEventListener('keydown', (e) => { if (e.key === 'Enter') open(); });
       results.append(item);
     }
+  }
+
+  // ---------------------------------------------------------------- chat
+
+  /** FNV-1a of the key: each key (each user) keeps its own current conversation, without storing the key again. */
+  function keyTag(key) {
+    let h = 0x811c9dc5;
+    for (let i = 0; i < key.length; i += 1) {
+      h ^= key.charCodeAt(i);
+      h = Math.imul(h, 0x01000193) >>> 0;
+    }
+    return h.toString(16).padStart(8, '0');
+  }
+
+  const convStoreKey = () => `${CONV_STORE}.${keyTag(state.key)}`;
+
+  function storedConversation() {
+    if (!state.key) return null;
+    try { return localStorage.getItem(convStoreKey()) || null; } catch (_) { return null; }
+  }
+
+  function setConversation(id) {
+    state.chat.conversationId = id || null;
+    $('#chat').dataset.conversationId = id || '';
+    if (!state.key) return;
+    try {
+      if (id) localStorage.setItem(convStoreKey(), id);
+      else localStorage.removeItem(convStoreKey());
+    } catch (_) { /* storage disabled: the conversation lasts as long as the page */ }
+    const select = $('#chat-history');
+    if ([...select.options].some((o) => o.value === (id || ''))) select.value = id || '';
+  }
+
+  /** Where a source sits: "p. 3", "pp. 3–4", "01:05–01:32". */
+  const whereOf = citation;
+
+  function chatEmpty() {
+    const log = $('#chat-log');
+    clear(log);
+    log.append(el('p', { class: 'chat-empty muted', text: 'Ask a question about your documents and recordings. '
+      + 'Answers cite their sources: click one to open the page or the second of audio it comes from.' }));
+  }
+
+  function scrollChat() {
+    const log = $('#chat-log');
+    log.scrollTop = log.scrollHeight;
+  }
+
+  function openSource(source, question, node, sentence = '') {
+    for (const other of document.querySelectorAll('#chat-log .source.opened')) other.classList.remove('opened');
+    if (node) node.classList.add('opened');
+    openDoc(source.document_id, {
+      text: source.text, start_s: source.start_s, end_s: source.end_s, page: source.page, page_end: source.page_end, query: null,
+      from: 'chat', question, sentence,
+    });
+  }
+
+  function sourceTitle(source) {
+    return source.title || docName(source.document_id);
+  }
+
+  /** The answer as text, its [n] markers (and [1, 2]) as links to the sources they name. */
+  function renderAnswerText(parent, answer, byN, question, turnKey) {
+    const MARKER = /\[(\d+(?:\s*[,;]\s*\d+)*)\]/g;
+    const text = String(answer || '');
+    let last = 0;
+    let previous = '';
+    let m;
+    while ((m = MARKER.exec(text)) !== null) {
+      const nums = m[1].split(/\s*[,;]\s*/).map(Number);
+      if (!nums.every((n) => byN.has(n))) continue; // not a citation of a listed source: stays text
+      const sentence = text.slice(last, m.index).trim() || previous; // "… [1][2]": both cite the same words
+      previous = sentence;
+      if (m.index > last) parent.append(document.createTextNode(text.slice(last, m.index)));
+      const group = el('span', { class: 'cites' });
+      for (const n of nums) {
+        const source = byN.get(n);
+        const where = whereOf(source);
+        group.append(el('a', {
+          class: 'cite-marker', href: `#${turnKey}-src-${n}`, dataset: { n: String(n), documentId: source.document_id },
+          title: `${sourceTitle(source)}${where ? ` · ${where}` : ''}`, text: `[${n}]`,
+          onclick: (e) => {
+            e.preventDefault();
+            const item = document.getElementById(`${turnKey}-src-${n}`);
+            if (item && item.closest('details')) item.closest('details').open = true;
+            openSource(source, question, item, sentence);
+          },
+        }));
+      }
+      parent.append(group);
+      last = m.index + m[0].length;
+    }
+    if (last < text.length) parent.append(document.createTextNode(text.slice(last)));
+  }
+
+  function sourceItem(source, question, re, turnKey) {
+    const where = whereOf(source);
+    const timed = Number.isFinite(source.start_s);
+    const body = el('span', { class: 'source-text' });
+    appendHighlighted(body, snippet(source.text, re, 220), re);
+    const link = el('a', {
+      class: 'source-link', href: `#${turnKey}-src-${source.n}`,
+      title: timed ? 'open the recording at this second' : 'open the document at this passage',
+    },
+    el('span', { class: 'source-head' },
+      el('span', { class: 'source-n', text: `[${source.n}]` }),
+      el('span', { class: 'source-title', text: sourceTitle(source) }),
+      where ? el('span', { class: `cite ${timed ? 'cite-time' : 'cite-page'}`, text: where }) : null,
+      source.kind ? el('span', { class: `kind kind-${source.kind}`, text: source.kind }) : null),
+    source.headings && source.headings.length ? el('span', { class: 'source-path', text: source.headings.join(' › ') }) : null,
+    body);
+    const item = el('li', {
+      class: `source${source.cited ? ' cited' : ''}`, id: `${turnKey}-src-${source.n}`,
+      dataset: { n: String(source.n), documentId: source.document_id, chunkId: source.chunk_id || '' },
+    }, link);
+    if (timed) item.dataset.startS = String(source.start_s);
+    if (Number.isFinite(source.page)) item.dataset.page = String(source.page);
+    link.addEventListener('click', (e) => {
+      e.preventDefault();
+      openSource(source, question, item);
+    });
+    return item;
+  }
+
+  /** An assistant turn: the answer with its markers, the cited sources, the other retrieved passages folded. */
+  function renderAssistant(node, data, question) {
+    clear(node);
+    node.className = 'turn turn-assistant';
+    if (data.turn_id) node.dataset.turnId = data.turn_id;
+    const sources = (Array.isArray(data.sources) ? data.sources : []).filter((s) => s && Number.isFinite(Number(s.n)));
+    const byN = new Map(sources.map((s) => [Number(s.n), s]));
+    const turnKey = `t${data.turn_id ? String(data.turn_id).replace(/[^\w-]/g, '') : Math.random().toString(36).slice(2)}`;
+    const answer = el('div', { class: 'turn-text answer' });
+    renderAnswerText(answer, data.answer, byN, question, turnKey);
+    node.append(el('div', { class: 'turn-role', text: 'Answer' }), answer);
+
+    // Cited: flagged by the API, or named by a marker in the answer (stored turns of older versions).
+    const named = new Set();
+    for (const m of String(data.answer || '').matchAll(/\[(\d+(?:\s*[,;]\s*\d+)*)\]/g)) {
+      m[1].split(/\s*[,;]\s*/).forEach((n) => named.add(Number(n)));
+    }
+    const cited = sources.filter((s) => s.cited || named.has(Number(s.n)));
+    const others = sources.filter((s) => !cited.includes(s));
+    const re = queryRegex(question);
+    if (cited.length) {
+      node.append(el('div', { class: 'sources-h', text: cited.length === 1 ? 'Source' : 'Sources' }),
+        el('ol', { class: 'sources' }, cited.map((s) => sourceItem({ ...s, cited: true }, question, re, turnKey))));
+    }
+    if (others.length) {
+      node.append(el('details', { class: 'more-sources' },
+        el('summary', { text: cited.length ? `${others.length} more passage${others.length === 1 ? '' : 's'} retrieved`
+          : `${others.length} passage${others.length === 1 ? '' : 's'} retrieved, none cited` }),
+        el('ol', { class: 'sources' }, others.map((s) => sourceItem(s, question, re, turnKey)))));
+    }
+    const meta = [];
+    if (data.mode) meta.push(data.mode === 'llm' ? 'generated from the cited passages' : 'extractive: sentences quoted from the passages');
+    const used = Array.isArray(data.chat_context_used) ? data.chat_context_used.length : 0;
+    if (used) meta.push(`used ${used} earlier turn${used === 1 ? '' : 's'} of this conversation`);
+    if (meta.length) node.append(el('div', { class: 'turn-meta muted', text: meta.join(' · ') }));
+    for (const note of Array.isArray(data.notes) ? data.notes : []) node.append(el('div', { class: 'turn-note', text: note }));
+  }
+
+  function userTurn(text) {
+    return el('div', { class: 'turn turn-user' }, el('div', { class: 'turn-role', text: 'You' }), el('div', { class: 'turn-text', text }));
+  }
+
+  function setChatBusy(busy) {
+    state.chat.pending = busy;
+    $('#chat-send').disabled = busy;
+    $('#chat').classList.toggle('busy', busy);
+  }
+
+  async function sendChat(query) {
+    const q = String(query || '').trim();
+    if (!q || state.chat.pending) return;
+    if (!state.key) { notify('Enter your API key first.'); $('#api-key').focus(); return; }
+    const log = $('#chat-log');
+    const empty = log.querySelector('.chat-empty');
+    if (empty) empty.remove();
+    const asked = userTurn(q);
+    const answer = el('div', { class: 'turn turn-assistant pending', 'aria-busy': 'true' },
+      el('div', { class: 'turn-role', text: 'Answer' }), el('div', { class: 'turn-text muted' }, 'Searching your documents', el('span', { class: 'dots' })));
+    log.append(asked, answer);
+    scrollChat();
+    setChatBusy(true);
+    const gen = state.generation;
+    const chatGen = state.chat.generation;
+    const body = { query: q };
+    if (state.chat.conversationId) body.conversation_id = state.chat.conversationId;
+    let data;
+    try {
+      data = await api('/v1/chat', { method: 'POST', body: JSON.stringify(body), headers: { 'Content-Type': 'application/json' } });
+    } catch (err) {
+      if (gen !== state.generation || chatGen !== state.chat.generation) return;
+      setChatBusy(false);
+      let message = `Could not answer: ${err.message}`;
+      if (err.status === 404 && body.conversation_id) {
+        setConversation(null); // deleted, or another key's: the next question starts a new one
+        message = 'This conversation no longer exists; asking again starts a new one.';
+      }
+      asked.classList.add('failed');
+      clear(answer);
+      answer.className = 'turn turn-assistant turn-error';
+      answer.removeAttribute('aria-busy');
+      answer.append(el('div', { class: 'turn-role', text: 'Answer' }), el('div', { class: 'turn-text error-text', text: message }),
+        el('button', {
+          type: 'button', class: 'retry small', text: 'Ask again',
+          onclick: () => { asked.remove(); answer.remove(); sendChat(q); },
+        }));
+      scrollChat();
+      return;
+    }
+    if (gen !== state.generation || chatGen !== state.chat.generation) return;
+    setChatBusy(false);
+    answer.removeAttribute('aria-busy');
+    if (data.question_turn_id) asked.dataset.turnId = data.question_turn_id;
+    const isNew = data.conversation_id && data.conversation_id !== state.chat.conversationId;
+    setConversation(data.conversation_id);
+    renderAssistant(answer, data, q);
+    const log2 = $('#chat-log');
+    log2.scrollTop += asked.getBoundingClientRect().top - log2.getBoundingClientRect().top - 6;
+    if (isNew) loadConversationList();
+  }
+
+  /** Shows a stored conversation's turns (on reload, on a key change, or picked from the list). */
+  async function restoreConversation(id) {
+    state.chat.generation += 1;
+    const chatGen = state.chat.generation;
+    setChatBusy(false);
+    const log = $('#chat-log');
+    setConversation(id);
+    if (!id) { chatEmpty(); return; }
+    clear(log);
+    log.append(el('p', { class: 'chat-empty muted', text: 'Loading the conversation…' }));
+    $('#chat').dataset.state = 'loading';
+    setChatBusy(true); // a question sent now would land in a log about to be replaced
+    let conv;
+    try {
+      conv = await api(`/v1/conversations/${encodeURIComponent(id)}`);
+    } catch (err) {
+      if (chatGen !== state.chat.generation) return;
+      setChatBusy(false);
+      $('#chat').dataset.state = 'error';
+      if (err.status === 404) {
+        setConversation(null);
+        chatEmpty();
+      } else {
+        clear(log);
+        log.append(el('p', { class: 'chat-empty error-text', text: `Could not load the conversation: ${err.message}` }));
+      }
+      return;
+    }
+    if (chatGen !== state.chat.generation) return;
+    setChatBusy(false);
+    clear(log);
+    let question = '';
+    for (const turn of conv.turns || []) {
+      if (turn.role === 'user') {
+        question = turn.text;
+        log.append(Object.assign(userTurn(turn.text), { title: fmtClock(turn.created_at) }));
+      } else {
+        const node = el('div', { class: 'turn turn-assistant' });
+        renderAssistant(node, { answer: turn.text, sources: turn.sources, turn_id: turn.id }, question);
+        log.append(node);
+      }
+    }
+    if (!log.children.length) chatEmpty();
+    $('#chat').dataset.state = 'loaded';
+    scrollChat();
+  }
+
+  function newConversation() {
+    state.chat.generation += 1; // an answer still on its way belongs to the old conversation
+    setChatBusy(false);
+    setConversation(null);
+    $('#chat').dataset.state = 'new';
+    chatEmpty();
+    $('#chat-input').focus();
+  }
+
+  async function loadConversationList() {
+    if (!state.key) return;
+    const gen = state.generation;
+    let page;
+    try {
+      page = await api('/v1/conversations?limit=30');
+    } catch (_) {
+      return; // the list is a convenience; the current conversation still works
+    }
+    if (gen !== state.generation) return;
+    const select = $('#chat-history');
+    clear(select);
+    select.append(el('option', { value: '', text: page.items.length ? 'Earlier conversations…' : 'No earlier conversations' }));
+    for (const conv of page.items) {
+      const title = conv.title.length > 60 ? `${conv.title.slice(0, 57)}…` : conv.title;
+      select.append(el('option', { value: conv.id, text: `${title || '(untitled)'} · ${fmtClock(conv.updated_at)}` }));
+    }
+    select.value = [...select.options].some((o) => o.value === state.chat.conversationId) ? state.chat.conversationId : '';
+    select.disabled = !page.items.length;
+  }
+
+  function resetChat() {
+    const select = $('#chat-history');
+    clear(select);
+    select.append(el('option', { value: '', text: 'Earlier conversations…' }));
+    select.disabled = true;
+    if (!state.key) {
+      state.chat.generation += 1;
+      setChatBusy(false);
+      state.chat.conversationId = null;
+      chatEmpty();
+      return;
+    }
+    restoreConversation(storedConversation());
+    loadConversationList();
   }
 
   // ---------------------------------------------------------------- wiring
@@ -1295,7 +1749,9 @@
       const ts = e.target.closest('button.ts');
       if (!ts) return;
       const seg = ts.closest('.seg');
-      selectTime(Number(seg.dataset.start), NaN);
+      const at = Number(seg.dataset.start);
+      selectTime(at, NaN);
+      seekAudio(at, true);
     });
     $('#search-form').addEventListener('submit', (e) => {
       e.preventDefault();
@@ -1304,11 +1760,35 @@
     document.addEventListener('keydown', (e) => {
       if (e.key === 'Escape' && !$('#doc-view').hidden) closeDoc();
     });
+    $('#doc-audio').addEventListener('loadedmetadata', onAudioReady);
+    $('#doc-audio').addEventListener('error', onAudioError);
+    $('#doc-audio').addEventListener('timeupdate', followAudio);
+    $('#doc-audio').addEventListener('seeked', followAudio);
+
+    const chatInput = $('#chat-input');
+    $('#chat-form').addEventListener('submit', (e) => {
+      e.preventDefault();
+      if (state.chat.pending || !chatInput.value.trim()) return;
+      const q = chatInput.value;
+      chatInput.value = '';
+      sendChat(q);
+    });
+    chatInput.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        $('#chat-form').requestSubmit();
+      }
+    });
+    $('#chat-new').addEventListener('click', newConversation);
+    $('#chat-history').addEventListener('change', (e) => {
+      if (e.target.value) restoreConversation(e.target.value);
+    });
 
     updateJobsMeta();
     state.key = saved.trim();
     if (state.key) restart();
     else {
+      resetChat();
       setConn('off');
       notify('Paste your API key (see .data/api_key or `ingestflow keys create`) to begin.', 'info');
     }
