@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, status
+from fastapi import Depends, HTTPException, Query, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from api.schemas import Page
 from ingestflow.auth import user_for_key
 from ingestflow.db import User, session_scope
 from ingestflow.settings import Settings, get_settings
@@ -41,3 +43,17 @@ def current_user(
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
+
+
+class Pagination:
+    def __init__(self, limit: Annotated[int, Query(ge=1, le=500)] = 50,
+                 offset: Annotated[int, Query(ge=0)] = 0) -> None:
+        self.limit, self.offset = limit, offset
+
+    def page(self, db: Session, query: Select[Any], order: Any, render: Callable[[Any], Any]) -> Page:
+        total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = db.scalars(query.order_by(order).limit(self.limit).offset(self.offset))
+        return Page(items=[render(r) for r in rows], total=total, limit=self.limit, offset=self.offset)
+
+
+PageDep = Annotated[Pagination, Depends()]

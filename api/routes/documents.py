@@ -6,12 +6,12 @@ import json
 import shutil
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Form, HTTPException, Query, Request, UploadFile, status
+from fastapi import APIRouter, Form, HTTPException, Request, UploadFile, status
 from fastapi.responses import FileResponse, PlainTextResponse
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from api.deps import CurrentUser, SessionDep, SettingsDep
+from api.deps import CurrentUser, PageDep, SessionDep, SettingsDep
 from api.schemas import DocumentOut, IndexingStatus, Page, UploadAccepted
 from ingestflow import audio, storage
 from ingestflow.db import Document, Job, JobStatus
@@ -95,19 +95,16 @@ def list_documents(
     db: SessionDep,
     user: CurrentUser,
     settings: SettingsDep,
+    pages: PageDep,
     kind: str | None = None,
     collection: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Page:
     query = select(Document).where(Document.owner_id == user.id)
     if kind:
         query = query.where(Document.kind == kind)
     if collection:
         query = query.where(Document.collection == collection)
-    total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
-    docs = db.scalars(query.order_by(Document.created_at.desc()).limit(limit).offset(offset))
-    return Page(items=[_out(d, db, settings) for d in docs], total=total, limit=limit, offset=offset)
+    return pages.page(db, query, Document.created_at.desc(), lambda d: _out(d, db, settings))
 
 
 @router.get("/{document_id}", response_model=DocumentOut)

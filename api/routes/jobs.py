@@ -8,10 +8,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
 from prefect.client.orchestration import get_client
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.deps import CurrentUser, SessionDep, SettingsDep
+from api.deps import CurrentUser, PageDep, SessionDep, SettingsDep
 from api.schemas import Page
 from ingestflow import control
 from ingestflow.db import Job, JobStatus, User, session_scope
@@ -26,11 +26,10 @@ def list_jobs(
     db: SessionDep,
     user: CurrentUser,
     settings: SettingsDep,
+    pages: PageDep,
     status_: Annotated[JobStatus | None, Query(alias="status")] = None,
     kind: str | None = None,
     since: datetime | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Page:
     query = select(Job).where(Job.owner_id == user.id)
     if status_:
@@ -39,9 +38,7 @@ def list_jobs(
         query = query.where(Job.kind == kind)
     if since:
         query = query.where(Job.created_at >= since)
-    total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
-    jobs = db.scalars(query.order_by(Job.created_at.desc()).limit(limit).offset(offset))
-    return Page(items=[base_view(j, settings) for j in jobs], total=total, limit=limit, offset=offset)
+    return pages.page(db, query, Job.created_at.desc(), lambda j: base_view(j, settings))
 
 
 def _load_owned(settings: SettingsDep, user: CurrentUser, job_id: str) -> Job:
