@@ -1,11 +1,12 @@
 """Ask the knowledge base: answers cited from the owner's documents, with the conversation as memory.
 
 Retrieval is split about 70/30: DOC_K passages from the documents (the sources an answer may cite) and
-TURN_K earlier turns of the same conversation (context for the answer, never cited). Turns are rows in SQL
-and vectors in the Chroma collection `turns`, so later questions find them by meaning.
+TURN_K earlier turns of the same conversation, found by meaning in the Chroma collection `turns` (what an LLM
+is shown to understand the question, never cited; reported as chat_context_used). Turns are rows in SQL first.
 
 Follow-ups ("and when is it due?") name nothing themselves, so the search vector is the mean of two readings:
-the question alone, and the question appended to the conversation's last user questions. A passage's score
+the question alone, and the question appended to the conversation's last user questions (the latest turns,
+read from SQL: a follow-up refers to what was just said, whatever it resembles). A passage's score
 is then the mean of its similarity to both. A follow-up is carried by the second reading (the passage about
 the earlier subject that also says "due" beats another document's due date, which only the bare question
 matches), while a change of subject still wins on the first, which matches its passages far better than

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from typing import Any
 
@@ -17,10 +18,19 @@ KEEP_LABELS = {"PERSON", "ORG", "GPE", "LOC", "NORP", "FAC", "PRODUCT", "EVENT",
                "MONEY", "LANGUAGE"}
 
 
+_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+_URL = re.compile(r"(?:https?://|/wiki/)\S+")
+
+
+def plain_text(text: str) -> str:
+    """Markdown links and bare URLs out, so NER sees "Walt Disney", not "Walt Disney](/wiki/..."."""
+    return _URL.sub(" ", _LINK.sub(r"\1", text))
+
+
 def entities_in(texts: list[str], model: str, progress: StageProgress | None = None) -> list[list[dict[str, Any]]]:
     nlp = spacy_pipeline(model)
     out: list[list[dict[str, Any]]] = []
-    for doc in nlp.pipe(texts, batch_size=32):
+    for doc in nlp.pipe((plain_text(t) for t in texts), batch_size=32):
         if progress:
             progress.advance(len(out))
         counts = Counter(

@@ -8,6 +8,7 @@ import re
 import shutil
 import time
 import uuid
+import wave
 from pathlib import Path
 from typing import Any
 
@@ -224,13 +225,31 @@ def _processed(api: Api, path: Path) -> str:
     return str(body["document_id"])
 
 
-def test_dashboard_audio_player_seeks_to_the_cited_second(stack: Any, bob: Api, browser: Any) -> None:
+def _speech_after_silence(path: Path, silence_s: float) -> Path:
+    """jfk.flac after some silence, as 16 kHz mono WAV: its speech (and so its chunk) starts seconds in."""
+    import av
+
+    pcm = bytearray()
+    with av.open(str(FIXTURES / "audio" / "jfk.flac")) as container:
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=16_000)
+        for frame in container.decode(audio=0):
+            for out in resampler.resample(frame):
+                pcm += bytes(out.planes[0])[: out.samples * 2]
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(16_000)
+        wav.writeframes(b"\x00\x00" * int(16_000 * silence_s) + bytes(pcm))
+    return path
+
+
+def test_dashboard_audio_player_seeks_to_the_cited_second(stack: Any, bob: Api, browser: Any, tmp_path: Path) -> None:
     """A recording opened from a search hit or a chat source plays from its second; a timestamp seeks it."""
     from playwright.sync_api import expect
 
-    document_id = _processed(bob, FIXTURES / "audio" / "jfk.flac")
+    document_id = _processed(bob, _speech_after_silence(tmp_path / "jfk-after-silence.wav", 6.0))
     segments = bob.get(f"/v1/documents/{document_id}/transcript", format="json", version="improved").json()["segments"]
-    assert segments
+    assert segments and segments[0]["start"] > 3, segments  # the speech starts after the silence
     base = str(bob.http.base_url).rstrip("/")
     key = bob.http.headers["Authorization"].split(" ", 1)[1]
 
@@ -259,12 +278,17 @@ def test_dashboard_audio_player_seeks_to_the_cited_second(stack: Any, bob: Api, 
         url = page.eval_on_selector("#doc-audio", "a => a.src")
         assert url.startswith("blob:"), url
         duration = page.evaluate("document.querySelector('#doc-audio').duration")
-        assert 10 < duration < 12.5, duration
+        assert 16 < duration < 18.5, duration
         expect(page.locator("#doc-text .seg.active")).to_have_count(1)
+        hit_start = float(page.locator("#doc-view").get_attribute("data-time"))
+        assert hit_start > 3, hit_start
+        page.wait_for_function(f"Math.abs({current_time} - {hit_start}) < 0.6", timeout=15_000)
 
         # A transcript timestamp seeks the player to its line.
+        page.evaluate("document.querySelector('#doc-audio').currentTime = 0")
         last = page.locator("#doc-text .seg").last
         start = float(last.get_attribute("data-start"))
+        assert start > 3, start
         last.locator("button.ts").click()
         expect(last).to_have_class(re.compile(r"\bactive\b"))
         page.wait_for_function(f"Math.abs({current_time} - {start}) < 0.6", timeout=15_000)
@@ -281,6 +305,7 @@ def test_dashboard_audio_player_seeks_to_the_cited_second(stack: Any, bob: Api, 
         expect(source).to_be_attached()
         expect(source.locator(".cite-time")).to_have_text(re.compile(r"^\d\d:\d\d(–\d\d:\d\d)?$"))
         at = float(source.get_attribute("data-start-s"))
+        assert at > 3, at
         if not source.is_visible():  # retrieved but not cited: under "more passages"
             answer.locator("details.more-sources summary").click()
         source.locator(".source-link").click()
