@@ -1015,7 +1015,6 @@
   /** Loads the recording into the player (kept when the same recording is opened again). */
   async function loadAudio(doc) {
     const player = $('#doc-player');
-    player.hidden = false;
     if (state.audio.documentId === doc.id && (state.audio.url || state.audio.loading)) return;
     if (state.audio.documentId !== doc.id) releaseAudio();
     player.hidden = false;
