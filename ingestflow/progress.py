@@ -16,7 +16,8 @@ class JobCancelled(PermanentError):
 class StageProgress:
     """`advance(done)` at most every `interval_s` updates the artifact and checks for cancellation."""
 
-    def __init__(self, job_id: str | None, verb: str, total: float, unit: str, interval_s: float = 0.5) -> None:
+    # Every update is a write on the Prefect server (SQLite in the embedded default): once a second is plenty.
+    def __init__(self, job_id: str | None, verb: str, total: float, unit: str, interval_s: float = 1.0) -> None:
         self.job_id, self.verb, self.total, self.unit, self.interval_s = job_id, verb, total, unit, interval_s
         self._last = 0.0
         self._artifact_id: Any = None

@@ -40,7 +40,9 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 200 * 1024 * 1024
     dispatch_interval_s: float = 1.0
     dispatch_batch_size: int = Field(default=20, description="most documents handed to one batch flow run")
-    batch_concurrency: int = Field(default=4, description="document subflows running at once in a batch run")
+    # Two: the embedded Prefect server keeps its state in SQLite, which stalls ("database is locked") when
+    # many subflows write task states, artifacts and events at once. Raise it with a PostgreSQL-backed Prefect.
+    batch_concurrency: int = Field(default=2, description="document subflows running at once in a batch run")
     max_attempts: int = Field(default=3, description="runs a job gets in all when it crashes or fails transiently")
     retry_backoff_s: float = Field(default=10.0, description="wait before re-dispatch, times the attempts so far")
     stuck_after_s: float = Field(default=3600.0, description="backfill re-queues a job silent for this long")

@@ -24,7 +24,8 @@ from ingestflow.jobview import base_view, live_view
 from ingestflow.settings import Settings
 
 router = APIRouter(tags=["live"])
-POLL_S = 0.5
+POLL_S = 1.0
+ALL_JOBS_POLL_S = 1.0
 HEARTBEAT_S = 1.0
 
 
@@ -57,6 +58,8 @@ def _jobs_to_watch(settings: Settings, owner_id: str) -> list[Job]:
 
 
 async def _view(job: Job, settings: Settings, client: PrefectClient) -> dict[str, Any]:
+    if JobStatus(job.status) == JobStatus.queued and not job.flow_run_id:
+        return jsonable_encoder(base_view(job, settings))  # nothing in Prefect yet: spare the server a read
     try:
         view = await asyncio.wait_for(live_view(job, settings, client), timeout=PREFECT_READ_TIMEOUT_S)
     except Exception:  # Prefect away for a moment: the database's view still moves the page on
@@ -115,6 +118,6 @@ async def ws_jobs(ws: WebSocket, settings: SettingsDep) -> None:
                     if view != previous or stale:
                         await ws.send_json({"type": "job", "job": view})
                         last[job.id], sent_at[job.id] = view, time.monotonic()
-                await asyncio.sleep(POLL_S)
+                await asyncio.sleep(ALL_JOBS_POLL_S)
     except WebSocketDisconnect:
         pass
