@@ -24,8 +24,7 @@ from ingestflow.jobview import base_view, live_view
 from ingestflow.settings import Settings
 
 router = APIRouter(tags=["live"])
-POLL_S = 1.0
-ALL_JOBS_POLL_S = 1.0
+POLL_S = 0.5
 HEARTBEAT_S = 1.0
 
 
@@ -108,6 +107,7 @@ async def ws_jobs(ws: WebSocket, settings: SettingsDep) -> None:
     try:
         async with get_client() as client:
             while True:
+                tick = time.monotonic()
                 for job in await asyncio.to_thread(_jobs_to_watch, settings, user_id):
                     previous = last.get(job.id)
                     if previous and JobStatus(previous["status"]).terminal and JobStatus(job.status).terminal:
@@ -118,6 +118,7 @@ async def ws_jobs(ws: WebSocket, settings: SettingsDep) -> None:
                     if view != previous or stale:
                         await ws.send_json({"type": "job", "job": view})
                         last[job.id], sent_at[job.id] = view, time.monotonic()
-                await asyncio.sleep(ALL_JOBS_POLL_S)
+                # One pass a second whatever the number of jobs: each pass reads Prefect for every running job.
+                await asyncio.sleep(max(0.1, HEARTBEAT_S - (time.monotonic() - tick)))
     except WebSocketDisconnect:
         pass
