@@ -59,7 +59,12 @@ def base_view(job: Job, settings: Settings) -> dict[str, Any]:
         "error_retryable": job.error_retryable,
         "attempts": job.attempts,
         "notes": list(job.notes or []),
-        "stages": [],
+        # What the database knows (stages this job completed); the live view adds Prefect's detail.
+        "stages": [
+            {"name": key, "stage": label, "state": "completed" if key in (job.completed_stages or []) else "pending",
+             "attempts": None, "started_at": None, "finished_at": None, "error": None}
+            for key, label in STAGES.get(job.kind, STAGES["text"])
+        ],
         "flow_run_id": job.flow_run_id,
         "batch_flow_run_id": job.batch_flow_run_id,
         "flow_run_url": f"{settings.prefect_ui_url}/runs/flow-run/{run_id}" if run_id else None,

@@ -59,6 +59,11 @@ def stack_env(settings: Settings, gpu: bool) -> dict[str, str]:
         # Heartbeats let the crash automation notice a flow process that died (NOTES.md: 30 s / 90 s).
         "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30",
         "PREFECT_UI_API_URL": settings.prefect_url,
+        # Fewer background writers on the server's SQLite, which stalls under concurrent writes ("database is
+        # locked"): nothing here uses late-run marking, pause expiry or the foreman's readiness bookkeeping.
+        "PREFECT_SERVER_SERVICES_FOREMAN_ENABLED": "false",
+        "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED": "false",
+        "PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_ENABLED": "false",
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "TOKENIZERS_PARALLELISM": "false",

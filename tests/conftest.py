@@ -21,7 +21,8 @@ TERMINAL = {"completed", "failed", "cancelled"}
 class Api:
     """One owner's view of the API."""
 
-    def __init__(self, base_url: str, key: str) -> None:
+    def __init__(self, base_url: str, key: str, user_id: str = "") -> None:
+        self.user_id = user_id
         self.http = httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=60)
 
     def upload(self, path: Path, **form: str) -> httpx.Response:
@@ -71,18 +72,29 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 
 def _key(settings: Any, user: str) -> str:
+    return _user(settings, user)[1]
+
+
+def _user(settings: Any, name: str) -> tuple[str, str]:
     from ingestflow.auth import create_key
     from ingestflow.db import session_scope
 
     with session_scope(settings.sqlalchemy_url) as db:
-        return create_key(db, user)[1]
+        user, key = create_key(db, name)
+        return user.id, key
 
 
-@pytest.fixture(scope="session")
-def alice(stack: Any) -> Api:
-    return Api(f"http://127.0.0.1:{stack.settings.api_port}", _key(stack.settings, "alice"))
+def _api(stack: Any, name: str) -> Api:
+    user_id, key = _user(stack.settings, name)
+    return Api(f"http://127.0.0.1:{stack.settings.api_port}", key, user_id)
 
 
-@pytest.fixture(scope="session")
-def bob(stack: Any) -> Api:
-    return Api(f"http://127.0.0.1:{stack.settings.api_port}", _key(stack.settings, "bob"))
+# Each test module gets owners of its own, so what one module uploads never shows up in another's counts.
+@pytest.fixture(scope="module")
+def alice(stack: Any, request: pytest.FixtureRequest) -> Api:
+    return _api(stack, f"alice-{request.module.__name__}")
+
+
+@pytest.fixture(scope="module")
+def bob(stack: Any, request: pytest.FixtureRequest) -> Api:
+    return _api(stack, f"bob-{request.module.__name__}")

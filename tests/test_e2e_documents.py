@@ -86,12 +86,9 @@ def test_search_finds_each_document_first(ingested: dict[str, dict[str, Any]], a
         assert top["title"] == name
 
 
-def _graph_counts(stack: Any, owner: str) -> Any:
-    from ingestflow.db import User, session_scope
+def _graph_counts(stack: Any, user_id: str) -> Any:
     from ingestflow.graph import open_graph_store
 
-    with session_scope(stack.settings.sqlalchemy_url) as db:
-        user_id = db.query(User).filter_by(name=owner).one().id
     store = open_graph_store(stack.settings, read_only=True)
     try:
         return user_id, store.counts(user_id)
@@ -107,7 +104,7 @@ def test_reupload_and_rerun_leave_no_duplicates(ingested: dict[str, dict[str, An
     again = alice.upload(DOCS / name).json()
     assert again == {"document_id": doc_id, "job_id": None, "status": "duplicate", "duplicate": True}
 
-    user_id, before = _graph_counts(stack, "alice")
+    user_id, before = _graph_counts(stack, alice.user_id)
     vectors = open_vector_store(stack.settings)
     chunks = alice.get(f"/v1/documents/{doc_id}").json()["chunk_count"]
     assert vectors.count(user_id, doc_id) == chunks
@@ -115,7 +112,7 @@ def test_reupload_and_rerun_leave_no_duplicates(ingested: dict[str, dict[str, An
     rerun = alice.http.post(f"/v1/documents/{doc_id}/reindex")
     assert rerun.status_code == 202, rerun.text
     assert alice.wait_job(rerun.json()["job_id"])["status"] == "completed"
-    _, after = _graph_counts(stack, "alice")
+    _, after = _graph_counts(stack, alice.user_id)
     assert after == before
     assert vectors.count(user_id, doc_id) == chunks
     assert before.documents == len(ingested)
@@ -165,11 +162,11 @@ def test_delete_removes_everything(alice: Api, stack: Any, tmp_path: Path) -> No
     note.write_text("# Zanzibar memo\n\nKaterina Novak of Borealis Shipping met the Zanzibar port authority.\n")
     up = alice.upload(note).json()
     assert alice.wait_job(up["job_id"])["status"] == "completed"
-    user_id, before = _graph_counts(stack, "alice")
+    user_id, before = _graph_counts(stack, alice.user_id)
     assert alice.http.delete(f"/v1/documents/{up['document_id']}").status_code == 204
     assert alice.get(f"/v1/documents/{up['document_id']}").status_code == 404
     assert open_vector_store(stack.settings).count(user_id, up["document_id"]) == 0
-    _, after = _graph_counts(stack, "alice")
+    _, after = _graph_counts(stack, alice.user_id)
     assert after.documents == before.documents - 1
     assert after.chunks < before.chunks
     assert not (stack.settings.derived_dir / up["document_id"]).exists()

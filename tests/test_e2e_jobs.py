@@ -92,7 +92,6 @@ def test_websocket_for_all_jobs_sees_a_new_upload(alice: Api, tmp_path: Path) ->
 
 
 def test_cancel_stops_the_work_and_retry_resumes(alice: Api, stack: Any, tmp_path: Path) -> None:
-    from ingestflow.db import User, session_scope
     from ingestflow.vectors import open_vector_store
 
     up = alice.upload(long_note(tmp_path / "cancel.md", "cancel", 1500)).json()
@@ -106,8 +105,7 @@ def test_cancel_stops_the_work_and_retry_resumes(alice: Api, stack: Any, tmp_pat
     assert stages["graph"] == "pending", stages
     flags = alice.get(f"/v1/documents/{up['document_id']}/indexing-status").json()
     assert not flags["vector_indexed"] and not flags["graph_indexed"], flags
-    with session_scope(stack.settings.sqlalchemy_url) as db:
-        owner = db.query(User).filter_by(name="alice").one().id
+    owner = alice.user_id
     assert open_vector_store(stack.settings).count(owner, up["document_id"]) == 0  # stopped before writing
     assert alice.http.post(f"/v1/jobs/{up['job_id']}/cancel").status_code == 409
 
@@ -131,7 +129,6 @@ def _flow_process(flow_run_id: str) -> psutil.Process | None:
 
 
 def test_killed_flow_process_is_recovered_without_duplicates(alice: Api, stack: Any, tmp_path: Path) -> None:
-    from ingestflow.db import User, session_scope
     from ingestflow.graph import open_graph_store
     from ingestflow.vectors import open_vector_store
 
@@ -147,8 +144,7 @@ def test_killed_flow_process_is_recovered_without_duplicates(alice: Api, stack: 
     assert job["status"] == "completed", job
     assert job["attempts"] >= 2
 
-    with session_scope(stack.settings.sqlalchemy_url) as db:
-        owner = db.query(User).filter_by(name="alice").one().id
+    owner = alice.user_id
     chunks = alice.get(f"/v1/documents/{up['document_id']}").json()["chunk_count"]
     assert open_vector_store(stack.settings).count(owner, up["document_id"]) == chunks
     store = open_graph_store(stack.settings, read_only=True)
