@@ -45,12 +45,12 @@ def bench_stack(keep: bool = False) -> Iterator[tuple[Any, str, str]]:
             shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def wait_job(base: str, key: str, job_id: str, timeout: float = 900) -> dict[str, Any]:
+def wait_job(base: str, key: str, job_id: str, timeout: float = 900, poll_s: float = 0.2) -> dict[str, Any]:
     with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60) as http:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             job = http.get(f"/v1/jobs/{job_id}").json()
             if job["status"] in ("completed", "failed", "cancelled"):
                 return dict(job)
-            time.sleep(0.2)
+            time.sleep(poll_s)
     raise TimeoutError(job_id)

@@ -59,6 +59,8 @@ def stack_env(settings: Settings, gpu: bool) -> dict[str, str]:
         # Heartbeats let the crash automation notice a flow process that died (NOTES.md: 30 s / 90 s).
         "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30",
         "PREFECT_UI_API_URL": settings.prefect_url,
+        # The worker's default 10 s poll was most of an upload's wait before its flow run started.
+        "PREFECT_WORKER_QUERY_SECONDS": "2",
         # Fewer background writers on the server's SQLite, which stalls under concurrent writes ("database is
         # locked"): nothing here uses late-run marking, pause expiry or the foreman's readiness bookkeeping.
         "PREFECT_SERVER_SERVICES_FOREMAN_ENABLED": "false",
@@ -75,6 +77,9 @@ def stack_env(settings: Settings, gpu: bool) -> dict[str, str]:
         "INGESTFLOW_GPU_RESOURCE": "true" if gpu else "false",
         "INGESTFLOW_PROJECT_DIR": str(PROJECT_ROOT),
     })
+    # Dask's own defaults for its workers' environment made transcription 1.8x slower than a plain process;
+    # deployments/dask.yaml says why and undoes them. A DASK_CONFIG of the operator's own wins.
+    env.setdefault("DASK_CONFIG", str(PROJECT_ROOT / "deployments" / "dask.yaml"))
     return env
 
 
