@@ -33,9 +33,9 @@ def current_user(
     if creds is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing API key: send 'Authorization: Bearer <key>'",
                             headers={"WWW-Authenticate": "Bearer"})
-    # Its own short transaction: SQLite transactions take the write lock up front (ingestflow.db), so
-    # the request's session must not begin before the request actually needs it.
-    with session_scope(settings.sqlalchemy_url) as db:
+    # Its own read-only transaction: SQLite write transactions take the write lock up front (ingestflow.db),
+    # so the request's session must not begin before the request actually needs it.
+    with session_scope(settings.sqlalchemy_url, read_only=True) as db:
         user = user_for_key(db, creds.credentials)
     if user is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown API key", headers={"WWW-Authenticate": "Bearer"})

@@ -29,7 +29,7 @@ TERMINAL_PREFECT = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
 def _queued(settings: Settings) -> tuple[list[str], str | None]:
-    with session_scope(settings.sqlalchemy_url) as db:
+    with session_scope(settings.sqlalchemy_url, read_only=True) as db:
         jobs = list(
             db.scalars(
                 select(Job)
@@ -69,7 +69,7 @@ async def dispatch_once(settings: Settings) -> int:
 
 def _pending(settings: Settings) -> list[tuple[str, str | None]]:
     cutoff = utcnow() - timedelta(seconds=5)
-    with session_scope(settings.sqlalchemy_url) as db:
+    with session_scope(settings.sqlalchemy_url, read_only=True) as db:
         return [
             (j.id, j.flow_run_id or j.batch_flow_run_id)
             for j in db.scalars(

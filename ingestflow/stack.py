@@ -7,6 +7,7 @@ starting again resumes where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import psutil
 
 from ingestflow.settings import PROJECT_ROOT, Settings
 
@@ -47,6 +49,24 @@ def gpu_available() -> bool:
         return bool(torch.cuda.is_available())
     except Exception:
         return False
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return list(psutil.Process(pid).children(recursive=True))
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _terminate(procs: list[psutil.Process]) -> None:
+    alive = [p for p in procs if p.is_running()]
+    for p in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.terminate()
+    _gone, still = psutil.wait_procs(alive, timeout=10)
+    for p in still:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.kill()
 
 
 def stack_env(settings: Settings, gpu: bool) -> dict[str, str]:
@@ -186,6 +206,9 @@ class Stack:
         self.log(f"  {'deployments':<14} ready ({time.monotonic() - t0:.1f}s)")
 
     def stop(self) -> None:
+        # Flow-run processes start in sessions of their own, so signalling the worker's group misses them and
+        # they would outlive the stack. Their runs are later marked Crashed and re-dispatched on the next start.
+        orphans = [child for _name, proc in self.procs for child in _descendants(proc.pid)]
         for _name, proc in reversed(self.procs):
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -197,6 +220,7 @@ class Stack:
                 proc.wait()
             self.log(f"  {name:<14} stopped")
         self.procs.clear()
+        _terminate(orphans)
 
     def wait(self) -> None:
         """Block until Ctrl-C or until a child dies (then the whole stack stops: no half-running system)."""

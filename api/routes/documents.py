@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from api.deps import CurrentUser, PageDep, SessionDep, SettingsDep
 from api.schemas import DocumentOut, IndexingStatus, Page, UploadAccepted
 from ingestflow import audio, storage
-from ingestflow.db import Document, Job, JobStatus
+from ingestflow.db import Document, Job, JobStatus, session_scope
 from ingestflow.detect import check_name_agrees, detect
 from ingestflow.errors import TransientError, UnsupportedFormat
 from ingestflow.jobview import base_view
@@ -49,9 +49,12 @@ def upload(
             check_name_agrees(filename, detected)
         except UnsupportedFormat as exc:
             raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, exc.message) from exc
-        existing = db.scalar(select(Document).where(Document.owner_id == user.id, Document.sha256 == sha))
+        # Read-only, and the blob is stored before the write transaction: the request holds SQLite's write
+        # lock only for its two inserts (a stored blob with no row is reused by the next upload of it).
+        with session_scope(settings.sqlalchemy_url, read_only=True) as reader:
+            existing = reader.scalar(select(Document.id).where(Document.owner_id == user.id, Document.sha256 == sha))
         if existing:
-            return UploadAccepted(document_id=existing.id, job_id=None, status="duplicate", duplicate=True)
+            return UploadAccepted(document_id=existing, job_id=None, status="duplicate", duplicate=True)
         storage.commit(tmp, settings.files_dir, sha)
     finally:
         tmp.unlink(missing_ok=True)

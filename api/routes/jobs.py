@@ -79,8 +79,9 @@ async def cancel_job(job_id: str, user: CurrentUser, settings: SettingsDep) -> d
         job, run_id = await asyncio.to_thread(_mark_cancelled, settings, user, job_id)
     except control.Conflict as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-    async with get_client() as client:
-        await control.stop_flow_run(client, run_id)
+    if run_id:  # a job not yet handed to Prefect has no run to stop
+        async with get_client() as client:
+            await control.stop_flow_run(client, run_id)
     return base_view(job, settings)
 
 
