@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from ingestflow.jobview import JobView
+
 
 class UploadAccepted(BaseModel):
     document_id: str
@@ -41,7 +43,7 @@ class DocumentOut(IndexingStatus):
     duration_s: float | None
     language_probability: float | None
     created_at: datetime
-    latest_job: dict[str, Any] | None = None
+    latest_job: JobView | None = None
 
 
 class Page(BaseModel):

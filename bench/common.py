@@ -23,20 +23,20 @@ def bench_stack(keep: bool = False) -> Iterator[tuple[Any, str, str]]:
     """Yields (settings, base_url, api_key)."""
     data_dir = Path(tempfile.mkdtemp(prefix="ingestflow-bench-"))
     os.environ.update(INGESTFLOW_DATA_DIR=str(data_dir), INGESTFLOW_API_PORT="28000",
-                      INGESTFLOW_CHROMA_PORT="28001", INGESTFLOW_DASK_PORT="28010", INGESTFLOW_PREFECT_PORT="28020")
+                      INGESTFLOW_CHROMA_PORT="28001", INGESTFLOW_DASK_PORT="28010", INGESTFLOW_PREFECT_PORT="28020",
+                      INGESTFLOW_POSTGRES_PORT="28030")
     from ingestflow.auth import create_key
-    from ingestflow.db import init_db, session_scope
+    from ingestflow.db import session_scope
     from ingestflow.settings import Settings
     from ingestflow.stack import Stack
 
     settings = Settings()
-    init_db(settings.sqlalchemy_url)
-    with session_scope(settings.sqlalchemy_url) as db:
-        key = create_key(db, "bench")[1]
     stack = Stack(settings, log=lambda m: None)
     t0 = time.perf_counter()
     stack.start()
     print(f"stack start: {time.perf_counter() - t0:.1f} s")
+    with session_scope(settings.sqlalchemy_url) as db:
+        key = create_key(db, "bench")[1]
     try:
         yield settings, f"http://127.0.0.1:{settings.api_port}", key
     finally:

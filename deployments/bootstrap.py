@@ -1,4 +1,4 @@
-"""Make the Prefect server ready for ingestflow: work pool, concurrency limits, deployments from prefect.yaml.
+"""Make the Prefect server ready for ingestflow: work pool, crash automation, deployments from prefect.yaml.
 
 Idempotent: run at every start-up.
 """
@@ -15,12 +15,12 @@ from pathlib import Path
 
 from prefect.automations import Automation, EventTrigger, Posture
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, WorkPoolCreate
+from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.client.schemas.objects import StateType
 from prefect.events.actions import ChangeFlowRunState
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
-from deployments.names import CRASH_AUTOMATION, GRAPH_WRITER_LIMIT, WORK_POOL
+from deployments.names import CRASH_AUTOMATION, WORK_POOL
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,10 +32,6 @@ async def ensure_server_objects() -> None:
         except ObjectNotFound:
             with contextlib.suppress(ObjectAlreadyExists):
                 await client.create_work_pool(WorkPoolCreate(name=WORK_POOL, type="process"))
-        try:
-            await client.read_global_concurrency_limit_by_name(GRAPH_WRITER_LIMIT)
-        except ObjectNotFound:
-            await client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=GRAPH_WRITER_LIMIT, limit=1))
 
 
 def crash_automation(silence_s: int = 90) -> Automation:

@@ -3,6 +3,5 @@
 WORK_POOL = "ingestflow"
 DOCUMENT_DEPLOYMENT = "ingest-document/ingest-document"
 BATCH_DEPLOYMENT = "ingest-batch/ingest-batch"
-GRAPH_WRITER_LIMIT = "graph-writer"
 CRASH_AUTOMATION = "ingestflow-crashed-on-missing-heartbeat"
 BACKFILL_DEPLOYMENT = "backfill/backfill"

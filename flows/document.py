@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+import time
 
 from prefect import flow
+from prefect.runtime import flow_run
 from prefect_dask import DaskTaskRunner
 
 from flows.placement import on_workers
+from ingestflow.pipeline import plan
 from ingestflow.settings import get_settings
-from tasks.chunk import chunk
-from tasks.embed import embed
-from tasks.entities import extract_entities
-from tasks.graph import graph
-from tasks.improve import improve
-from tasks.jobs import describe_failure, finish_job, record_stage, start_job
-from tasks.parse import parse
-from tasks.transcribe import transcribe
-
-STAGES: dict[str, list[tuple[str, Any]]] = {
-    "text": [("parse", parse), ("chunk", chunk), ("embed", embed), ("extract-entities", extract_entities),
-             ("graph", graph)],
-    "audio": [("transcribe", transcribe), ("improve", improve), ("chunk", chunk), ("embed", embed),
-              ("extract-entities", extract_entities), ("graph", graph)],
-}
+from tasks.jobs import fail_job, finish_job, record_stage, start_job
 
 
 @flow(
@@ -32,21 +20,21 @@ STAGES: dict[str, list[tuple[str, Any]]] = {
     flow_run_name="{job_id}",
     log_prints=True,
 )
-def ingest_document(job_id: str) -> dict[str, Any]:
-    claimed = start_job(job_id)
+def ingest_document(job_id: str, dispatch_key: str | None = None, priority: int = 0) -> str:
+    """One uploaded document through the stages of its kind, resuming after those already completed."""
+    claimed = start_job(job_id, dispatch_key, str(flow_run.get_id()))
     if claimed is None:
-        return {"skipped": "job cancelled or deleted before it started"}
+        return "skipped: cancelled, deleted, finished or handed to another run"
     ref, done = claimed
-    results: dict[str, Any] = {}
-    for stage, stage_task in STAGES[ref.kind]:
-        if stage in done:
+    for stage in plan(ref.kind):
+        if stage.name in done:
             continue
+        submitted = time.time()
         try:
-            results[stage] = on_workers(stage_task, ref).result()
+            result = on_workers(stage, ref, priority).result()
         except BaseException as exc:
-            error, retryable = describe_failure(stage, exc)
-            finish_job(job_id, error, retryable)
+            fail_job(job_id, dispatch_key, stage.name, exc)
             raise
-        record_stage(job_id, stage, results[stage])
-    finish_job(job_id)
-    return results
+        record_stage(job_id, dispatch_key, stage, result, submitted)
+    finish_job(job_id, dispatch_key)
+    return "completed"

@@ -1,21 +1,23 @@
-"""Where a stage runs: on the Dask cluster, asking for a GPU only when a worker has one."""
+"""Where a stage runs: on the Dask cluster, asking for a GPU only when a worker has one, and at the priority
+its run was given (a single upload's stages go before a bulk import's)."""
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import dask
 
+from ingestflow.pipeline import Stage
+from ingestflow.refs import DocumentRef
 from ingestflow.settings import get_settings
-
-# The stages a GPU speeds up. dask honours the annotation only for .submit(), and a task waits
-# forever for a resource no worker declares, so the start-up check sets gpu_resource.
-GPU_STAGES = {"parse", "transcribe", "embed"}
+from tasks.registry import task_for
 
 
-def on_workers(stage_task: Any, *args: Any) -> Any:
-    use_gpu = get_settings().gpu_resource and stage_task.name in GPU_STAGES
-    ctx = dask.annotate(resources={"GPU": 1}) if use_gpu else contextlib.nullcontext()
-    with ctx:
-        return stage_task.submit(*args)
+def on_workers(stage: Stage, ref: DocumentRef, priority: int = 0) -> Any:
+    # dask honours annotations only for .submit(), and a task waits forever for a resource no worker
+    # declares, so the start-up check sets gpu_resource.
+    annotations: dict[str, Any] = {"priority": priority}
+    if get_settings().gpu_resource and stage.gpu:
+        annotations["resources"] = {"GPU": 1}
+    with dask.annotate(**annotations):
+        return task_for(stage.name).submit(ref)

@@ -45,7 +45,7 @@ def plan(db: Session, settings: Settings) -> list[Repair]:
         if job and status == JobStatus.failed:
             # A permanent failure (corrupt or unsupported file) would only fail again.
             if job.error_retryable is not False:
-                repairs.append(Repair(doc.id, doc.owner_id, job.id, f"failed: {job.error}", "resume"))
+                repairs.append(Repair(doc.id, doc.owner_id, job.id, f"failed: {job.error or job.infra_note}", "resume"))
         elif status == JobStatus.cancelled:
             continue  # the user stopped it on purpose
         elif not (doc.vector_indexed and doc.graph_indexed and doc.entities_extracted):
@@ -65,6 +65,7 @@ def apply(db: Session, repairs: list[Repair]) -> list[dict[str, Any]]:
         job = db.get(Job, rep.job_id) if rep.job_id else None
         if rep.action == "resume" and job is not None:
             requeue(job)
+            job.infra_retries = 0  # a fresh allowance of re-dispatches for the repaired job
             job_id = job.id
         else:
             doc = db.get(Document, rep.document_id)

@@ -22,32 +22,32 @@ TERMINAL = {"completed", "failed", "cancelled"}
 
 @app.command()
 def up() -> None:
-    """Start the embedded stack (Prefect, Dask, Chroma, graph store, deployments, API) until Ctrl-C."""
+    """Start the embedded stack (PostgreSQL, Prefect, Dask, Chroma, graph store, deployments, API) until Ctrl-C."""
     from ingestflow.auth import create_key
     from ingestflow.client import key_file
-    from ingestflow.db import User, init_db, session_scope
+    from ingestflow.db import User, session_scope
     from ingestflow.stack import Stack
 
     settings = get_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    init_db(settings.sqlalchemy_url)
-    with session_scope(settings.sqlalchemy_url) as db:
-        if db.query(User).count() == 0:
-            _user, key = create_key(db, "admin", settings.bootstrap_key)
-            key_file(settings).write_text(key)
-            key_file(settings).chmod(0o600)
-            console.print(f"[bold]First API key[/] (saved to {key_file(settings)}): {key}")
     console.print(f"Starting ingestflow in {settings.data_dir}")
     stack = Stack(settings, log=console.print)
     stack.start()
-    console.print(
-        f"[green]ready[/]: API and dashboard http://127.0.0.1:{settings.api_port}  "
-        f"Prefect UI {settings.prefect_ui_url}  (Ctrl-C stops everything)"
-    )
     try:
+        with session_scope(settings.sqlalchemy_url) as db:
+            if db.query(User).count() == 0:
+                _user, key = create_key(db, "admin", settings.bootstrap_key)
+                key_file(settings).write_text(key)
+                key_file(settings).chmod(0o600)
+                console.print(f"[bold]First API key[/] (saved to {key_file(settings)}): {key}")
+        console.print(
+            f"[green]ready[/]: API and dashboard http://127.0.0.1:{settings.api_port}  "
+            f"Prefect UI {settings.prefect_ui_url}  (Ctrl-C stops everything)"
+        )
         stack.wait()
     except KeyboardInterrupt:
         console.print("stopping")
+    finally:
+        stack.stop()
 
 
 @keys.command("create")
@@ -61,6 +61,19 @@ def keys_create(user: Annotated[str, typer.Option(help="user the key belongs to"
     with session_scope(settings.sqlalchemy_url) as db:
         _user, key = create_key(db, user)
     print(key)
+
+
+@app.command("import-sqlite")
+def import_sqlite_cmd(
+    path: Annotated[Path, typer.Argument(help="the SQLite file of an older data directory")],
+) -> None:
+    """Copy an older data directory's SQLite metadata into the configured PostgreSQL (`up` does it itself)."""
+    from ingestflow.db import init_db
+    from ingestflow.stack.sqlite_import import import_sqlite
+
+    settings = get_settings()
+    init_db(settings.sqlalchemy_url)
+    console.print(import_sqlite(path, settings.sqlalchemy_url))
 
 
 def _files(paths: list[Path]) -> list[Path]:

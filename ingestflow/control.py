@@ -7,8 +7,6 @@ from uuid import UUID
 
 from prefect.client.orchestration import PrefectClient
 from prefect.states import Cancelling
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from ingestflow.db import Job, JobStatus, utcnow
 
@@ -17,21 +15,42 @@ class Conflict(Exception):
     pass
 
 
-def requeue(job: Job, resume: bool = True) -> None:
+def requeue(job: Job, resume: bool = True, after_s: float = 0.0) -> None:
     """Back to the dispatcher's queue; a resumed run skips the stages this job already completed."""
     job.status = JobStatus.queued
     job.resume = resume
-    job.dispatched_at = job.flow_run_id = job.batch_flow_run_id = None
+    job.dispatched_at = job.flow_run_id = job.batch_flow_run_id = job.dispatch_key = None
+    job.dispatch_after = utcnow() + timedelta(seconds=after_s) if after_s else None
     job.finished_at = None
     job.error = None
     job.error_retryable = None
     job.stage = None
 
 
+def requeue_after_trouble(job: Job, note: str, after_s: float, count_as_infra: bool = True) -> None:
+    """Not the document's fault (the orchestrator failed, a process died, a store was away): back to the
+    queue after `after_s`, with the reason kept apart from `error`, which only ever speaks of the document."""
+    requeue(job, resume=True, after_s=after_s)
+    job.infra_note = note
+    if count_as_infra:
+        job.infra_retries = (job.infra_retries or 0) + 1
+
+
+def give_up_after_trouble(job: Job, note: str) -> None:
+    """Too many infrastructure failures in a row: the job stops, retryable, with no blame on the document;
+    the scheduled backfill (or the user's retry) queues it again."""
+    job.status = JobStatus.failed
+    job.error = None
+    job.error_retryable = True
+    job.infra_note = note
+    job.finished_at = utcnow()
+
+
 def retry(job: Job) -> None:
     if job.status not in (JobStatus.failed, JobStatus.cancelled):
         raise Conflict(f"job is {job.status}: only failed or cancelled jobs can be retried")
     requeue(job)
+    job.infra_retries = 0
 
 
 def mark_cancelled(job: Job) -> str | None:
@@ -52,19 +71,3 @@ async def stop_flow_run(client: PrefectClient, run_id: str | None) -> None:
         run = await client.read_flow_run(UUID(run_id))
         if run.state and not run.state.is_final():
             await client.set_flow_run_state(UUID(run_id), Cancelling(message="cancelled by the user"), force=True)
-
-
-def redispatch_failed(db: Session, max_attempts: int, backoff_s: float) -> list[str]:
-    """Jobs that crashed or failed on a transient error go out again, up to max_attempts runs in all."""
-    now = utcnow()
-    requeued = []
-    for job in db.scalars(
-        select(Job).where(Job.status == JobStatus.failed, Job.error_retryable.is_(True), Job.attempts < max_attempts)
-    ):
-        finished = job.finished_at
-        if finished is not None and finished.tzinfo is None:
-            finished = finished.replace(tzinfo=now.tzinfo)
-        if finished is None or now - finished >= timedelta(seconds=backoff_s * job.attempts):
-            requeue(job)
-            requeued.append(job.id)
-    return requeued

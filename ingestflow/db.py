@@ -1,4 +1,5 @@
-"""Metadata rows: users and their API keys, documents, jobs. SQLite by default, PostgreSQL in production."""
+"""Metadata rows: users and their API keys, documents, jobs. PostgreSQL (embedded or external); SQLite still works
+for a single process and for importing older data directories."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Enum,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -112,6 +114,7 @@ class Document(Base):
 
 class Job(Base):
     __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_status_owner", "status", "owner_id"),)
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     document_id: Mapped[str] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), index=True)
     owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -127,9 +130,20 @@ class Job(Base):
     completed_stages: Mapped[list[str]] = mapped_column(JSON, default=list)
     # What a stage wants the user to know without failing, e.g. why an LLM edit was rejected.
     notes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Only ever a reason about the document (corrupt, unsupported, too large, timed out).
     error: Mapped[str | None] = mapped_column(Text)
     error_retryable: Mapped[bool | None] = mapped_column(Boolean)
+    # Orchestrator or store trouble (Prefect 5xx, a killed process): never the document's fault, so the job is
+    # re-queued with backoff; the last such reason and how often it happened.
+    infra_note: Mapped[str | None] = mapped_column(Text)
+    infra_retries: Mapped[int] = mapped_column(Integer, default=0)
+    # Per stage: wall, CPU and waiting seconds, attempts, model (see ingestflow.pipeline.StageMetrics).
+    stage_metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    # Set when the dispatcher claims the job for a flow run; the run must present the same key to start it,
+    # so a stale or duplicated run can never process a job that was handed out again.
+    dispatch_key: Mapped[str | None] = mapped_column(String(36))
+    dispatch_after: Mapped[datetime | None] = mapped_column(UTCDateTime())
     dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

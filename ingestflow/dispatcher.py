@@ -1,8 +1,13 @@
-"""Hands queued jobs to Prefect at a pace its server can take, and mirrors finished runs back.
+"""Hands queued jobs to Prefect at a pace its server and workers can take, fairly between owners, and mirrors
+runs that ended without the flow's own verdict back into their jobs.
 
-Uploads only insert rows; this loop creates flow runs. One job becomes one ingest-document run; several
-waiting jobs become one ingest-batch run (a flow run costs seconds of process start here). If Prefect is
-unreachable, jobs stay queued and go out on a later tick.
+Uploads only insert rows; this loop creates flow runs. Each tick claims jobs in the database first (a fresh
+dispatch key, `FOR UPDATE SKIP LOCKED`, so two API replicas never hand out the same job), then creates the run
+with that key as its idempotency key and parameter: a run only starts a job whose key it carries. One job
+becomes an ingest-document run; several of one owner become one ingest-batch run (a flow run costs seconds of
+process start here). No more runs are in flight than the worker runs at once, and no owner holds all of them,
+so one owner's bulk import never makes another owner's upload wait behind it. If Prefect is unreachable, jobs
+stay queued and go out on a later tick.
 """
 
 from __future__ import annotations
@@ -10,120 +15,201 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID
 
 from prefect.client.orchestration import get_client
 from prefect.deployments.flow_runs import arun_deployment
-from sqlalchemy import or_, select
+from prefect.exceptions import ObjectNotFound
+from sqlalchemy import func, or_, select
 
 from deployments.names import BATCH_DEPLOYMENT, DOCUMENT_DEPLOYMENT
-from ingestflow.control import redispatch_failed
+from ingestflow.control import give_up_after_trouble, requeue, requeue_after_trouble
 from ingestflow.db import Job, JobStatus, session_scope, utcnow
 from ingestflow.settings import Settings
 
 log = logging.getLogger("ingestflow.dispatcher")
 
-# A dispatched run Prefect has not started by then is looked at again by the reconciler.
 TERMINAL_PREFECT = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+# A single upload's stages run before a bulk import's on the Dask workers.
+SINGLE_PRIORITY = 10
+# Claimed jobs whose run was never recorded (the API died in between) go back to the queue after this.
+UNRECORDED_AFTER = timedelta(seconds=120)
+ACTIVE = (JobStatus.queued, JobStatus.running)
 
 
-def _queued(settings: Settings) -> tuple[list[str], str | None]:
-    with session_scope(settings.sqlalchemy_url, read_only=True) as db:
-        jobs = list(
-            db.scalars(
-                select(Job)
-                .where(Job.status == JobStatus.queued, Job.dispatched_at.is_(None))
-                .order_by(Job.created_at)
-                .limit(settings.dispatch_batch_size)
-            )
-        )
-        # One flow run per job attempt, even if this tick is repeated after a lost reply.
-        key = f"{jobs[0].id}:{jobs[0].attempts}" if len(jobs) == 1 else None
-        return [j.id for j in jobs], key
+@dataclass(frozen=True)
+class Claim:
+    key: str
+    owner_id: str
+    job_ids: list[str]
 
 
-def _mark_dispatched(settings: Settings, ids: list[str], run_id: str) -> None:
+def _claim(settings: Settings) -> Claim | None:
+    """The owner with the fewest runs in flight (then the oldest waiting job) gets the next run."""
+    now = utcnow()
     with session_scope(settings.sqlalchemy_url) as db:
-        for job in db.scalars(select(Job).where(Job.id.in_(ids))):
-            job.dispatched_at = utcnow()
-            if len(ids) == 1:
-                job.flow_run_id = run_id
+        in_flight = dict(db.execute(
+            select(Job.owner_id, func.count(func.distinct(Job.dispatch_key)))
+            .where(Job.status.in_(ACTIVE), Job.dispatch_key.is_not(None))
+            .group_by(Job.owner_id)
+        ).all())
+        if sum(in_flight.values()) >= settings.worker_limit:
+            return None
+        due = or_(Job.dispatch_after.is_(None), Job.dispatch_after <= now)
+        waiting = db.execute(
+            select(Job.owner_id, func.min(Job.created_at))
+            .where(Job.status == JobStatus.queued, Job.dispatch_key.is_(None), due)
+            .group_by(Job.owner_id)
+        ).all()
+        per_owner = max(1, settings.worker_limit - 1)
+        candidates = [(in_flight.get(owner, 0), oldest, owner) for owner, oldest in waiting
+                      if in_flight.get(owner, 0) < per_owner]
+        if not candidates:
+            return None
+        owner = min(candidates)[2]
+        jobs = list(db.scalars(
+            select(Job)
+            .where(Job.owner_id == owner, Job.status == JobStatus.queued, Job.dispatch_key.is_(None), due)
+            .order_by(Job.created_at)
+            .limit(settings.dispatch_batch_size)
+            .with_for_update(skip_locked=True)
+        ))
+        if not jobs:
+            return None
+        key = str(uuid.uuid4())
+        for job in jobs:
+            job.dispatch_key, job.dispatched_at = key, now
+        return Claim(key, owner, [j.id for j in jobs])
+
+
+def _release(settings: Settings, key: str) -> None:
+    """The run could not be created: the claimed jobs wait for the next tick (a run that was created after
+    all will find its key gone and skip them)."""
+    with session_scope(settings.sqlalchemy_url) as db:
+        for job in db.scalars(select(Job).where(Job.dispatch_key == key, Job.status == JobStatus.queued)):
+            job.dispatch_key = job.dispatched_at = None
+
+
+def _mark_dispatched(settings: Settings, claim: Claim, run_id: str) -> None:
+    with session_scope(settings.sqlalchemy_url) as db:
+        for job in db.scalars(select(Job).where(Job.dispatch_key == claim.key)):
+            if len(claim.job_ids) == 1:
+                job.flow_run_id = job.flow_run_id or run_id
             else:
                 job.batch_flow_run_id = run_id
 
 
 async def dispatch_once(settings: Settings) -> int:
-    # Database work runs in threads: a lock wait must never stall the API's event loop.
-    ids, key = await asyncio.to_thread(_queued, settings)
-    if not ids:
-        return 0
-    if len(ids) == 1:
-        run = await arun_deployment(DOCUMENT_DEPLOYMENT, parameters={"job_id": ids[0]}, timeout=0, idempotency_key=key)
-    else:
-        run = await arun_deployment(BATCH_DEPLOYMENT, parameters={"job_ids": ids}, timeout=0)
-    await asyncio.to_thread(_mark_dispatched, settings, ids, str(run.id))
-    log.info("dispatched %d job(s) to flow run %s", len(ids), run.id)
-    return len(ids)
+    """Create runs until the queue is empty or every run slot is taken; returns the jobs handed out."""
+    handed = 0
+    while True:
+        # Database work runs in threads: a lock wait must never stall the API's event loop.
+        claim = await asyncio.to_thread(_claim, settings)
+        if claim is None:
+            return handed
+        try:
+            if len(claim.job_ids) == 1:
+                params = {"job_id": claim.job_ids[0], "dispatch_key": claim.key, "priority": SINGLE_PRIORITY}
+                run = await arun_deployment(DOCUMENT_DEPLOYMENT, parameters=params, timeout=0,
+                                            idempotency_key=claim.key)
+            else:
+                run = await arun_deployment(BATCH_DEPLOYMENT, parameters={"job_ids": claim.job_ids,
+                                            "dispatch_key": claim.key}, timeout=0, idempotency_key=claim.key)
+        except BaseException:
+            await asyncio.to_thread(_release, settings, claim.key)
+            raise
+        await asyncio.to_thread(_mark_dispatched, settings, claim, str(run.id))
+        log.info("dispatched %d job(s) of %s to flow run %s", len(claim.job_ids), claim.owner_id, run.id)
+        handed += len(claim.job_ids)
 
 
-def _pending(settings: Settings) -> list[tuple[str, str | None]]:
+@dataclass(frozen=True)
+class _Pending:
+    job_id: str
+    key: str
+    runs: tuple[str, ...]  # the job's own (sub)flow run first, then its batch run
+
+
+def _pending(settings: Settings) -> list[_Pending]:
     cutoff = utcnow() - timedelta(seconds=5)
     with session_scope(settings.sqlalchemy_url, read_only=True) as db:
         return [
-            (j.id, j.flow_run_id or j.batch_flow_run_id)
-            for j in db.scalars(
-                select(Job).where(
-                    or_(Job.status == JobStatus.running, Job.status == JobStatus.queued),
-                    Job.dispatched_at.is_not(None),
-                    Job.dispatched_at < cutoff,
-                )
-            )
+            _Pending(j.id, j.dispatch_key or "", tuple(r for r in (j.flow_run_id, j.batch_flow_run_id) if r))
+            for j in db.scalars(select(Job).where(
+                Job.status.in_(ACTIVE), Job.dispatch_key.is_not(None), Job.dispatched_at < cutoff))
         ]
 
 
-def _apply_verdicts(settings: Settings, verdicts: dict[str, tuple[str, str]]) -> None:
+def _infra_backoff(settings: Settings, retries: int) -> float:
+    return float(min(300.0, settings.retry_backoff_s * 2 ** retries))
+
+
+def _apply_verdicts(settings: Settings, verdicts: dict[str, tuple[str, str, str]]) -> None:
     with session_scope(settings.sqlalchemy_url) as db:
-        for job_id, (state, message) in verdicts.items():
+        for job_id, (key, state, message) in verdicts.items():
             job = db.get(Job, job_id)
-            # Re-read: the flow may have recorded its own outcome since.
-            if job is None or JobStatus(job.status).terminal:
+            # Re-read: the flow may have recorded its own outcome since, or the job moved to a new dispatch.
+            if job is None or JobStatus(job.status).terminal or job.dispatch_key != key:
                 continue
-            job.status = JobStatus.cancelled if state == "CANCELLED" else JobStatus.failed
-            job.error = job.error or f"flow run ended {state.lower()} before the job finished: {message}".strip()
-            job.error_retryable = state == "CRASHED"
-            job.finished_at = utcnow()
+            if state == "CANCELLED":
+                job.status, job.error, job.error_retryable = JobStatus.cancelled, "cancelled in Prefect", False
+                job.finished_at = utcnow()
+            elif state == "UNRECORDED":
+                requeue(job, resume=True)
+            elif (job.infra_retries or 0) < settings.max_infra_retries:
+                note = f"flow run ended {state.lower()} before the job finished: {message}".strip()
+                requeue_after_trouble(job, note, _infra_backoff(settings, job.infra_retries or 0))
+            else:
+                give_up_after_trouble(job, f"gave up after {job.infra_retries} infrastructure failures; last: "
+                                           f"flow run ended {state.lower()}: {message}")
 
 
 async def reconcile_once(settings: Settings) -> None:
-    """Jobs whose flow run ended without the flow saying so (crash, cancel, kill) get Prefect's verdict."""
+    """Jobs whose flow run ended without the flow saying so (crash, cancel, kill, orchestrator errors) go back
+    to the queue; none of that is the document's fault."""
     pending = await asyncio.to_thread(_pending, settings)
     if not pending:
         return
-    verdicts: dict[str, tuple[str, str]] = {}
+    verdicts: dict[str, tuple[str, str, str]] = {}
+    seen: dict[str, tuple[str, str] | None] = {}
     async with get_client() as client:
-        for job_id, run_id in pending:
-            if not run_id:
+        for p in pending:
+            if not p.runs:
                 continue
-            run = await client.read_flow_run(UUID(run_id))
-            if run.state and run.state.type.value in TERMINAL_PREFECT:
-                verdicts[job_id] = (run.state.type.value, run.state.message or "")
+            for run_id in p.runs:
+                if run_id not in seen:
+                    try:
+                        run = await client.read_flow_run(UUID(run_id))
+                        state = run.state.type.value if run.state else ""
+                        seen[run_id] = (state, run.state.message or "") if state in TERMINAL_PREFECT else None
+                    except ObjectNotFound:
+                        seen[run_id] = ("MISSING", f"flow run {run_id} is unknown to Prefect")
+                verdict = seen[run_id]
+                if verdict is not None:
+                    verdicts[p.job_id] = (p.key, *verdict)
+                    break
+    unrecorded = await asyncio.to_thread(_unrecorded, settings)
+    for job_id, key in unrecorded:
+        verdicts.setdefault(job_id, (key, "UNRECORDED", ""))
     if verdicts:
         await asyncio.to_thread(_apply_verdicts, settings, verdicts)
 
 
-def redispatch_once(settings: Settings) -> None:
-    with session_scope(settings.sqlalchemy_url) as db:
-        ids = redispatch_failed(db, settings.max_attempts, settings.retry_backoff_s)
-    if ids:
-        log.info("re-dispatching %d crashed or transiently failed job(s)", len(ids))
+def _unrecorded(settings: Settings) -> list[tuple[str, str]]:
+    cutoff = utcnow() - UNRECORDED_AFTER
+    with session_scope(settings.sqlalchemy_url, read_only=True) as db:
+        return [(j.id, j.dispatch_key or "") for j in db.scalars(select(Job).where(
+            Job.status == JobStatus.queued, Job.dispatch_key.is_not(None), Job.dispatched_at < cutoff,
+            Job.flow_run_id.is_(None), Job.batch_flow_run_id.is_(None)))]
 
 
 async def run_forever(settings: Settings, stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
             await reconcile_once(settings)
-            await asyncio.to_thread(redispatch_once, settings)
             await dispatch_once(settings)
         except Exception as exc:  # Prefect down or busy: keep the jobs, try next tick
             log.warning("dispatch tick failed, will retry: %s", exc)

@@ -90,6 +90,17 @@ def check_models(settings: Settings) -> dict[str, Any]:
         return _fail(exc)
 
 
+def check_processes(settings: Settings) -> dict[str, Any]:
+    """The supervised children of `ingestflow up` (absent when the stack runs elsewhere)."""
+    from ingestflow.stack.supervisor import read_states
+
+    states = read_states(settings.data_dir / "stack.json")
+    return {
+        "ok": all(s.state == "running" for s in states),
+        "processes": [s.model_dump(mode="json") for s in states],
+    }
+
+
 CHECKS = {
     "database": check_database,
     "prefect": check_prefect,
@@ -97,6 +108,7 @@ CHECKS = {
     "chroma": check_chroma,
     "graph": check_graph,
     "models": check_models,
+    "processes": check_processes,
 }
 
 

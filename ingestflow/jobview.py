@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
 from uuid import UUID
 
 from prefect.client.orchestration import PrefectClient
@@ -15,17 +15,50 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import TaskRun
 from prefect.client.schemas.sorting import ArtifactSort, TaskRunSort
+from pydantic import BaseModel
 
 from ingestflow.db import Job, JobStatus
+from ingestflow.pipeline import StageMetrics, plan
 from ingestflow.settings import Settings
 
-# Task name -> (stage users see, stages before it count towards progress)
-STAGES: dict[str, list[tuple[str, str]]] = {
-    "text": [("parse", "parsing"), ("chunk", "chunking"), ("embed", "embedding"),
-             ("extract-entities", "graphing"), ("graph", "graphing")],
-    "audio": [("transcribe", "transcribing"), ("improve", "improving"), ("chunk", "chunking"),
-              ("embed", "embedding"), ("extract-entities", "graphing"), ("graph", "graphing")],
-}
+
+class StageView(BaseModel):
+    name: str  # the stage's task name, as declared in ingestflow.pipeline
+    stage: str  # its label (`parsing`, `embedding`, ...)
+    state: str  # pending | scheduled | running | completed | failed | crashed | cancelled
+    attempts: int | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: str | None = None
+    metrics: StageMetrics | None = None  # wall, CPU and waiting seconds, attempts, model, once it finished
+
+
+class JobView(BaseModel):
+    """One job as users see it: status from its Prefect flow run, progress from the running stage."""
+
+    id: str
+    document_id: str
+    kind: str
+    status: JobStatus
+    stage: str | None
+    progress: int
+    message: str
+    error: str | None  # only ever about the document
+    error_retryable: bool | None
+    infra_note: str | None  # orchestrator or process trouble that sent the job back to the queue
+    infra_retries: int
+    attempts: int
+    notes: list[str]
+    stages: list[StageView]
+    wall_s: float | None  # start to finish of the job's last run
+    stages_wall_s: float  # the stages' own time; wall_s minus this is the pipeline's overhead
+    flow_run_id: str | None
+    batch_flow_run_id: str | None
+    flow_run_url: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    prefect_error: str | None = None  # set when Prefect could not be read and the database's view is shown
 
 _PREFECT_TO_STATUS = {
     "SCHEDULED": JobStatus.queued,
@@ -44,37 +77,54 @@ def _task_key(name: str) -> str:
     return name.rsplit("-", 1)[0]
 
 
-def base_view(job: Job, settings: Settings) -> dict[str, Any]:
+def _metrics(job: Job, name: str) -> StageMetrics | None:
+    raw = (job.stage_metrics or {}).get(name)
+    return StageMetrics.model_validate(raw) if raw else None
+
+
+def _label(kind: str, name: str | None) -> str | None:
+    return next((s.label for s in plan(kind) if s.name == name), name)
+
+
+def base_view(job: Job, settings: Settings) -> JobView:
+    """What the database knows (stages this job completed, their accounting); the live view adds Prefect's."""
     status = JobStatus(job.status)
     run_id = job.flow_run_id or job.batch_flow_run_id
-    return {
-        "id": job.id,
-        "document_id": job.document_id,
-        "kind": job.kind,
-        "status": status.value,
-        "stage": job.stage if not status.terminal else None,
-        "progress": 100 if status == JobStatus.completed else 0,
-        "message": job.error or status.value.capitalize(),
-        "error": job.error,
-        "error_retryable": job.error_retryable,
-        "attempts": job.attempts,
-        "notes": list(job.notes or []),
-        # What the database knows (stages this job completed); the live view adds Prefect's detail.
-        "stages": [
-            {"name": key, "stage": label, "state": "completed" if key in (job.completed_stages or []) else "pending",
-             "attempts": None, "started_at": None, "finished_at": None, "error": None}
-            for key, label in STAGES.get(job.kind, STAGES["text"])
-        ],
-        "flow_run_id": job.flow_run_id,
-        "batch_flow_run_id": job.batch_flow_run_id,
-        "flow_run_url": f"{settings.prefect_ui_url}/runs/flow-run/{run_id}" if run_id else None,
-        "created_at": job.created_at,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-    }
+    done = job.completed_stages or []
+    wall = (job.finished_at - job.started_at).total_seconds() if job.finished_at and job.started_at else None
+    metrics = [StageMetrics.model_validate(m) for m in (job.stage_metrics or {}).values()]
+    if status == JobStatus.queued and job.infra_note:
+        message = f"Queued again: {job.infra_note}"
+    else:
+        message = job.error or status.value.capitalize()
+    return JobView(
+        id=job.id,
+        document_id=job.document_id,
+        kind=job.kind,
+        status=status,
+        stage=_label(job.kind, job.stage) if not status.terminal else None,
+        progress=100 if status == JobStatus.completed else 0,
+        message=message,
+        error=job.error,
+        error_retryable=job.error_retryable,
+        infra_note=job.infra_note,
+        infra_retries=job.infra_retries or 0,
+        attempts=job.attempts,
+        notes=list(job.notes or []),
+        stages=[StageView(name=s.name, stage=s.label, state="completed" if s.name in done else "pending",
+                          metrics=_metrics(job, s.name)) for s in plan(job.kind)],
+        wall_s=round(wall, 3) if wall is not None else None,
+        stages_wall_s=round(sum(m.wall_s for m in metrics), 3),
+        flow_run_id=job.flow_run_id,
+        batch_flow_run_id=job.batch_flow_run_id,
+        flow_run_url=f"{settings.prefect_ui_url}/runs/flow-run/{run_id}" if run_id else None,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+    )
 
 
-async def live_view(job: Job, settings: Settings, client: PrefectClient) -> dict[str, Any]:
+async def live_view(job: Job, settings: Settings, client: PrefectClient) -> JobView:
     view = base_view(job, settings)
     if not job.flow_run_id:
         return view
@@ -89,8 +139,9 @@ async def live_view(job: Job, settings: Settings, client: PrefectClient) -> dict
     done = 0
     current = None
     current_run: TaskRun | None = None
-    plan = STAGES.get(job.kind, STAGES["text"])
-    for key, label in plan:
+    stages_planned = plan(job.kind)
+    for spec in stages_planned:
+        key, label = spec.name, spec.label
         tr: TaskRun | None = by_key.get(key)
         state = tr.state.type.value.lower() if tr and tr.state else "pending"
         if tr is None and key in (job.completed_stages or []):
@@ -99,30 +150,31 @@ async def live_view(job: Job, settings: Settings, client: PrefectClient) -> dict
             done += 1
         elif state in ("running", "pending", "scheduled") and tr is not None and current is None:
             current, current_run = label, tr
-        stages.append({
-            "name": key,
-            "stage": label,
-            "state": state,
-            "attempts": tr.run_count if tr else 0,
-            "started_at": tr.start_time if tr else None,
-            "finished_at": tr.end_time if tr else None,
-            "error": tr.state.message if tr and tr.state and state in ("failed", "crashed") else None,
-        })
-    view["stages"] = stages
+        stages.append(StageView(
+            name=key,
+            stage=label,
+            state=state,
+            attempts=tr.run_count if tr else 0,
+            started_at=tr.start_time if tr else None,
+            finished_at=tr.end_time if tr else None,
+            error=tr.state.message if tr and tr.state and state in ("failed", "crashed") else None,
+            metrics=_metrics(job, key),
+        ))
+    view.stages = stages
     status = JobStatus(job.status)
-    if not status.terminal and run.state is not None:
+    if not status.terminal and run.state is not None and run.state.type.value in ("RUNNING", "CANCELLING"):
+        # A run that ended without the flow's verdict is the dispatcher's to re-queue: until it has, the job
+        # still reads as running rather than as a failure that is not the document's.
         status = _PREFECT_TO_STATUS.get(run.state.type.value, status)
-        view["status"] = status.value
-        if status.terminal:  # Prefect knows before the dispatcher has mirrored it into the job
-            view["error"] = run.state.message or run.state.type.value.lower()
-            view["error_retryable"] = run.state.type.value == "CRASHED"
+        view.status = status
+    total = len(stages_planned)
     if not status.terminal:
-        view["stage"] = current or (plan[done][1] if done < len(plan) else None)
+        view.stage = current or (stages_planned[done].label if done < total else None)
         fraction, detail = await _stage_progress(client, run.id, current_run)
-        view["progress"] = min(99, int(100 * (done + fraction) / len(plan)))
-        view["message"] = detail or f"{(view['stage'] or 'queued').capitalize()} ({done} of {len(plan)} stages done)"
+        view.progress = min(99, int(100 * (done + fraction) / total))
+        view.message = detail or f"{(view.stage or 'queued').capitalize()} ({done} of {total} stages done)"
     elif status == JobStatus.completed:
-        view["message"] = f"Completed all {len(plan)} stages"
+        view.message = f"Completed all {total} stages"
     return view
 
 

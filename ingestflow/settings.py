@@ -15,8 +15,12 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="INGESTFLOW_", env_file=".env", extra="ignore")
 
-    data_dir: Path = Field(default=PROJECT_ROOT / ".data", description="files, SQLite, Chroma, graph, Prefect home")
-    database_url: str | None = Field(default=None, description="SQLAlchemy URL; SQLite under data_dir if unset")
+    data_dir: Path = Field(default=PROJECT_ROOT / ".data", description="files, PostgreSQL, Chroma, graph, Prefect home")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL of an external database; the embedded PostgreSQL if unset"
+    )
+    postgres_port: int = Field(default=5442, description="port of the embedded PostgreSQL server (127.0.0.1)")
+    postgres_bin_dir: Path | None = Field(default=None, description="PostgreSQL binaries; newest Debian one if unset")
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -26,6 +30,7 @@ class Settings(BaseSettings):
     dask_address: str | None = Field(default=None, description="external Dask scheduler; local one if unset")
     dask_workers: int = 1
     dask_threads_per_worker: int = 2
+    worker_limit: int = Field(default=4, description="flow runs the Prefect process worker runs at once")
     gpu_resource: bool = Field(default=False, description="ask Dask for a GPU for GPU stages; set at start-up")
     chroma_host: str = "127.0.0.1"
     chroma_port: int = 8001
@@ -40,11 +45,12 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 200 * 1024 * 1024
     dispatch_interval_s: float = 1.0
     dispatch_batch_size: int = Field(default=20, description="most documents handed to one batch flow run")
-    # Two: the embedded Prefect server keeps its state in SQLite, which stalls ("database is locked") when
-    # many subflows write task states, artifacts and events at once. Raise it with a PostgreSQL-backed Prefect.
-    batch_concurrency: int = Field(default=2, description="document subflows running at once in a batch run")
+    batch_concurrency: int = Field(default=4, description="document subflows running at once in a batch run")
     max_attempts: int = Field(default=3, description="runs a job gets in all when it crashes or fails transiently")
     retry_backoff_s: float = Field(default=10.0, description="wait before re-dispatch, times the attempts so far")
+    max_infra_retries: int = Field(
+        default=10, description="re-dispatches after orchestrator or process failures (backoff doubling to 5 min)"
+    )
     stuck_after_s: float = Field(default=3600.0, description="backfill re-queues a job silent for this long")
 
     embedding_model: str | None = Field(default=None, description="path; packaged all-MiniLM-L6-v2 if unset")
@@ -78,8 +84,21 @@ class Settings(BaseSettings):
     bootstrap_key: str | None = Field(default=None, description="API key created for the first user at start-up")
 
     @property
+    def embedded_postgres(self) -> bool:
+        return self.database_url is None
+
+    @property
     def sqlalchemy_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.data_dir / 'ingestflow.db'}"
+        if self.database_url:
+            return self.database_url
+        from ingestflow.stack.postgres import url
+
+        return url(self.data_dir, self.postgres_port)
+
+    @property
+    def legacy_sqlite(self) -> Path:
+        """Where data directories made before PostgreSQL kept their metadata (imported at start-up)."""
+        return self.data_dir / "ingestflow.db"
 
     @property
     def prefect_url(self) -> str:

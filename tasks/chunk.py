@@ -8,6 +8,7 @@ from typing import Any
 
 from ingestflow import audio, documents
 from ingestflow.models import embedding_model_path
+from ingestflow.pipeline import ChunkResult
 from ingestflow.refs import DocumentRef, write_atomic
 from ingestflow.settings import get_settings
 from tasks.common import stage_task
@@ -25,20 +26,21 @@ def chunk_recording(ref: DocumentRef) -> list[dict[str, Any]]:
     )
 
 
-def chunk_document(ref: DocumentRef) -> dict[str, Any]:
+def chunk_document(ref: DocumentRef) -> ChunkResult:
     if ref.kind == "audio":
         records = chunk_recording(ref)
         write_atomic(ref.chunks_json, json.dumps(records))
-        return {"chunk_count": len(records)}
+        return ChunkResult(chunk_count=len(records))
     settings = get_settings()
     doc = documents.load_document(ref.parsed_json)
     chunks = documents.chunk(
         doc, tokenizer_path=embedding_model_path(settings.embedding_model), max_tokens=settings.chunk_max_tokens
     )
     write_atomic(ref.chunks_json, json.dumps([asdict(c) for c in chunks]))
-    return {"chunk_count": len(chunks)}
+    return ChunkResult(chunk_count=len(chunks))
 
 
-@stage_task("chunk", timeout_s=600)
-def chunk(ref: DocumentRef) -> dict[str, Any]:
+@stage_task("chunk")
+def chunk(ref: DocumentRef) -> ChunkResult:
+    """Chunks with provenance: pages and headings, or start/end seconds."""
     return chunk_document(ref)

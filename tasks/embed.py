@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from ingestflow.models import embedding_model, embedding_model_name
+from ingestflow.pipeline import EmbedResult
 from ingestflow.progress import StageProgress
 from ingestflow.refs import DocumentRef
 from ingestflow.settings import get_settings
@@ -33,7 +34,7 @@ def chunk_metadata(ref: DocumentRef, chunk: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in meta.items() if v is not None}
 
 
-def embed_document(ref: DocumentRef) -> dict[str, Any]:
+def embed_document(ref: DocumentRef) -> EmbedResult:
     settings = get_settings()
     chunks = json.loads(ref.chunks_json.read_text())
     model = embedding_model(settings.embedding_model)
@@ -51,9 +52,10 @@ def embed_document(ref: DocumentRef) -> dict[str, Any]:
         [c["text"] for c in chunks],
         [chunk_metadata(ref, c) for c in chunks],
     )
-    return {"vector_count": len(chunks), "embedding_model": embedding_model_name(settings.embedding_model)}
+    return EmbedResult(vector_count=len(chunks), model=embedding_model_name(settings.embedding_model))
 
 
-@stage_task("embed", timeout_s=1800)
-def embed(ref: DocumentRef) -> dict[str, Any]:
+@stage_task("embed")
+def embed(ref: DocumentRef) -> EmbedResult:
+    """Vectors for every chunk, replacing the document's vectors in Chroma under deterministic ids."""
     return embed_document(ref)

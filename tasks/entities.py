@@ -8,6 +8,7 @@ from collections import Counter
 from typing import Any
 
 from ingestflow.models import spacy_pipeline, spacy_version
+from ingestflow.pipeline import EntitiesResult
 from ingestflow.progress import StageProgress
 from ingestflow.refs import DocumentRef, write_atomic
 from ingestflow.settings import get_settings
@@ -42,16 +43,17 @@ def entities_in(texts: list[str], model: str, progress: StageProgress | None = N
     return out
 
 
-def extract_document_entities(ref: DocumentRef) -> dict[str, Any]:
+def extract_document_entities(ref: DocumentRef) -> EntitiesResult:
     settings = get_settings()
     chunks = json.loads(ref.chunks_json.read_text())
     progress = StageProgress(ref.job_id, "Finding entities in", len(chunks), "chunks")
     per_chunk = entities_in([c["text"] for c in chunks], settings.spacy_model, progress)
     write_atomic(ref.entities_json, json.dumps(per_chunk))
     distinct = {(e["name"].lower(), e["label"]) for ents in per_chunk for e in ents}
-    return {"entity_count": len(distinct), "ner_model": spacy_version(settings.spacy_model)}
+    return EntitiesResult(entity_count=len(distinct), model=spacy_version(settings.spacy_model))
 
 
-@stage_task("extract-entities", timeout_s=900)
-def extract_entities(ref: DocumentRef) -> dict[str, Any]:
+@stage_task("extract-entities")
+def extract_entities(ref: DocumentRef) -> EntitiesResult:
+    """spaCy entities per chunk, written beside the chunks for the graph stage."""
     return extract_document_entities(ref)

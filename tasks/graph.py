@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
-from prefect.concurrency.sync import concurrency
-
-from deployments.names import GRAPH_WRITER_LIMIT
-from ingestflow.graph import open_graph_store
+from ingestflow.graph import writing
 from ingestflow.graph.base import ChunkFacts, EntityMention
+from ingestflow.pipeline import GraphResult
 from ingestflow.refs import DocumentRef
 from ingestflow.settings import get_settings
 from ingestflow.vectors import chunk_id
@@ -33,18 +30,15 @@ def chunk_facts(ref: DocumentRef) -> list[ChunkFacts]:
     ]
 
 
-def write_document_graph(ref: DocumentRef) -> dict[str, Any]:
+def write_document_graph(ref: DocumentRef) -> GraphResult:
     settings = get_settings()
     facts = chunk_facts(ref)
-    with concurrency(GRAPH_WRITER_LIMIT, occupy=1, lease_duration=600):
-        store = open_graph_store(settings)
-        try:
-            store.write_document(ref.owner_id, ref.id, ref.title, facts)
-        finally:
-            store.close()
-    return {"graph_backend": settings.graph_backend}
+    with writing(settings) as store:
+        store.write_document(ref.owner_id, ref.id, ref.title, facts)
+    return GraphResult(model=settings.graph_backend)
 
 
-@stage_task("graph", timeout_s=900)
-def graph(ref: DocumentRef) -> dict[str, Any]:
+@stage_task("graph")
+def graph(ref: DocumentRef) -> GraphResult:
+    """The document's chunks, entities and relations, replaced in the graph store in one transaction."""
     return write_document_graph(ref)

@@ -4,17 +4,17 @@ invented. The raw transcript is never overwritten: the improved one is a file of
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from ingestflow import audio
 from ingestflow.errors import PermanentError
 from ingestflow.llm import GuardedResult, improve_with_llm
+from ingestflow.pipeline import ImproveResult
 from ingestflow.refs import DocumentRef, write_atomic
 from ingestflow.settings import get_settings
 from tasks.common import stage_task
 
 
-def improve_document(ref: DocumentRef) -> dict[str, Any]:
+def improve_document(ref: DocumentRef) -> ImproveResult:
     settings = get_settings()
     raw = audio.Transcript.from_dict(json.loads(ref.transcript_raw.read_text()))
     cleaned = audio.clean(raw)
@@ -33,9 +33,10 @@ def improve_document(ref: DocumentRef) -> dict[str, Any]:
         else:
             note = f"LLM edit rejected ({verdict.model}): {verdict.reason}"
     write_atomic(ref.transcript_improved, json.dumps(improved))
-    return {"improved_by": improved_by, "note": note}
+    return ImproveResult(model=improved_by, note=note)
 
 
-@stage_task("improve", timeout_s=1800)
-def improve(ref: DocumentRef) -> dict[str, Any]:
+@stage_task("improve")
+def improve(ref: DocumentRef) -> ImproveResult:
+    """The cleaned transcript beside the raw one, which is never overwritten."""
     return improve_document(ref)

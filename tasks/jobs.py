@@ -1,44 +1,50 @@
-"""Bookkeeping tasks that run in the flow's own process: they touch only metadata rows.
+"""Job bookkeeping, run in the flow's own process: short metadata transactions, not Prefect tasks (as tasks
+they were three of every four task runs a document cost the Prefect server, and a failure here is retried by
+re-dispatching the job, which resumes at the first stage not completed).
 
 A fresh run lowers the document's flags first, so nothing half-rebuilt reads as indexed; each finished
 stage then raises its flag and is listed on the job, which is what a resumed run skips."""
 
 from __future__ import annotations
 
-from typing import Any
+from sqlalchemy import select
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-from prefect.runtime import flow_run
-
+from ingestflow.control import requeue_after_trouble
 from ingestflow.db import Document, Job, JobStatus, session_scope, utcnow
 from ingestflow.errors import IngestError, is_transient
+from ingestflow.pipeline import Stage, StageResult, metrics_of
 from ingestflow.refs import DocumentRef, work_dir
 from ingestflow.settings import get_settings
 from ingestflow.storage import blob_path
 
-_bookkeeping = task(retries=3, retry_delay_seconds=[1, 5, 15], cache_policy=NO_CACHE, persist_result=False)
+
+def _held(job: Job | None, dispatch_key: str | None) -> bool:
+    """Whether this run still holds the job: a run the crash automation gave up on, whose job went out again
+    under a new key, must not write over the new run's bookkeeping."""
+    return job is not None and (dispatch_key is None or job.dispatch_key == dispatch_key)
 
 
-@_bookkeeping
-def start_job(job_id: str) -> tuple[DocumentRef, list[str]] | None:
-    """Claim the job for this flow run; returns the document and the stages a resumed run may skip,
-    or None when the job was cancelled or deleted before the run got to it."""
+def start_job(job_id: str, dispatch_key: str | None, flow_run_id: str) -> tuple[DocumentRef, list[str]] | None:
+    """Claim the job for this flow run; returns the document and the stages a resumed run may skip, or None
+    when the job was cancelled, deleted, finished, or handed to another run (its dispatch key moved on)."""
     settings = get_settings()
     with session_scope(settings.sqlalchemy_url) as db:
-        job = db.get(Job, job_id)
-        if job is None or job.status == JobStatus.cancelled:
+        job = db.scalar(select(Job).where(Job.id == job_id).with_for_update())
+        if job is None or job.status in (JobStatus.cancelled, JobStatus.completed):
             return None
+        if not _held(job, dispatch_key):
+            return None  # a stale or duplicated run: the job belongs to a newer dispatch
         doc = db.get(Document, job.document_id)
         assert doc is not None
         if not job.resume:
             job.completed_stages = []
             job.notes = []
+            job.stage_metrics = {}
             doc.vector_indexed = doc.graph_indexed = doc.entities_extracted = False
             doc.last_error = None
         skip = list(job.completed_stages or [])
         job.status = JobStatus.running
-        job.flow_run_id = str(flow_run.get_id())
+        job.flow_run_id = flow_run_id
         job.started_at = job.started_at or utcnow()
         job.attempts += 1
         job.error = None
@@ -57,65 +63,59 @@ def start_job(job_id: str) -> tuple[DocumentRef, list[str]] | None:
         return ref, skip
 
 
-@_bookkeeping
-def record_stage(job_id: str, stage: str, result: dict[str, Any]) -> None:
-    """Set the document's flags from a finished stage; the flags say what the document now has."""
+def record_stage(job_id: str, dispatch_key: str | None, stage: Stage, result: StageResult,
+                 submitted_at: float) -> None:
+    """Apply a finished stage to the document (flags, model) and its accounting to the job."""
     settings = get_settings()
     with session_scope(settings.sqlalchemy_url) as db:
         job = db.get(Job, job_id)
-        if job is None:
+        if job is None or not _held(job, dispatch_key):
             return
-        job.stage = stage
-        job.completed_stages = [*(job.completed_stages or []), stage]
+        job.stage = stage.name
+        job.completed_stages = [*(job.completed_stages or []), stage.name]
+        job.stage_metrics = {**(job.stage_metrics or {}), stage.name: metrics_of(result, submitted_at)}
+        if result.note:
+            job.notes = [*(job.notes or []), f"{stage.name}: {result.note}"]
         doc = db.get(Document, job.document_id)
         assert doc is not None
-        models = dict(doc.models or {})
-        if result.get("note"):
-            job.notes = [*(job.notes or []), f"{stage}: {result['note']}"]
-        if stage == "transcribe":
-            doc.language = result["language"]
-            doc.language_probability = result["language_probability"]
-            doc.duration_s = result["duration_s"]
-            models["asr"] = result["asr_model"]
-        elif stage == "improve":
-            models["improve"] = result["improved_by"]
-        elif stage == "parse":
-            doc.page_count = result.get("page_count")
-            models["parser"] = result["parser"]
-        elif stage == "chunk":
-            doc.chunk_count = result["chunk_count"]
-        elif stage == "embed":
-            doc.vector_indexed = True
-            models["embedding"] = result["embedding_model"]
-        elif stage == "extract-entities":
-            doc.entities_extracted = True
-            doc.entity_count = result["entity_count"]
-            models["ner"] = result["ner_model"]
-        elif stage == "graph":
-            doc.graph_indexed = True
-            models["graph"] = result["graph_backend"]
-        doc.models = models
+        result.apply(doc)
+        if stage.model_slot and result.model:
+            doc.models = {**(doc.models or {}), stage.model_slot: result.model}
 
 
-@_bookkeeping
-def finish_job(job_id: str, error: str | None = None, retryable: bool | None = None) -> None:
+def finish_job(job_id: str, dispatch_key: str | None) -> None:
     settings = get_settings()
     with session_scope(settings.sqlalchemy_url) as db:
         job = db.get(Job, job_id)
-        if job is None or job.status == JobStatus.cancelled:  # a cancel is the user's last word
-            return
-        job.status = JobStatus.failed if error else JobStatus.completed
-        job.stage = None if not error else job.stage
-        job.error = error
-        job.error_retryable = retryable
+        if job is None or not _held(job, dispatch_key) or job.status == JobStatus.cancelled:
+            return  # a cancel is the user's last word
+        job.status = JobStatus.completed
+        job.stage = None
+        job.error = job.error_retryable = None
         job.finished_at = utcnow()
         doc = db.get(Document, job.document_id)
         if doc is not None:
-            doc.last_error = error
-            if not error:
-                doc.indexed_at = utcnow()
+            doc.last_error = None
+            doc.indexed_at = utcnow()
 
 
-def describe_failure(stage: str, exc: BaseException) -> tuple[str, bool]:
+def fail_job(job_id: str, dispatch_key: str | None, stage: str, exc: BaseException) -> None:
+    """A stage gave up. Input the document cannot get past fails the job with that reason; anything
+    transient goes back to the queue (bounded, with backoff), resuming at this stage."""
+    settings = get_settings()
     reason = exc.message if isinstance(exc, IngestError) else f"{type(exc).__name__}: {exc}"
-    return f"{stage} failed: {reason}", is_transient(exc)
+    message = f"{stage} failed: {reason}"
+    with session_scope(settings.sqlalchemy_url) as db:
+        job = db.get(Job, job_id)
+        if job is None or not _held(job, dispatch_key) or job.status == JobStatus.cancelled:
+            return
+        if is_transient(exc) and job.attempts < settings.max_attempts:
+            requeue_after_trouble(job, message, settings.retry_backoff_s * job.attempts, count_as_infra=False)
+            return
+        job.status = JobStatus.failed
+        job.error = message
+        job.error_retryable = is_transient(exc)
+        job.finished_at = utcnow()
+        doc = db.get(Document, job.document_id)
+        if doc is not None:
+            doc.last_error = message

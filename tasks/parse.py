@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from importlib.metadata import version
-from typing import Any
 
 from ingestflow import documents
+from ingestflow.pipeline import ParseResult
 from ingestflow.refs import DocumentRef, write_atomic
 from ingestflow.settings import get_settings
 from tasks.common import stage_task
 
 
-def parse_document(ref: DocumentRef) -> dict[str, Any]:
+def parse_document(ref: DocumentRef) -> ParseResult:
     settings = get_settings()
     doc = documents.convert(
         ref.source, ref.format, artifacts_path=settings.docling_artifacts_path, ocr=settings.ocr_enabled
@@ -20,9 +20,10 @@ def parse_document(ref: DocumentRef) -> dict[str, Any]:
     write_atomic(ref.content_md, documents.to_markdown(doc))
     pages = len(doc.pages) if getattr(doc, "pages", None) else None
     pipeline = "layout" if settings.docling_artifacts_path else "native"
-    return {"page_count": pages, "parser": f"docling-{version('docling-slim')}-{pipeline}"}
+    return ParseResult(page_count=pages, model=f"docling-{version('docling-slim')}-{pipeline}")
 
 
-@stage_task("parse", timeout_s=1800)
-def parse(ref: DocumentRef) -> dict[str, Any]:
+@stage_task("parse")
+def parse(ref: DocumentRef) -> ParseResult:
+    """docling: structured text and markdown with pages and headings."""
     return parse_document(ref)

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from ingestflow import audio
+from ingestflow.pipeline import TranscribeResult
 from ingestflow.progress import StageProgress
 from ingestflow.refs import DocumentRef, write_atomic
 from ingestflow.settings import get_settings
 from tasks.common import stage_task
 
 
-def transcribe_document(ref: DocumentRef) -> dict[str, Any]:
+def transcribe_document(ref: DocumentRef) -> TranscribeResult:
     settings = get_settings()
     info = audio.probe(ref.source)
     progress = StageProgress(ref.job_id, "Transcribing", info.duration_s, "s")
@@ -31,16 +31,17 @@ def transcribe_document(ref: DocumentRef) -> dict[str, Any]:
         settings.whisper_model, device=settings.whisper_device, compute_type=settings.whisper_compute_type,
         cpu_threads=settings.whisper_cpu_threads,
     )
-    return {
-        "language": transcript.language,
-        "language_probability": transcript.language_probability,
-        "duration_s": transcript.duration_s,
-        "segments": len(transcript.segments),
-        "asr_model": label,
-        "note": "no speech found" if transcript.is_empty else None,
-    }
+    return TranscribeResult(
+        language=transcript.language,
+        language_probability=transcript.language_probability,
+        duration_s=transcript.duration_s,
+        segments=len(transcript.segments),
+        model=label,
+        note="no speech found" if transcript.is_empty else None,
+    )
 
 
-@stage_task("transcribe", timeout_s=7200)
-def transcribe(ref: DocumentRef) -> dict[str, Any]:
+@stage_task("transcribe")
+def transcribe(ref: DocumentRef) -> TranscribeResult:
+    """Segments with start/end seconds and word timestamps, in the detected or given language."""
     return transcribe_document(ref)

@@ -54,21 +54,63 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     # Ports of its own, so a running `ingestflow up` (or another checkout's test run) is left alone.
     base = int(os.environ.get("INGESTFLOW_TEST_PORT_BASE", "18000"))
     ports = {"INGESTFLOW_API_PORT": str(base), "INGESTFLOW_CHROMA_PORT": str(base + 1),
-             "INGESTFLOW_DASK_PORT": str(base + 10), "INGESTFLOW_PREFECT_PORT": str(base + 20)}
+             "INGESTFLOW_DASK_PORT": str(base + 10), "INGESTFLOW_PREFECT_PORT": str(base + 20),
+             "INGESTFLOW_POSTGRES_PORT": str(base + 30)}
     os.environ.update(ports, INGESTFLOW_DATA_DIR=str(data_dir))
     from ingestflow.settings import get_settings
 
     get_settings.cache_clear()
     settings = Settings()
-    from ingestflow.db import init_db
-
-    init_db(settings.sqlalchemy_url)
     stack = Stack(settings, log=lambda m: print(m, flush=True))
     t0 = time.monotonic()
     stack.start()
     print(f"stack up in {time.monotonic() - t0:.1f}s", flush=True)
     yield stack
     stack.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, int]]:
+    """A real PostgreSQL server of its own (the same code as the stack's; ~2 s), for the fast tier."""
+    import subprocess
+
+    from ingestflow.stack import postgres
+
+    data_dir = tmp_path_factory.mktemp("pg")
+    port = int(os.environ.get("INGESTFLOW_TEST_PORT_BASE", "18000")) + 40
+    cluster = postgres.ensure_cluster(data_dir)
+    proc = subprocess.Popen(postgres.server_args(cluster, port), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.STDOUT, **postgres.popen_user())  # type: ignore[call-overload]
+    deadline = time.monotonic() + 30
+    while not postgres.ready(data_dir, port):
+        assert proc.poll() is None and time.monotonic() < deadline, "PostgreSQL did not start"
+        time.sleep(0.2)
+    postgres.ensure_databases(data_dir, port)
+    yield data_dir, port
+    proc.send_signal(2)  # fast shutdown
+    proc.wait(timeout=30)
+
+
+@pytest.fixture
+def pg_url(postgres_server: tuple[Path, int], request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh database on the shared server for one test, at the latest schema."""
+    import re
+
+    from sqlalchemy import create_engine, text
+
+    from ingestflow.db import init_db
+    from ingestflow.stack import postgres
+
+    data_dir, port = postgres_server
+    name = "t_" + re.sub(r"\W", "_", request.node.name.lower())[:50]
+    admin = create_engine(postgres.url(data_dir, port, "postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = postgres.url(data_dir, port, name)
+    init_db(url)
+    yield url
+    admin.dispose()
 
 
 def _key(settings: Any, user: str) -> str:

@@ -102,7 +102,10 @@ def test_reupload_and_rerun_leave_no_duplicates(ingested: dict[str, dict[str, An
     name = "multi_page.pdf"
     doc_id = ingested[name]["document_id"]
     again = alice.upload(DOCS / name).json()
-    assert again == {"document_id": doc_id, "job_id": None, "status": "duplicate", "duplicate": True}
+    # The existing document and its latest job, which a client can poll like the one it was first given.
+    assert again == {"document_id": doc_id, "job_id": ingested[name]["job_id"], "status": "completed",
+                     "duplicate": True}
+    assert alice.get(f"/v1/jobs/{again['job_id']}").json()["status"] == "completed"
 
     user_id, before = _graph_counts(stack, alice.user_id)
     vectors = open_vector_store(stack.settings)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Form, HTTPException, Request, UploadFile, status
 from fastapi.responses import FileResponse, PlainTextResponse
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from api.deps import CurrentUser, PageDep, SessionDep, SettingsDep
 from api.schemas import DocumentOut, IndexingStatus, Page, UploadAccepted
@@ -38,7 +39,7 @@ def upload(
     declared = int(request.headers.get("content-length") or 0)
     if declared > settings.max_upload_bytes + 64 * 1024:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"upload exceeds {settings.max_upload_bytes} bytes")
-    filename = file.filename or "upload"
+    filename = (file.filename or "upload")[:500]  # the column's length; PostgreSQL enforces it
     try:
         tmp, sha, size = storage.spool(file.file, settings.files_dir, settings.max_upload_bytes)
     except storage.TooLarge as exc:
@@ -53,8 +54,8 @@ def upload(
         # lock only for its two inserts (a stored blob with no row is reused by the next upload of it).
         with session_scope(settings.sqlalchemy_url, read_only=True) as reader:
             existing = reader.scalar(select(Document.id).where(Document.owner_id == user.id, Document.sha256 == sha))
-        if existing:
-            return UploadAccepted(document_id=existing, job_id=None, status="duplicate", duplicate=True)
+            if existing:
+                return _duplicate(reader, existing)
         storage.commit(tmp, settings.files_dir, sha)
     finally:
         tmp.unlink(missing_ok=True)
@@ -69,13 +70,20 @@ def upload(
     except IntegrityError:
         # The same bytes raced in from a parallel request of this owner: that one wins.
         db.rollback()
-        winner = db.scalar(select(Document).where(Document.owner_id == user.id, Document.sha256 == sha))
+        winner = db.scalar(select(Document.id).where(Document.owner_id == user.id, Document.sha256 == sha))
         assert winner is not None
-        return UploadAccepted(document_id=winner.id, job_id=None, status="duplicate", duplicate=True)
+        return _duplicate(db, winner)
     job = Job(document_id=doc.id, owner_id=user.id, kind=doc.kind)
     db.add(job)
     db.commit()
     return UploadAccepted(document_id=doc.id, job_id=job.id, status=JobStatus.queued.value, duplicate=False)
+
+
+def _duplicate(db: Session, document_id: str) -> UploadAccepted:
+    """The same bytes again: the existing document and its latest job, so a client can poll what it was given."""
+    job = db.scalar(select(Job).where(Job.document_id == document_id).order_by(Job.created_at.desc()).limit(1))
+    return UploadAccepted(document_id=document_id, job_id=job.id if job else None,
+                          status=JobStatus(job.status).value if job else "duplicate", duplicate=True)
 
 
 def owned(db: SessionDep, user: CurrentUser, document_id: str) -> Document:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
 from prefect.client.orchestration import get_client
@@ -15,7 +15,7 @@ from api.deps import CurrentUser, PageDep, SessionDep, SettingsDep
 from api.schemas import Page
 from ingestflow import control
 from ingestflow.db import Job, JobStatus, User, session_scope
-from ingestflow.jobview import base_view, live_view
+from ingestflow.jobview import JobView, base_view, live_view
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 PREFECT_READ_TIMEOUT_S = 15.0
@@ -46,8 +46,9 @@ def _load_owned(settings: SettingsDep, user: CurrentUser, job_id: str) -> Job:
         return _owned_job(db, user, job_id)
 
 
-@router.get("/{job_id}")
-async def get_job(job_id: str, user: CurrentUser, settings: SettingsDep) -> dict[str, Any]:
+@router.get("/{job_id}", response_model=JobView)
+async def get_job(job_id: str, user: CurrentUser, settings: SettingsDep) -> JobView:
+    """One job: status, stage, progress and per-stage state and accounting, read from its Prefect flow run."""
     # Async with short sessions of its own: no database transaction stays open across Prefect calls.
     job = await asyncio.to_thread(_load_owned, settings, user, job_id)
     try:
@@ -56,7 +57,7 @@ async def get_job(job_id: str, user: CurrentUser, settings: SettingsDep) -> dict
             return await asyncio.wait_for(live_view(job, settings, client), timeout=PREFECT_READ_TIMEOUT_S)
     except Exception as exc:  # Prefect unreachable or slow: what the database knows is still the truth so far
         view = base_view(job, settings)
-        view["prefect_error"] = str(exc)
+        view.prefect_error = f"{type(exc).__name__}: {exc}"
         return view
 
 
@@ -73,8 +74,9 @@ def _mark_cancelled(settings: SettingsDep, user: CurrentUser, job_id: str) -> tu
         return job, control.mark_cancelled(job)
 
 
-@router.post("/{job_id}/cancel")
-async def cancel_job(job_id: str, user: CurrentUser, settings: SettingsDep) -> dict[str, Any]:
+@router.post("/{job_id}/cancel", response_model=JobView)
+async def cancel_job(job_id: str, user: CurrentUser, settings: SettingsDep) -> JobView:
+    """Stop the job's flow run; long stages stop themselves before writing anything."""
     try:
         job, run_id = await asyncio.to_thread(_mark_cancelled, settings, user, job_id)
     except control.Conflict as exc:
@@ -85,8 +87,8 @@ async def cancel_job(job_id: str, user: CurrentUser, settings: SettingsDep) -> d
     return base_view(job, settings)
 
 
-@router.post("/{job_id}/retry", status_code=status.HTTP_202_ACCEPTED)
-def retry_job(job_id: str, db: SessionDep, user: CurrentUser, settings: SettingsDep) -> dict[str, Any]:
+@router.post("/{job_id}/retry", status_code=status.HTTP_202_ACCEPTED, response_model=JobView)
+def retry_job(job_id: str, db: SessionDep, user: CurrentUser, settings: SettingsDep) -> JobView:
     """Resume at the first stage this job did not complete, reusing what earlier stages produced."""
     job = _owned_job(db, user, job_id)
     try:

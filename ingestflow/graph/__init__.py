@@ -3,14 +3,19 @@ so a Neo4j deployment never loads LadybugDB's native library and vice versa."""
 
 from __future__ import annotations
 
+import fcntl
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from ingestflow.errors import TransientError
 from ingestflow.graph.base import GraphStore
 
 if TYPE_CHECKING:
     from ingestflow.settings import Settings
 
-__all__ = ["GraphStore", "open_graph_store"]
+__all__ = ["GraphStore", "open_graph_store", "writing"]
 
 
 def open_graph_store(settings: Settings, read_only: bool = False) -> GraphStore:
@@ -27,3 +32,38 @@ def open_graph_store(settings: Settings, read_only: bool = False) -> GraphStore:
 
         return Neo4jGraphStore(settings.neo4j_uri, settings.neo4j_user, settings.neo4j_password)
     raise ValueError(f"unknown graph backend {settings.graph_backend!r}")
+
+
+@contextmanager
+def writing(settings: Settings, timeout_s: float = 600) -> Iterator[GraphStore]:
+    """The store opened for writing. LadybugDB allows one read-write process per database, so writers from
+    every Dask worker, flow process and the API take an exclusive lock on a file beside it first: a local lock,
+    where the Prefect global concurrency limit used before cost several API calls and polls per write.
+    Neo4j takes concurrent writers itself."""
+    if settings.graph_backend != "ladybug":
+        store = open_graph_store(settings)
+        try:
+            yield store
+        finally:
+            store.close()
+        return
+    lock_path = settings.graph_path.with_name(settings.graph_path.name + ".writer.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("a") as lock:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TransientError(f"graph store busy for {timeout_s:.0f}s") from None
+                time.sleep(0.02)
+        try:
+            store = open_graph_store(settings)
+            try:
+                yield store
+            finally:
+                store.close()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

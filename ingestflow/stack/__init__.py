@@ -1,7 +1,8 @@
-"""The embedded stack on one machine: Prefect server, Dask cluster, Chroma, deployments + worker, API.
+"""The embedded stack on one machine: PostgreSQL, Prefect server, Dask cluster, Chroma, deployments + worker, API.
 
 `ingestflow up` runs it in the foreground; the test suite starts the same stack on other ports.
-Every piece is a child process; stopping terminates them in reverse order. Data lives in data_dir, so
+Every piece is a child process, supervised: one that dies is restarted with backoff while the others keep
+running (`supervisor.py`); only Ctrl-C or SIGTERM stops them all, in reverse order. Data lives in data_dir, so
 starting again resumes where it stopped.
 """
 
@@ -22,6 +23,8 @@ import httpx
 import psutil
 
 from ingestflow.settings import PROJECT_ROOT, Settings
+from ingestflow.stack import postgres
+from ingestflow.stack.supervisor import Child, Supervisor
 
 BIN = Path(sys.executable).parent
 
@@ -76,13 +79,20 @@ def stack_env(settings: Settings, gpu: bool) -> dict[str, str]:
         "PREFECT_API_URL": settings.prefect_url,
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",
-        # Heartbeats let the crash automation notice a flow process that died (NOTES.md: 30 s / 90 s).
+        # Heartbeats let the crash automation notice a flow process that died (NOTES.md: 30 s, Prefect's
+        # minimum, and 90 s of silence).
         "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30",
         "PREFECT_UI_API_URL": settings.prefect_url,
+        # Prefect's own pool of 5 + 10 waited for connections under a burst (asyncpg TimeoutError upstream:
+        # PrefectHQ/prefect#21225); the server is the busiest client of the database here.
+        "PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE": "20",
+        "PREFECT_SERVER_DATABASE_SQLALCHEMY_MAX_OVERFLOW": "20",
+        "PREFECT_SERVER_DATABASE_TIMEOUT": "30",
+        "PREFECT_SERVER_DATABASE_CONNECTION_TIMEOUT": "30",
         # The worker's default 10 s poll was most of an upload's wait before its flow run started.
         "PREFECT_WORKER_QUERY_SECONDS": "2",
-        # Fewer background writers on the server's SQLite, which stalls under concurrent writes ("database is
-        # locked"): nothing here uses late-run marking, pause expiry or the foreman's readiness bookkeeping.
+        # Nothing here uses late-run marking, pause expiry or the foreman's readiness bookkeeping: fewer
+        # background writers competing with the runs on two cores.
         "PREFECT_SERVER_SERVICES_FOREMAN_ENABLED": "false",
         "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED": "false",
         "PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_ENABLED": "false",
@@ -94,12 +104,16 @@ def stack_env(settings: Settings, gpu: bool) -> dict[str, str]:
         "INGESTFLOW_PREFECT_PORT": str(settings.prefect_port),
         "INGESTFLOW_DASK_PORT": str(settings.dask_port),
         "INGESTFLOW_CHROMA_PORT": str(settings.chroma_port),
+        "INGESTFLOW_POSTGRES_PORT": str(settings.postgres_port),
         "INGESTFLOW_GPU_RESOURCE": "true" if gpu else "false",
         "INGESTFLOW_PROJECT_DIR": str(PROJECT_ROOT),
     })
     # Dask's own defaults for its workers' environment made transcription 1.8x slower than a plain process;
     # deployments/dask.yaml says why and undoes them. A DASK_CONFIG of the operator's own wins.
     env.setdefault("DASK_CONFIG", str(PROJECT_ROOT / "deployments" / "dask.yaml"))
+    if settings.embedded_postgres:
+        env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = postgres.url(
+            settings.data_dir, settings.postgres_port, "prefect", driver="asyncpg")
     return env
 
 
@@ -119,24 +133,12 @@ def _sigterm_as_interrupt() -> None:
 class Stack:
     settings: Settings
     log: Callable[[str], None] = print
-    procs: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    supervisor: Supervisor | None = None
 
-    def _spawn(self, name: str, args: list[str], ready: Callable[[], bool], timeout: float = 120) -> None:
-        logs = self.settings.data_dir / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        out = (logs / f"{name}.log").open("ab")
-        proc = subprocess.Popen(args, env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT,
-                                start_new_session=True)
-        self.procs.append((name, proc))
-        deadline = time.monotonic() + timeout
-        while not ready():
-            if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited with {proc.returncode}; see {logs / (name + '.log')}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{name} not ready after {timeout:.0f}s; see {logs / (name + '.log')}")
-            time.sleep(0.3)
-        self.log(f"  {name:<14} ready")
+    @property
+    def procs(self) -> list[tuple[str, subprocess.Popen[bytes]]]:
+        return self.supervisor.processes() if self.supervisor else []
 
     def start(self) -> None:
         s = self.settings
@@ -144,6 +146,7 @@ class Stack:
         gpu = s.gpu_resource or gpu_available()
         self.env = stack_env(s, gpu)
         os.environ.update({k: v for k, v in self.env.items() if k.startswith(("PREFECT_", "INGESTFLOW_"))})
+        self.supervisor = Supervisor(self.env, s.data_dir / "logs", s.data_dir / "stack.json", self.log)
         _sigterm_as_interrupt()
         try:
             self._start_all(gpu)
@@ -153,43 +156,65 @@ class Stack:
 
     def _start_all(self, gpu: bool) -> None:
         s = self.settings
-        for port in (s.prefect_port, s.dask_port, s.chroma_port, s.api_port):
+        assert self.supervisor is not None
+        start = self.supervisor.start
+        ports = [s.prefect_port, s.dask_port, s.chroma_port, s.api_port]
+        for port in ports + ([s.postgres_port] if s.embedded_postgres else []):
             if _port_open(port):
                 raise RuntimeError(f"port {port} is already in use: is another ingestflow stack running?")
-        self._spawn(
+        if s.embedded_postgres:
+            cluster = postgres.ensure_cluster(s.data_dir, s.postgres_bin_dir)
+            start(Child("postgres", postgres.server_args(cluster, s.postgres_port, s.postgres_bin_dir),
+                        lambda: postgres.ready(s.data_dir, s.postgres_port), stop_signal=signal.SIGINT,
+                        popen=postgres.popen_user()))
+            postgres.ensure_databases(s.data_dir, s.postgres_port)
+        self._init_metadata()
+        start(Child(
             "prefect-server",
             [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(s.prefect_port)],
             _http_ok(f"{s.prefect_url}/health"),
-        )
-        self._spawn(
+        ))
+        start(Child(
             "dask-scheduler",
             [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(s.dask_port),
              "--dashboard-address", f"127.0.0.1:{s.dask_port + 1}"],
             lambda: _port_open(s.dask_port),
-        )
+        ))
         worker = [str(BIN / "dask"), "worker", s.dask_scheduler, "--nworkers", str(s.dask_workers),
                   "--nthreads", str(s.dask_threads_per_worker), "--name", "ingestflow-worker"]
         if gpu:
             worker += ["--resources", "GPU=1"]
-        self._spawn("dask-worker", worker, lambda: self._dask_workers() >= s.dask_workers)
-        self._spawn(
+        start(Child("dask-worker", worker, lambda: self._dask_workers() >= s.dask_workers))
+        start(Child(
             "chroma",
             [str(BIN / "chroma"), "run", "--host", "127.0.0.1", "--port", str(s.chroma_port),
              "--path", str(s.data_dir / "chroma")],
             _http_ok(f"http://127.0.0.1:{s.chroma_port}/api/v2/heartbeat"),
-        )
+        ))
         self._bootstrap()
-        self._spawn(
+        start(Child(
             "prefect-worker",
             [str(BIN / "prefect"), "worker", "start", "--pool", "ingestflow", "--type", "process",
-             "--limit", "4"],
+             "--limit", str(s.worker_limit)],
             lambda: True,
-        )
-        self._spawn(
+        ))
+        start(Child(
             "api",
             [str(BIN / "uvicorn"), "api.main:app", "--host", s.api_host, "--port", str(s.api_port)],
             _http_ok(f"http://127.0.0.1:{s.api_port}/health"),
-        )
+        ))
+
+    def _init_metadata(self) -> None:
+        """Schema at head; a data directory from before PostgreSQL brings its SQLite rows along."""
+        from ingestflow.db import init_db
+
+        s = self.settings
+        init_db(s.sqlalchemy_url)
+        if s.embedded_postgres and s.legacy_sqlite.exists():
+            from ingestflow.stack.sqlite_import import import_sqlite
+
+            copied = import_sqlite(s.legacy_sqlite, s.sqlalchemy_url)
+            self.log(f"  imported {sum(copied.values())} rows from {s.legacy_sqlite} into PostgreSQL: {copied}")
 
     def _dask_workers(self) -> int:
         try:
@@ -206,29 +231,21 @@ class Stack:
         self.log(f"  {'deployments':<14} ready ({time.monotonic() - t0:.1f}s)")
 
     def stop(self) -> None:
+        if self.supervisor is None:
+            return
         # Flow-run processes start in sessions of their own, so signalling the worker's group misses them and
         # they would outlive the stack. Their runs are later marked Crashed and re-dispatched on the next start.
-        orphans = [child for _name, proc in self.procs for child in _descendants(proc.pid)]
-        for _name, proc in reversed(self.procs):
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for name, proc in reversed(self.procs):
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-            self.log(f"  {name:<14} stopped")
-        self.procs.clear()
+        orphans = [child for _name, proc in self.procs for child in _descendants(proc.pid)
+                   if _name == "prefect-worker"]
+        self.supervisor.stop_all()
         _terminate(orphans)
 
     def wait(self) -> None:
-        """Block until Ctrl-C or until a child dies (then the whole stack stops: no half-running system)."""
+        """Supervise until Ctrl-C or SIGTERM: a child that dies is restarted, the others keep running."""
+        assert self.supervisor is not None
         try:
             while True:
-                for name, proc in self.procs:
-                    if proc.poll() is not None:
-                        raise RuntimeError(f"{name} exited with {proc.returncode}")
+                self.supervisor.tick()
                 time.sleep(1)
         finally:
             self.stop()

@@ -1,0 +1,137 @@
+"""The pipeline, declared once: every stage's name, label, kinds, placement, timeout and typed result.
+
+The flows run `plan(kind)`, the job bookkeeping applies each result to the document, the job view and the
+dashboard (through `GET /v1/stages`) show the same list, and placement reads `gpu`. A stage's Prefect task
+lives in its own module under tasks/ and is bound to its name there (`tasks.common.stage_task`).
+Adding a stage means a `Stage` here, its result model, and its module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from ingestflow.db import Document
+
+
+class StageResult(BaseModel):
+    """What every stage returns; the accounting fields are filled in by the task wrapper on the worker."""
+
+    model: str | None = None  # the model (and version) that made this stage's output
+    note: str | None = None  # something the user should know without the stage failing
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    started_at: float = 0.0  # epoch seconds on the worker, for the time the stage waited to run
+    attempt: int = 1
+
+    def apply(self, doc: Document) -> None:
+        """Set what this stage's output means for the document."""
+
+
+class TranscribeResult(StageResult):
+    language: str | None = None
+    language_probability: float | None = None
+    duration_s: float | None = None
+    segments: int = 0
+
+    def apply(self, doc: Document) -> None:
+        doc.language = self.language
+        doc.language_probability = self.language_probability
+        doc.duration_s = self.duration_s
+
+
+class ImproveResult(StageResult):
+    pass
+
+
+class ParseResult(StageResult):
+    page_count: int | None = None
+
+    def apply(self, doc: Document) -> None:
+        doc.page_count = self.page_count
+
+
+class ChunkResult(StageResult):
+    chunk_count: int
+
+    def apply(self, doc: Document) -> None:
+        doc.chunk_count = self.chunk_count
+
+
+class EmbedResult(StageResult):
+    vector_count: int
+
+    def apply(self, doc: Document) -> None:
+        doc.vector_indexed = True
+
+
+class EntitiesResult(StageResult):
+    entity_count: int
+
+    def apply(self, doc: Document) -> None:
+        doc.entities_extracted = True
+        doc.entity_count = self.entity_count
+
+
+class GraphResult(StageResult):
+    def apply(self, doc: Document) -> None:
+        doc.graph_indexed = True
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str  # the Prefect task's name
+    label: str  # the job's `stage` while it runs
+    description: str
+    kinds: frozenset[str]
+    result: type[StageResult]
+    timeout_s: float
+    gpu: bool = False  # asks Dask for a GPU when a worker declares one
+    model_slot: str | None = None  # key in Document.models that records result.model
+
+
+TEXT, AUDIO = "text", "audio"
+BOTH = frozenset({TEXT, AUDIO})
+
+STAGES: tuple[Stage, ...] = (
+    Stage("transcribe", "transcribing", "faster-whisper with VAD and word timestamps", frozenset({AUDIO}),
+          TranscribeResult, timeout_s=7200, gpu=True, model_slot="asr"),
+    Stage("improve", "improving", "deterministic cleanup; an LLM edit only if the guard accepts it",
+          frozenset({AUDIO}), ImproveResult, timeout_s=1800, model_slot="improve"),
+    Stage("parse", "parsing", "docling: structure, pages, headings; OCR for scanned pages", frozenset({TEXT}),
+          ParseResult, timeout_s=1800, gpu=True, model_slot="parser"),
+    Stage("chunk", "chunking", "chunks with pages and headings, or start/end seconds", BOTH, ChunkResult,
+          timeout_s=600),
+    Stage("embed", "embedding", "sentence-transformers vectors into ChromaDB", BOTH, EmbedResult,
+          timeout_s=1800, gpu=True, model_slot="embedding"),
+    Stage("extract-entities", "graphing", "spaCy entities per chunk", BOTH, EntitiesResult, timeout_s=900,
+          model_slot="ner"),
+    Stage("graph", "graphing", "entities and relations into the graph store", BOTH, GraphResult, timeout_s=900,
+          model_slot="graph"),
+)
+BY_NAME = {s.name: s for s in STAGES}
+
+
+def plan(kind: str) -> list[Stage]:
+    """The stages a document of this kind goes through, in order."""
+    return [s for s in STAGES if kind in s.kinds]
+
+
+class StageMetrics(BaseModel):
+    """One stage's accounting on a job: how users find slow files."""
+
+    wall_s: float
+    cpu_s: float
+    wait_s: float
+    attempts: int
+    model: str | None = None
+
+
+def metrics_of(result: StageResult, submitted_at: float) -> dict[str, Any]:
+    return StageMetrics(
+        wall_s=round(result.wall_s, 3), cpu_s=round(result.cpu_s, 3),
+        wait_s=round(max(0.0, result.started_at - submitted_at), 3), attempts=result.attempt, model=result.model,
+    ).model_dump()
