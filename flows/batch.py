@@ -1,29 +1,22 @@
-"""ingest-batch: many queued documents of one owner in one flow run, each still its own subflow run in the
-Prefect UI. A flow run costs a process start (4-9 s here); one batch run amortises that over many documents."""
+"""ingest-batch: many queued documents of one owner in one flow run. A flow run costs a process start (4-9 s
+here) and a model call or store write per document costs more than the work on a short note: one batch run
+amortises the first, batched stages (flows/run.py) the second. Each stage is still its own task run in the
+Prefect UI, named after the documents it works for."""
 
 from __future__ import annotations
 
-from prefect import flow, task, unmapped
-from prefect.cache_policies import NO_CACHE
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect import flow
+from prefect_dask import DaskTaskRunner
 
-from flows.document import ingest_document
+from flows.run import run_jobs
 from ingestflow.settings import get_settings
-
-
-@task(name="run-document", cache_policy=NO_CACHE, persist_result=False)
-def run_document(job_id: str, dispatch_key: str | None) -> str:
-    """One document's subflow; its failure is the job's own and never fails the batch's other documents."""
-    state = ingest_document(job_id, dispatch_key, return_state=True)
-    return state.type.value
 
 
 @flow(
     name="ingest-batch",
-    task_runner=ThreadPoolTaskRunner(max_workers=get_settings().batch_concurrency),  # type: ignore[arg-type]
+    task_runner=DaskTaskRunner(address=get_settings().dask_scheduler),  # type: ignore[arg-type]
     log_prints=True,
 )
 def ingest_batch(job_ids: list[str], dispatch_key: str | None = None) -> dict[str, str]:
-    """Run the documents' subflows a few at a time, so the Dask workers always have the next stage queued."""
-    futures = run_document.map(job_ids, dispatch_key=unmapped(dispatch_key))
-    return {job_id: fut.result() for job_id, fut in zip(job_ids, futures, strict=True)}
+    """The documents through their stages together; one document's failure is its own job's alone."""
+    return run_jobs(job_ids, dispatch_key)

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 from prefect import flow
-from prefect.runtime import flow_run
 from prefect_dask import DaskTaskRunner
 
-from flows.placement import on_workers
-from ingestflow.pipeline import plan
+from flows.run import run_jobs
 from ingestflow.settings import get_settings
-from tasks.jobs import fail_job, finish_job, record_stage, start_job
 
 
 @flow(
@@ -22,19 +17,4 @@ from tasks.jobs import fail_job, finish_job, record_stage, start_job
 )
 def ingest_document(job_id: str, dispatch_key: str | None = None, priority: int = 0) -> str:
     """One uploaded document through the stages of its kind, resuming after those already completed."""
-    claimed = start_job(job_id, dispatch_key, str(flow_run.get_id()))
-    if claimed is None:
-        return "skipped: cancelled, deleted, finished or handed to another run"
-    ref, done = claimed
-    for stage in plan(ref.kind):
-        if stage.name in done:
-            continue
-        submitted = time.time()
-        try:
-            result = on_workers(stage, ref, priority).result()
-        except BaseException as exc:
-            fail_job(job_id, dispatch_key, stage.name, exc)
-            raise
-        record_stage(job_id, dispatch_key, stage, result, submitted)
-    finish_job(job_id, dispatch_key)
-    return "completed"
+    return run_jobs([job_id], dispatch_key, priority)[job_id]

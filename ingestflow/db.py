@@ -122,6 +122,8 @@ class Job(Base):
     status: Mapped[JobStatus] = mapped_column(Enum(JobStatus, native_enum=False), default=JobStatus.queued)
     # Mirrors of Prefect's view, kept so lists and filters work when Prefect is down.
     stage: Mapped[str | None] = mapped_column(String(20))
+    # The Prefect task run doing `stage` for this job now (a batched stage's run serves many jobs).
+    stage_run: Mapped[str | None] = mapped_column(String(200))
     flow_run_id: Mapped[str | None] = mapped_column(String(36), index=True)
     batch_flow_run_id: Mapped[str | None] = mapped_column(String(36))
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -51,11 +51,11 @@ def _claim(settings: Settings) -> Claim | None:
     """The owner with the fewest runs in flight (then the oldest waiting job) gets the next run."""
     now = utcnow()
     with session_scope(settings.sqlalchemy_url) as db:
-        in_flight = dict(db.execute(
+        in_flight: dict[str, int] = {owner: n for owner, n in db.execute(
             select(Job.owner_id, func.count(func.distinct(Job.dispatch_key)))
             .where(Job.status.in_(ACTIVE), Job.dispatch_key.is_not(None))
             .group_by(Job.owner_id)
-        ).all())
+        ).tuples()}
         if sum(in_flight.values()) >= settings.worker_limit:
             return None
         due = or_(Job.dispatch_after.is_(None), Job.dispatch_after <= now)
@@ -183,8 +183,8 @@ async def reconcile_once(settings: Settings) -> None:
                 if run_id not in seen:
                     try:
                         run = await client.read_flow_run(UUID(run_id))
-                        state = run.state.type.value if run.state else ""
-                        seen[run_id] = (state, run.state.message or "") if state in TERMINAL_PREFECT else None
+                        state, message = (run.state.type.value, run.state.message or "") if run.state else ("", "")
+                        seen[run_id] = (state, message) if state in TERMINAL_PREFECT else None
                     except ObjectNotFound:
                         seen[run_id] = ("MISSING", f"flow run {run_id} is unknown to Prefect")
                 verdict = seen[run_id]

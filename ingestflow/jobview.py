@@ -12,6 +12,8 @@ from prefect.client.schemas.filters import (
     ArtifactFilterType,
     FlowRunFilter,
     FlowRunFilterId,
+    TaskRunFilter,
+    TaskRunFilterName,
 )
 from prefect.client.schemas.objects import TaskRun
 from prefect.client.schemas.sorting import ArtifactSort, TaskRunSort
@@ -73,10 +75,6 @@ _PREFECT_TO_STATUS = {
 }
 
 
-def _task_key(name: str) -> str:
-    return name.rsplit("-", 1)[0]
-
-
 def _metrics(job: Job, name: str) -> StageMetrics | None:
     raw = (job.stage_metrics or {}).get(name)
     return StageMetrics.model_validate(raw) if raw else None
@@ -86,11 +84,33 @@ def _label(kind: str, name: str | None) -> str | None:
     return next((s.label for s in plan(kind) if s.name == name), name)
 
 
+def _db_stages(job: Job) -> list[StageView]:
+    """Completed stages with their accounting (attempts 0 when an earlier run did it and this one reused
+    it); the failed stage with the job's error; the others pending."""
+    done = job.completed_stages or []
+    status = JobStatus(job.status)
+    views = []
+    for spec in plan(job.kind):
+        m = _metrics(job, spec.name)
+        if spec.name in done:
+            ran_here = m is not None and m.flow_run_id == job.flow_run_id
+            views.append(StageView(name=spec.name, stage=spec.label, state="completed",
+                                   attempts=m.attempts if m and ran_here else 0,
+                                   started_at=m.started_at if m else None,
+                                   finished_at=m.finished_at if m else None, metrics=m))
+        elif status == JobStatus.failed and job.stage == spec.name:
+            views.append(StageView(name=spec.name, stage=spec.label, state="failed", error=job.error))
+        elif status == JobStatus.running and job.stage == spec.name:
+            views.append(StageView(name=spec.name, stage=spec.label, state="running"))
+        else:
+            views.append(StageView(name=spec.name, stage=spec.label, state="pending"))
+    return views
+
+
 def base_view(job: Job, settings: Settings) -> JobView:
     """What the database knows (stages this job completed, their accounting); the live view adds Prefect's."""
     status = JobStatus(job.status)
     run_id = job.flow_run_id or job.batch_flow_run_id
-    done = job.completed_stages or []
     wall = (job.finished_at - job.started_at).total_seconds() if job.finished_at and job.started_at else None
     metrics = [StageMetrics.model_validate(m) for m in (job.stage_metrics or {}).values()]
     if status == JobStatus.queued and job.infra_note:
@@ -111,8 +131,7 @@ def base_view(job: Job, settings: Settings) -> JobView:
         infra_retries=job.infra_retries or 0,
         attempts=job.attempts,
         notes=list(job.notes or []),
-        stages=[StageView(name=s.name, stage=s.label, state="completed" if s.name in done else "pending",
-                          metrics=_metrics(job, s.name)) for s in plan(job.kind)],
+        stages=_db_stages(job),
         wall_s=round(wall, 3) if wall is not None else None,
         stages_wall_s=round(sum(m.wall_s for m in metrics), 3),
         flow_run_id=job.flow_run_id,
@@ -125,57 +144,50 @@ def base_view(job: Job, settings: Settings) -> JobView:
 
 
 async def live_view(job: Job, settings: Settings, client: PrefectClient) -> JobView:
+    """The database's view, with the flow run's state and the running stage's task run and progress."""
     view = base_view(job, settings)
     if not job.flow_run_id:
         return view
     run = await client.read_flow_run(UUID(job.flow_run_id))
-    task_runs = await client.read_task_runs(
-        flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])), sort=TaskRunSort.EXPECTED_START_TIME_ASC
-    )
-    by_key: dict[str, TaskRun] = {}
-    for run_ in task_runs:
-        by_key[_task_key(run_.name)] = run_  # the latest run of a stage wins
-    stages = []
-    done = 0
-    current = None
-    current_run: TaskRun | None = None
-    stages_planned = plan(job.kind)
-    for spec in stages_planned:
-        key, label = spec.name, spec.label
-        tr: TaskRun | None = by_key.get(key)
-        state = tr.state.type.value.lower() if tr and tr.state else "pending"
-        if tr is None and key in (job.completed_stages or []):
-            state = "completed"  # done by an earlier attempt of this job; a resumed run reuses it
-        if state == "completed":
-            done += 1
-        elif state in ("running", "pending", "scheduled") and tr is not None and current is None:
-            current, current_run = label, tr
-        stages.append(StageView(
-            name=key,
-            stage=label,
-            state=state,
-            attempts=tr.run_count if tr else 0,
-            started_at=tr.start_time if tr else None,
-            finished_at=tr.end_time if tr else None,
-            error=tr.state.message if tr and tr.state and state in ("failed", "crashed") else None,
-            metrics=_metrics(job, key),
-        ))
-    view.stages = stages
     status = JobStatus(job.status)
     if not status.terminal and run.state is not None and run.state.type.value in ("RUNNING", "CANCELLING"):
         # A run that ended without the flow's verdict is the dispatcher's to re-queue: until it has, the job
         # still reads as running rather than as a failure that is not the document's.
         status = _PREFECT_TO_STATUS.get(run.state.type.value, status)
         view.status = status
-    total = len(stages_planned)
-    if not status.terminal:
-        view.stage = current or (stages_planned[done].label if done < total else None)
-        fraction, detail = await _stage_progress(client, run.id, current_run)
-        view.progress = min(99, int(100 * (done + fraction) / total))
-        view.message = detail or f"{(view.stage or 'queued').capitalize()} ({done} of {total} stages done)"
-    elif status == JobStatus.completed:
-        view.message = f"Completed all {total} stages"
+    if status.terminal:
+        if status == JobStatus.completed:
+            view.message = f"Completed all {len(view.stages)} stages"
+        return view
+    current = await _current_task_run(client, run.id, job.stage_run)
+    done = sum(1 for s in view.stages if s.state == "completed")
+    for stage_view in view.stages:
+        if stage_view.name == job.stage and current is not None and current.state is not None:
+            stage_view.state = current.state.type.value.lower()
+            stage_view.attempts = current.run_count
+            stage_view.started_at = current.start_time
+            if stage_view.state in ("failed", "crashed"):
+                stage_view.error = current.state.message
+    total = len(view.stages)
+    pending = next((s for s in view.stages if s.state != "completed"), None)
+    view.stage = _label(job.kind, job.stage) if job.stage else (pending.stage if pending else None)
+    fraction, detail = await _stage_progress(client, run.id, current)
+    view.progress = min(99, int(100 * (done + fraction) / total)) if total else 0
+    view.message = detail or f"{(view.stage or 'queued').capitalize()} ({done} of {total} stages done)"
     return view
+
+
+async def _current_task_run(client: PrefectClient, flow_run_id: UUID, name: str | None) -> TaskRun | None:
+    """The task run doing the job's current stage (by the name the flow gave it), latest attempt first."""
+    if not name:
+        return None
+    runs = await client.read_task_runs(
+        flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
+        task_run_filter=TaskRunFilter(name=TaskRunFilterName(any_=[name])),
+        sort=TaskRunSort.EXPECTED_START_TIME_DESC,
+        limit=1,
+    )
+    return runs[0] if runs else None
 
 
 async def _stage_progress(client: PrefectClient, flow_run_id: UUID, stage_run: TaskRun | None) -> tuple[float, str]:
@@ -187,7 +199,7 @@ async def _stage_progress(client: PrefectClient, flow_run_id: UUID, stage_run: T
             type=ArtifactFilterType(any_=["progress"]), flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])
         ),
         sort=ArtifactSort.UPDATED_DESC,
-        limit=5,
+        limit=20,
     )
     for art in artifacts:
         if art.task_run_id == stage_run.id:

@@ -4,11 +4,15 @@ The flows run `plan(kind)`, the job bookkeeping applies each result to the docum
 dashboard (through `GET /v1/stages`) show the same list, and placement reads `gpu`. A stage's Prefect task
 lives in its own module under tasks/ and is bound to its name there (`tasks.common.stage_task`).
 Adding a stage means a `Stage` here, its result model, and its module.
+
+A `batched` stage takes many documents in one task run (one model call over all their chunks, one store
+write): its task gets a list of documents and returns one result per document, in order.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -25,7 +29,10 @@ class StageResult(BaseModel):
     wall_s: float = 0.0
     cpu_s: float = 0.0
     started_at: float = 0.0  # epoch seconds on the worker, for the time the stage waited to run
+    finished_at: float = 0.0
     attempt: int = 1
+    # What a batched stage's time is shared out by between the documents it ran for (their chunks).
+    units: int = 1
 
     def apply(self, doc: Document) -> None:
         """Set what this stage's output means for the document."""
@@ -91,6 +98,7 @@ class Stage:
     timeout_s: float
     gpu: bool = False  # asks Dask for a GPU when a worker declares one
     model_slot: str | None = None  # key in Document.models that records result.model
+    batched: bool = False  # one task run for many documents (see the module's docstring)
 
 
 TEXT, AUDIO = "text", "audio"
@@ -106,11 +114,11 @@ STAGES: tuple[Stage, ...] = (
     Stage("chunk", "chunking", "chunks with pages and headings, or start/end seconds", BOTH, ChunkResult,
           timeout_s=600),
     Stage("embed", "embedding", "sentence-transformers vectors into ChromaDB", BOTH, EmbedResult,
-          timeout_s=1800, gpu=True, model_slot="embedding"),
+          timeout_s=1800, gpu=True, model_slot="embedding", batched=True),
     Stage("extract-entities", "graphing", "spaCy entities per chunk", BOTH, EntitiesResult, timeout_s=900,
-          model_slot="ner"),
+          model_slot="ner", batched=True),
     Stage("graph", "graphing", "entities and relations into the graph store", BOTH, GraphResult, timeout_s=900,
-          model_slot="graph"),
+          model_slot="graph", batched=True),
 )
 BY_NAME = {s.name: s for s in STAGES}
 
@@ -121,17 +129,25 @@ def plan(kind: str) -> list[Stage]:
 
 
 class StageMetrics(BaseModel):
-    """One stage's accounting on a job: how users find slow files."""
+    """One stage's accounting on a job: how users find slow files. A batched stage's wall and CPU seconds
+    are its task run's, shared out by the documents' chunks."""
 
     wall_s: float
     cpu_s: float
     wait_s: float
     attempts: int
     model: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    flow_run_id: str | None = None  # the run that did it; a resumed run reuses it rather than redoing it
+    task_run: str | None = None  # the task run's name in the Prefect UI
 
 
-def metrics_of(result: StageResult, submitted_at: float) -> dict[str, Any]:
+def metrics_of(result: StageResult, submitted_at: float, flow_run_id: str, task_run: str) -> dict[str, Any]:
     return StageMetrics(
         wall_s=round(result.wall_s, 3), cpu_s=round(result.cpu_s, 3),
         wait_s=round(max(0.0, result.started_at - submitted_at), 3), attempts=result.attempt, model=result.model,
-    ).model_dump()
+        started_at=datetime.fromtimestamp(result.started_at, UTC),
+        finished_at=datetime.fromtimestamp(result.finished_at, UTC),
+        flow_run_id=flow_run_id, task_run=task_run,
+    ).model_dump(mode="json")

@@ -1,9 +1,12 @@
 """Stage-level progress: a Prefect progress artifact the API reads, and the point where a stage notices
-that its job was cancelled (a Dask worker thread cannot be killed, so long stages must stop themselves)."""
+that its job was cancelled (a Dask worker thread cannot be killed, so long stages must stop themselves).
+A batched stage reports for all its documents at once and stops only when every one of them was cancelled;
+before writing, it drops the ones that were."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from ingestflow.errors import PermanentError
@@ -13,12 +16,30 @@ class JobCancelled(PermanentError):
     pass
 
 
+def cancelled_jobs(job_ids: Sequence[str | None]) -> set[str]:
+    """The jobs among these that were cancelled or deleted meanwhile."""
+    ids = [j for j in job_ids if j]
+    if not ids:
+        return set()
+    from sqlalchemy import select
+
+    from ingestflow.db import Job, JobStatus, session_scope
+    from ingestflow.settings import get_settings
+
+    with session_scope(get_settings().sqlalchemy_url, read_only=True) as db:
+        live = set(db.scalars(select(Job.id).where(Job.id.in_(ids), Job.status != JobStatus.cancelled)))
+    return set(ids) - live
+
+
 class StageProgress:
     """`advance(done)` at most every `interval_s` updates the artifact and checks for cancellation."""
 
-    # Every update is a write on the Prefect server (SQLite in the embedded default): once a second is plenty.
-    def __init__(self, job_id: str | None, verb: str, total: float, unit: str, interval_s: float = 1.0) -> None:
-        self.job_id, self.verb, self.total, self.unit, self.interval_s = job_id, verb, total, unit, interval_s
+    # Every update is a write on the Prefect server: once a second is plenty.
+    def __init__(self, job_ids: str | None | Sequence[str | None], verb: str, total: float, unit: str,
+                 interval_s: float = 1.0) -> None:
+        ids = [job_ids] if job_ids is None or isinstance(job_ids, str) else list(job_ids)
+        self.job_ids = [j for j in ids if j]
+        self.verb, self.total, self.unit, self.interval_s = verb, total, unit, interval_s
         self._last = 0.0
         self._artifact_id: Any = None
         from prefect.context import TaskRunContext
@@ -45,13 +66,11 @@ class StageProgress:
             pct = 100.0 * min(done, self.total) / self.total if self.total else 100.0
             update_progress_artifact(self._artifact_id, pct, description=self._message(done))
 
-    def check_cancelled(self) -> None:
-        if self.job_id is None:
-            return
-        from ingestflow.db import Job, JobStatus, session_scope
-        from ingestflow.settings import get_settings
+    def cancelled(self) -> set[str]:
+        return cancelled_jobs(self.job_ids)
 
-        with session_scope(get_settings().sqlalchemy_url) as db:
-            job = db.get(Job, self.job_id)
-            if job is None or job.status == JobStatus.cancelled:
-                raise JobCancelled(f"job {self.job_id} was cancelled; stopped {self.verb.lower()}")
+    def check_cancelled(self) -> None:
+        """Stop the stage when every job it works for was cancelled (a lone job: when it was)."""
+        if self.job_ids and self.cancelled() == set(self.job_ids):
+            raise JobCancelled(f"job {', '.join(self.job_ids)} was cancelled; stopped {self.verb.lower()}")
+

@@ -45,8 +45,7 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 200 * 1024 * 1024
     dispatch_interval_s: float = 1.0
     dispatch_batch_size: int = Field(default=20, description="most documents handed to one batch flow run")
-    batch_concurrency: int = Field(default=4, description="document subflows running at once in a batch run")
-    max_attempts: int = Field(default=3, description="runs a job gets in all when it crashes or fails transiently")
+    max_attempts: int = Field(default=3, description="runs a job gets when a stage keeps failing transiently")
     retry_backoff_s: float = Field(default=10.0, description="wait before re-dispatch, times the attempts so far")
     max_infra_retries: int = Field(
         default=10, description="re-dispatches after orchestrator or process failures (backoff doubling to 5 min)"

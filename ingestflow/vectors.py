@@ -38,6 +38,17 @@ def _collection(host: str, port: int, name: str) -> Any:
         raise TransientError(f"Chroma at {host}:{port} unavailable: {exc}") from exc
 
 
+@dataclass(frozen=True)
+class DocumentVectors:
+    """Everything one document puts in the store: its chunks' ids, vectors, texts and metadata."""
+
+    document_id: str
+    ids: Sequence[str]
+    vectors: Sequence[Sequence[float]]
+    texts: Sequence[str]
+    metadatas: Sequence[dict[str, Any]]
+
+
 class VectorStore:
     def __init__(self, host: str, port: int, collection: str) -> None:
         self._args = (host, port, collection)
@@ -46,26 +57,23 @@ class VectorStore:
     def collection(self) -> Any:
         return _collection(*self._args)
 
-    def replace_document(
-        self,
-        document_id: str,
-        ids: Sequence[str],
-        vectors: Sequence[Sequence[float]],
-        texts: Sequence[str],
-        metadatas: Sequence[dict[str, Any]],
-    ) -> None:
+    def replace_documents(self, docs: Sequence[DocumentVectors]) -> None:
+        """Each document's vectors replaced as a whole: one delete and as few adds as Chroma's batch limit
+        allows for all of them (two round trips per document cost more than the embedding of a short note)."""
+        if not docs:
+            return
         # Delete-then-add beats upserting existing ids by 5x here, and drops chunks a re-parse no longer makes.
+        ids = [i for d in docs for i in d.ids]
+        vectors = [list(v) for d in docs for v in d.vectors]
+        texts = [t for d in docs for t in d.texts]
+        metadatas = [m for d in docs for m in d.metadatas]
         try:
-            self.collection.delete(where={"document_id": document_id})
-            # A silent recording has no chunks: the delete alone is the whole update.
+            self.collection.delete(where={"document_id": {"$in": [d.document_id for d in docs]}})
+            # A silent recording has no chunks: the delete alone is its whole update.
             for start in range(0, len(ids), MAX_BATCH):
                 end = start + MAX_BATCH
-                self.collection.add(
-                    ids=list(ids[start:end]),
-                    embeddings=[list(v) for v in vectors[start:end]],
-                    documents=list(texts[start:end]),
-                    metadatas=list(metadatas[start:end]),
-                )
+                self.collection.add(ids=ids[start:end], embeddings=vectors[start:end], documents=texts[start:end],
+                                    metadatas=metadatas[start:end])
         except TransientError:
             raise
         except Exception as exc:

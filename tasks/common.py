@@ -15,9 +15,8 @@ from prefect.states import State
 
 from ingestflow.errors import is_transient
 from ingestflow.pipeline import BY_NAME, StageResult
-from ingestflow.refs import DocumentRef
 
-R = TypeVar("R", bound=StageResult)
+F = TypeVar("F", bound=Callable[..., Any])
 
 RETRIES = 3
 RETRY_DELAYS: list[float] = [2, 10, 30]
@@ -31,28 +30,37 @@ def retry_transient(_task: Task[Any, Any], _run: TaskRun, state: State[Any]) -> 
     return exc is None or is_transient(exc)
 
 
-def _accounted(fn: Callable[[DocumentRef], R]) -> Callable[[DocumentRef], R]:
+def _share(results: list[StageResult], started: float, wall: float, cpu: float, attempt: int) -> None:
+    """One task run's time, shared out by the documents' units (chunks); each keeps the run's start and end."""
+    total = sum(max(r.units, 1) for r in results) or 1
+    for r in results:
+        part = max(r.units, 1) / total
+        r.started_at, r.finished_at = started, started + wall
+        r.wall_s, r.cpu_s, r.attempt = wall * part, cpu * part, attempt
+
+
+def _accounted(fn: F) -> F:
     @functools.wraps(fn)
-    def run(ref: DocumentRef) -> R:
+    def run(arg: Any) -> Any:
         from prefect.runtime import task_run
 
         started, wall, cpu = time.time(), time.perf_counter(), time.thread_time()
-        result = fn(ref)
-        result.started_at = started
-        result.wall_s = time.perf_counter() - wall
-        result.cpu_s = time.thread_time() - cpu  # this worker thread's own CPU, not its neighbours'
-        result.attempt = int(task_run.run_count or 1)
+        result = fn(arg)
+        # this worker thread's own CPU, not its neighbours'
+        _share(result if isinstance(result, list) else [result], started, time.perf_counter() - wall,
+               time.thread_time() - cpu, int(task_run.run_count or 1))
         return result
 
-    return run
+    return run  # type: ignore[return-value]
 
 
-def stage_task(name: str) -> Callable[[Callable[[DocumentRef], R]], Task[[DocumentRef], R]]:
-    """The Prefect task of the stage declared as `name` in ingestflow.pipeline."""
+def stage_task(name: str) -> Callable[[F], Task[..., Any]]:
+    """The Prefect task of the stage declared as `name` in ingestflow.pipeline. A batched stage's function
+    takes a list of DocumentRef and returns one result per document; the others take one DocumentRef."""
     spec = BY_NAME[name]
 
-    def wrap(fn: Callable[[DocumentRef], R]) -> Task[[DocumentRef], R]:
-        stage = task(
+    def wrap(fn: F) -> Task[..., Any]:
+        stage: Task[..., Any] = task(
             name=name,
             description=spec.description,
             retries=RETRIES,

@@ -1,4 +1,5 @@
-"""embed: sentence-transformers vectors for every chunk, written to Chroma under deterministic ids."""
+"""embed: sentence-transformers vectors for the chunks of many documents in one model call, written to Chroma
+under deterministic ids (a document's vectors are replaced as a whole)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from ingestflow.pipeline import EmbedResult
 from ingestflow.progress import StageProgress
 from ingestflow.refs import DocumentRef
 from ingestflow.settings import get_settings
-from ingestflow.vectors import chunk_id, open_vector_store
+from ingestflow.vectors import DocumentVectors, chunk_id, open_vector_store
 from tasks.common import stage_task
 
 BATCH = 64
@@ -34,28 +35,36 @@ def chunk_metadata(ref: DocumentRef, chunk: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in meta.items() if v is not None}
 
 
-def embed_document(ref: DocumentRef) -> EmbedResult:
+def embed_documents(refs: list[DocumentRef]) -> list[EmbedResult]:
     settings = get_settings()
-    chunks = json.loads(ref.chunks_json.read_text())
+    per_doc = [json.loads(ref.chunks_json.read_text()) for ref in refs]
+    texts = [c["embed_text"] for chunks in per_doc for c in chunks]
     model = embedding_model(settings.embedding_model)
-    progress = StageProgress(ref.job_id, "Embedding", len(chunks), "chunks")
+    progress = StageProgress([r.job_id for r in refs], "Embedding", len(texts), "chunks")
     vectors: list[list[float]] = []
-    for start in range(0, len(chunks), BATCH):
-        batch = [c["embed_text"] for c in chunks[start : start + BATCH]]
+    for start in range(0, len(texts), BATCH):
+        batch = texts[start : start + BATCH]
         vectors += model.encode(batch, batch_size=BATCH, normalize_embeddings=True, convert_to_numpy=True).tolist()
         progress.advance(len(vectors))
     progress.check_cancelled()  # last chance before anything is written
-    open_vector_store(settings).replace_document(
-        ref.id,
-        [chunk_id(ref.id, c["index"]) for c in chunks],
-        vectors,
-        [c["text"] for c in chunks],
-        [chunk_metadata(ref, c) for c in chunks],
-    )
-    return EmbedResult(vector_count=len(chunks), model=embedding_model_name(settings.embedding_model))
+    cancelled = progress.cancelled()
+    writes, offset = [], 0
+    for ref, chunks in zip(refs, per_doc, strict=True):
+        if ref.job_id not in cancelled:
+            writes.append(DocumentVectors(
+                ref.id,
+                [chunk_id(ref.id, c["index"]) for c in chunks],
+                vectors[offset : offset + len(chunks)],
+                [c["text"] for c in chunks],
+                [chunk_metadata(ref, c) for c in chunks],
+            ))
+        offset += len(chunks)
+    open_vector_store(settings).replace_documents(writes)
+    name = embedding_model_name(settings.embedding_model)
+    return [EmbedResult(vector_count=len(chunks), model=name, units=len(chunks)) for chunks in per_doc]
 
 
 @stage_task("embed")
-def embed(ref: DocumentRef) -> EmbedResult:
-    """Vectors for every chunk, replacing the document's vectors in Chroma under deterministic ids."""
-    return embed_document(ref)
+def embed(refs: list[DocumentRef]) -> list[EmbedResult]:
+    """Vectors for every chunk of these documents, replacing each document's vectors in Chroma."""
+    return embed_documents(refs)

@@ -43,17 +43,25 @@ def entities_in(texts: list[str], model: str, progress: StageProgress | None = N
     return out
 
 
-def extract_document_entities(ref: DocumentRef) -> EntitiesResult:
+def extract_document_entities(refs: list[DocumentRef]) -> list[EntitiesResult]:
+    """One spaCy pass over the chunks of all these documents; each document's entities beside its chunks."""
     settings = get_settings()
-    chunks = json.loads(ref.chunks_json.read_text())
-    progress = StageProgress(ref.job_id, "Finding entities in", len(chunks), "chunks")
-    per_chunk = entities_in([c["text"] for c in chunks], settings.spacy_model, progress)
-    write_atomic(ref.entities_json, json.dumps(per_chunk))
-    distinct = {(e["name"].lower(), e["label"]) for ents in per_chunk for e in ents}
-    return EntitiesResult(entity_count=len(distinct), model=spacy_version(settings.spacy_model))
+    per_doc = [json.loads(ref.chunks_json.read_text()) for ref in refs]
+    texts = [c["text"] for chunks in per_doc for c in chunks]
+    progress = StageProgress([r.job_id for r in refs], "Finding entities in", len(texts), "chunks")
+    found = entities_in(texts, settings.spacy_model, progress)
+    model = spacy_version(settings.spacy_model)
+    results, offset = [], 0
+    for ref, chunks in zip(refs, per_doc, strict=True):
+        per_chunk = found[offset : offset + len(chunks)]
+        offset += len(chunks)
+        write_atomic(ref.entities_json, json.dumps(per_chunk))
+        distinct = {(e["name"].lower(), e["label"]) for ents in per_chunk for e in ents}
+        results.append(EntitiesResult(entity_count=len(distinct), model=model, units=len(chunks)))
+    return results
 
 
 @stage_task("extract-entities")
-def extract_entities(ref: DocumentRef) -> EntitiesResult:
-    """spaCy entities per chunk, written beside the chunks for the graph stage."""
-    return extract_document_entities(ref)
+def extract_entities(refs: list[DocumentRef]) -> list[EntitiesResult]:
+    """spaCy entities per chunk of these documents, written beside their chunks for the graph stage."""
+    return extract_document_entities(refs)

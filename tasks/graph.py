@@ -1,12 +1,15 @@
-"""graph: Document, Chunk and Entity nodes with MENTIONS and RELATED_TO edges, replaced per document."""
+"""graph: Document, Chunk and Entity nodes with MENTIONS and RELATED_TO edges for many documents, each
+document's facts replaced, all in one transaction."""
 
 from __future__ import annotations
 
 import json
+from itertools import groupby
 
 from ingestflow.graph import writing
-from ingestflow.graph.base import ChunkFacts, EntityMention
+from ingestflow.graph.base import ChunkFacts, DocumentFacts, EntityMention
 from ingestflow.pipeline import GraphResult
+from ingestflow.progress import cancelled_jobs
 from ingestflow.refs import DocumentRef
 from ingestflow.settings import get_settings
 from ingestflow.vectors import chunk_id
@@ -30,15 +33,19 @@ def chunk_facts(ref: DocumentRef) -> list[ChunkFacts]:
     ]
 
 
-def write_document_graph(ref: DocumentRef) -> GraphResult:
+def write_document_graph(refs: list[DocumentRef]) -> list[GraphResult]:
     settings = get_settings()
-    facts = chunk_facts(ref)
+    facts = {ref.id: DocumentFacts(ref.id, ref.title, chunk_facts(ref)) for ref in refs}
+    # Cancelled or deleted meanwhile: nothing of theirs may be written.
+    cancelled = cancelled_jobs([r.job_id for r in refs])
+    live = sorted((r for r in refs if r.job_id not in cancelled), key=lambda r: r.owner_id)
     with writing(settings) as store:
-        store.write_document(ref.owner_id, ref.id, ref.title, facts)
-    return GraphResult(model=settings.graph_backend)
+        for owner, owned in groupby(live, key=lambda r: r.owner_id):
+            store.write_documents(owner, [facts[r.id] for r in owned])
+    return [GraphResult(model=settings.graph_backend, units=len(facts[r.id].chunks)) for r in refs]
 
 
 @stage_task("graph")
-def graph(ref: DocumentRef) -> GraphResult:
-    """The document's chunks, entities and relations, replaced in the graph store in one transaction."""
-    return write_document_graph(ref)
+def graph(refs: list[DocumentRef]) -> list[GraphResult]:
+    """These documents' chunks, entities and relations into the graph store, in one transaction."""
+    return write_document_graph(refs)

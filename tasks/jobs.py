@@ -3,9 +3,12 @@ they were three of every four task runs a document cost the Prefect server, and 
 re-dispatching the job, which resumes at the first stage not completed).
 
 A fresh run lowers the document's flags first, so nothing half-rebuilt reads as indexed; each finished
-stage then raises its flag and is listed on the job, which is what a resumed run skips."""
+stage then raises its flag and is listed on the job, which is what a resumed run skips. Every write checks
+that the run still holds the job (its dispatch key), so a run given up on cannot overwrite a newer one's."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from sqlalchemy import select
 
@@ -19,8 +22,6 @@ from ingestflow.storage import blob_path
 
 
 def _held(job: Job | None, dispatch_key: str | None) -> bool:
-    """Whether this run still holds the job: a run the crash automation gave up on, whose job went out again
-    under a new key, must not write over the new run's bookkeeping."""
     return job is not None and (dispatch_key is None or job.dispatch_key == dispatch_key)
 
 
@@ -30,10 +31,8 @@ def start_job(job_id: str, dispatch_key: str | None, flow_run_id: str) -> tuple[
     settings = get_settings()
     with session_scope(settings.sqlalchemy_url) as db:
         job = db.scalar(select(Job).where(Job.id == job_id).with_for_update())
-        if job is None or job.status in (JobStatus.cancelled, JobStatus.completed):
+        if job is None or job.status in (JobStatus.cancelled, JobStatus.completed) or not _held(job, dispatch_key):
             return None
-        if not _held(job, dispatch_key):
-            return None  # a stale or duplicated run: the job belongs to a newer dispatch
         doc = db.get(Document, job.document_id)
         assert doc is not None
         if not job.resume:
@@ -63,24 +62,35 @@ def start_job(job_id: str, dispatch_key: str | None, flow_run_id: str) -> tuple[
         return ref, skip
 
 
-def record_stage(job_id: str, dispatch_key: str | None, stage: Stage, result: StageResult,
-                 submitted_at: float) -> None:
-    """Apply a finished stage to the document (flags, model) and its accounting to the job."""
+def mark_running(job_ids: Sequence[str], dispatch_key: str | None, stage: Stage, task_run: str) -> None:
+    """The stage these jobs are in now, and the task run doing it (what the job view reads progress from)."""
     settings = get_settings()
     with session_scope(settings.sqlalchemy_url) as db:
-        job = db.get(Job, job_id)
-        if job is None or not _held(job, dispatch_key):
-            return
-        job.stage = stage.name
-        job.completed_stages = [*(job.completed_stages or []), stage.name]
-        job.stage_metrics = {**(job.stage_metrics or {}), stage.name: metrics_of(result, submitted_at)}
-        if result.note:
-            job.notes = [*(job.notes or []), f"{stage.name}: {result.note}"]
-        doc = db.get(Document, job.document_id)
-        assert doc is not None
-        result.apply(doc)
-        if stage.model_slot and result.model:
-            doc.models = {**(doc.models or {}), stage.model_slot: result.model}
+        for job in db.scalars(select(Job).where(Job.id.in_(job_ids))):
+            if _held(job, dispatch_key) and job.status == JobStatus.running:
+                job.stage, job.stage_run = stage.name, task_run
+
+
+def record_stage(done: Sequence[tuple[str, StageResult]], dispatch_key: str | None, stage: Stage,
+                 submitted_at: float, flow_run_id: str, task_run: str) -> None:
+    """Apply a finished stage to each document (flags, model) and its accounting to each job."""
+    settings = get_settings()
+    results = dict(done)
+    with session_scope(settings.sqlalchemy_url) as db:
+        for job in db.scalars(select(Job).where(Job.id.in_(list(results)))):
+            if not _held(job, dispatch_key) or job.status != JobStatus.running:
+                continue  # cancelled meanwhile, or no longer this run's
+            result = results[job.id]
+            job.completed_stages = [*(job.completed_stages or []), stage.name]
+            job.stage_metrics = {**(job.stage_metrics or {}),
+                                 stage.name: metrics_of(result, submitted_at, flow_run_id, task_run)}
+            if result.note:
+                job.notes = [*(job.notes or []), f"{stage.name}: {result.note}"]
+            doc = db.get(Document, job.document_id)
+            assert doc is not None
+            result.apply(doc)
+            if stage.model_slot and result.model:
+                doc.models = {**(doc.models or {}), stage.model_slot: result.model}
 
 
 def finish_job(job_id: str, dispatch_key: str | None) -> None:
@@ -90,7 +100,7 @@ def finish_job(job_id: str, dispatch_key: str | None) -> None:
         if job is None or not _held(job, dispatch_key) or job.status == JobStatus.cancelled:
             return  # a cancel is the user's last word
         job.status = JobStatus.completed
-        job.stage = None
+        job.stage = job.stage_run = None
         job.error = job.error_retryable = None
         job.finished_at = utcnow()
         doc = db.get(Document, job.document_id)
@@ -99,23 +109,25 @@ def finish_job(job_id: str, dispatch_key: str | None) -> None:
             doc.indexed_at = utcnow()
 
 
-def fail_job(job_id: str, dispatch_key: str | None, stage: str, exc: BaseException) -> None:
+def fail_job(job_id: str, dispatch_key: str | None, stage: str, exc: BaseException) -> str:
     """A stage gave up. Input the document cannot get past fails the job with that reason; anything
-    transient goes back to the queue (bounded, with backoff), resuming at this stage."""
+    transient goes back to the queue (bounded, with backoff), resuming at this stage. Returns the outcome."""
     settings = get_settings()
     reason = exc.message if isinstance(exc, IngestError) else f"{type(exc).__name__}: {exc}"
     message = f"{stage} failed: {reason}"
     with session_scope(settings.sqlalchemy_url) as db:
         job = db.get(Job, job_id)
         if job is None or not _held(job, dispatch_key) or job.status == JobStatus.cancelled:
-            return
+            return "skipped"
         if is_transient(exc) and job.attempts < settings.max_attempts:
             requeue_after_trouble(job, message, settings.retry_backoff_s * job.attempts, count_as_infra=False)
-            return
+            return "requeued"
         job.status = JobStatus.failed
         job.error = message
         job.error_retryable = is_transient(exc)
         job.finished_at = utcnow()
+        job.stage_run = None
         doc = db.get(Document, job.document_id)
         if doc is not None:
             doc.last_error = message
+        return "failed"

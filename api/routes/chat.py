@@ -11,9 +11,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from api.deps import CurrentUser, SessionDep, SettingsDep
-from ingestflow.chat import ConversationBusy, ConversationNotFound, ask
+from ingestflow.chat import ask
 from ingestflow.db import Conversation, Turn
-from ingestflow.errors import TransientError
 from ingestflow.search import SearchFilters
 
 router = APIRouter(prefix="/v1", tags=["chat"])
@@ -90,15 +89,7 @@ class ConversationList(BaseModel):
 @router.post("/chat", response_model=ChatResponse)
 def chat(body: ChatRequest, user: CurrentUser, settings: SettingsDep) -> ChatResponse:
     filters = SearchFilters(kind=body.kind, document_id=body.document_id, collection=body.collection)
-    try:
-        result = ask(settings, user.id, body.query, body.conversation_id, filters)
-    except ConversationNotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "conversation not found") from exc
-    except ConversationBusy as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, "another question to this conversation was stored "
-                                                      "first; ask again") from exc
-    except TransientError as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, exc.message) from exc
+    result = ask(settings, user.id, body.query, body.conversation_id, filters)
     return ChatResponse(
         answer=result.answer,
         mode="llm" if result.mode == "llm" else "extractive",

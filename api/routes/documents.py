@@ -17,7 +17,7 @@ from api.schemas import DocumentOut, IndexingStatus, Page, UploadAccepted
 from ingestflow import audio, storage
 from ingestflow.db import Document, Job, JobStatus, session_scope
 from ingestflow.detect import check_name_agrees, detect
-from ingestflow.errors import TransientError, UnsupportedFormat
+from ingestflow.errors import UnsupportedFormat
 from ingestflow.jobview import base_view
 from ingestflow.purge import purge_document
 from ingestflow.refs import work_dir
@@ -142,11 +142,7 @@ def content(document_id: str, db: SessionDep, user: CurrentUser, settings: Setti
 @router.delete("/{document_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_document(document_id: str, db: SessionDep, user: CurrentUser, settings: SettingsDep) -> None:
     doc = owned(db, user, document_id)
-    try:
-        purge_document(settings, doc.owner_id, doc.id)
-    except TransientError as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"could not delete now, retry: {exc.message}",
-                            headers={"Retry-After": "5"}) from exc
+    purge_document(settings, doc.owner_id, doc.id)  # busy stores: 503 with Retry-After (api/errors.py)
     sha = doc.sha256
     db.delete(doc)
     db.flush()

@@ -12,7 +12,6 @@ from sqlalchemy import select
 
 from api.deps import CurrentUser, SettingsDep
 from ingestflow.db import Document, session_scope
-from ingestflow.errors import TransientError
 from ingestflow.graph import GraphStore, open_graph_store
 from ingestflow.settings import Settings
 
@@ -63,14 +62,11 @@ class EntityDetailOut(BaseModel):
 def graph_reader(settings: Settings) -> Iterator[GraphStore]:
     # LadybugDB read-only opens are snapshots: one per request sees the latest committed graph.
     # Busy or unreachable (a Ladybug checkpoint, a Neo4j hiccup) is worth a retry: 503, not 500.
+    store = open_graph_store(settings, read_only=True)
     try:
-        store = open_graph_store(settings, read_only=True)
-        try:
-            yield store
-        finally:
-            store.close()
-    except TransientError as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, exc.message) from exc
+        yield store
+    finally:
+        store.close()
 
 
 @router.get("", response_model=EntityList)

@@ -77,10 +77,7 @@ def _mark_cancelled(settings: SettingsDep, user: CurrentUser, job_id: str) -> tu
 @router.post("/{job_id}/cancel", response_model=JobView)
 async def cancel_job(job_id: str, user: CurrentUser, settings: SettingsDep) -> JobView:
     """Stop the job's flow run; long stages stop themselves before writing anything."""
-    try:
-        job, run_id = await asyncio.to_thread(_mark_cancelled, settings, user, job_id)
-    except control.Conflict as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    job, run_id = await asyncio.to_thread(_mark_cancelled, settings, user, job_id)
     if run_id:  # a job not yet handed to Prefect has no run to stop
         async with get_client() as client:
             await control.stop_flow_run(client, run_id)
@@ -91,9 +88,6 @@ async def cancel_job(job_id: str, user: CurrentUser, settings: SettingsDep) -> J
 def retry_job(job_id: str, db: SessionDep, user: CurrentUser, settings: SettingsDep) -> JobView:
     """Resume at the first stage this job did not complete, reusing what earlier stages produced."""
     job = _owned_job(db, user, job_id)
-    try:
-        control.retry(job)
-    except control.Conflict as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    control.retry(job)
     db.commit()
     return base_view(job, settings)

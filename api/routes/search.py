@@ -10,7 +10,6 @@ from pydantic import BaseModel
 
 from api.deps import CurrentUser, SettingsDep
 from api.schemas import SearchHit
-from ingestflow.errors import TransientError
 from ingestflow.retrieval import QueryEntity, retrieve
 from ingestflow.search import ChunkHit, SearchFilters, as_utc
 
@@ -106,10 +105,7 @@ def search(
     if start is not None and end is not None and start > end:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "since is after until")
     filters = SearchFilters(kind=kind, document_id=document_id, collection=collection, since=start, until=end)
-    try:
-        result = retrieve(settings, user.id, q, k, filters, expand)
-    except TransientError as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, exc.message) from exc
+    result = retrieve(settings, user.id, q, k, filters, expand)
     return SearchResult(
         query=q,
         expand=expand,

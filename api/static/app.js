@@ -10,15 +10,10 @@
   const CONV_STORE = 'ingestflow.conversation'; // + '.' + a hash of the key: one current conversation per user
   const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
   const ACTIVE = new Set(['queued', 'running']);
-  // Task names in pipeline order (as the API's per-stage list names them), used when a job has no stage list yet.
-  const PLAN = {
-    text: ['parse', 'chunk', 'embed', 'extract-entities', 'graph'],
-    audio: ['transcribe', 'improve', 'chunk', 'embed', 'extract-entities', 'graph'],
-  };
-  const STAGE_LABEL = {
-    parse: 'parsing', transcribe: 'transcribing', improve: 'improving', chunk: 'chunking',
-    embed: 'embedding', 'extract-entities': 'graphing', graph: 'graphing',
-  };
+  // Each kind's stage names in pipeline order and each stage's label, from GET /v1/stages (the pipeline as the
+  // server declares it), used when a job has no stage list yet.
+  const PLAN = {};
+  const STAGE_LABEL = {};
   const STAGE_SHORT = { 'extract-entities': 'entities' };
   const POLL_MS = 2000;
   const MAX_ROWS = 200;
@@ -350,6 +345,9 @@
     const b = parseTime(s.finished_at);
     if (a) parts.push(`started ${clock(a)}`);
     if (a && b) parts.push(`took ${fmtDuration((b - a) / 1000)}`);
+    const m = s.metrics;
+    if (m) parts.push(`wall ${m.wall_s.toFixed(2)} s · CPU ${m.cpu_s.toFixed(2)} s · waited ${m.wait_s.toFixed(2)} s`);
+    if (m && m.model) parts.push(`model: ${m.model}`);
     if (s.error) parts.push(`error: ${s.error}`);
     return parts.join(' · ');
   }
@@ -1684,7 +1682,18 @@
 
   // ---------------------------------------------------------------- wiring
 
+  /** The pipeline as the server declares it (GET /v1/stages): plans per kind and stage labels. */
+  function loadStages() {
+    return fetch('/v1/stages').then((r) => (r.ok ? r.json() : null)).then((body) => {
+      if (!body) return;
+      for (const s of body.stages) STAGE_LABEL[s.name] = s.label;
+      Object.assign(PLAN, body.plans);
+      for (const job of state.jobs.values()) renderRow(job);
+    }).catch(() => { /* the badges fill in from each job's own stage list */ });
+  }
+
   function init() {
+    loadStages();
     let saved = '';
     try { saved = localStorage.getItem(KEY_STORE) || ''; } catch (_) { /* no storage */ }
     const keyInput = $('#api-key');

@@ -85,8 +85,18 @@ def entity_id(owner: str, label: str, name: str) -> str:
     return hashlib.sha1(key.encode()).hexdigest()[:20]
 
 
+@dataclass(frozen=True)
+class DocumentFacts:
+    document_id: str
+    title: str
+    chunks: Sequence[ChunkFacts]
+
+
 class GraphStore(Protocol):
     backend: str
+
+    def write_documents(self, owner: str, docs: Sequence[DocumentFacts]) -> None:
+        """`write_document` for each, all in one transaction: one commit (and one checkpoint) per batch."""
 
     def write_document(self, owner: str, document_id: str, title: str, chunks: Sequence[ChunkFacts]) -> GraphCounts:
         """Replace the document's Document/Chunk nodes, MENTIONS edges and its RELATED_TO co-occurrence

@@ -31,6 +31,7 @@ from ingestflow.errors import PermanentError, TransientError
 from ingestflow.graph._rows import DocumentRows, Row, document_rows
 from ingestflow.graph.base import (
     ChunkFacts,
+    DocumentFacts,
     EntityDetail,
     EntitySummary,
     GraphCounts,
@@ -241,6 +242,12 @@ class LadybugGraphStore:
         with self._entry.lock:
             self._in_transaction(lambda: self._replace_document(owner, document_id, title, rows))
             return self.counts(owner)
+
+    def write_documents(self, owner: str, docs: Sequence[DocumentFacts]) -> None:
+        self._check_writable()
+        rows = [(d, document_rows(owner, d.chunks)) for d in docs]
+        with self._entry.lock:
+            self._in_transaction(lambda: [self._replace_document(owner, d.document_id, d.title, r) for d, r in rows])
 
     def delete_document(self, owner: str, document_id: str) -> None:
         self._check_writable()

@@ -18,6 +18,7 @@ from ingestflow.errors import PermanentError, TransientError
 from ingestflow.graph._rows import DocumentRows, document_rows
 from ingestflow.graph.base import (
     ChunkFacts,
+    DocumentFacts,
     EntityDetail,
     EntitySummary,
     GraphCounts,
@@ -202,6 +203,15 @@ class Neo4jGraphStore:
         rows = document_rows(owner, chunks)
         self._write(_replace_document, owner, document_id, title, rows)
         return self.counts(owner)
+
+    def write_documents(self, owner: str, docs: Sequence[DocumentFacts]) -> None:
+        rows = [(d, document_rows(owner, d.chunks)) for d in docs]
+
+        def replace_all(tx: ManagedTransaction) -> None:
+            for d, r in rows:
+                _replace_document(tx, owner, d.document_id, d.title, r)
+
+        self._write(replace_all)
 
     def delete_document(self, owner: str, document_id: str) -> None:
         self._write(_delete_document, owner, document_id)

@@ -16,6 +16,7 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table('jobs') as batch:
+        batch.add_column(sa.Column('stage_run', sa.String(length=200), nullable=True))
         batch.add_column(sa.Column('infra_note', sa.Text(), nullable=True))
         batch.add_column(sa.Column('infra_retries', sa.Integer(), nullable=False, server_default='0'))
         batch.add_column(sa.Column('stage_metrics', sa.JSON(), nullable=False, server_default='{}'))
@@ -27,5 +28,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index('ix_jobs_status_owner', table_name='jobs')
     with op.batch_alter_table('jobs') as batch:
-        for name in ('dispatch_after', 'dispatch_key', 'stage_metrics', 'infra_retries', 'infra_note'):
+        for name in ('dispatch_after', 'dispatch_key', 'stage_metrics', 'infra_retries', 'infra_note', 'stage_run'):
             batch.drop_column(name)

@@ -1,0 +1,34 @@
+"""The pipeline's stages as declared once in ingestflow.pipeline: what the dashboard draws its badges from."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from ingestflow.pipeline import STAGES
+
+router = APIRouter(prefix="/v1/stages", tags=["stages"])
+
+
+class StageOut(BaseModel):
+    name: str
+    label: str
+    description: str
+    kinds: list[str]
+    gpu: bool
+    timeout_s: float
+    order: int
+
+
+class StagesOut(BaseModel):
+    stages: list[StageOut]
+    plans: dict[str, list[str]]  # kind -> stage names in the order a document of that kind runs them
+
+
+@router.get("", response_model=StagesOut)
+def list_stages() -> StagesOut:
+    """Every stage in pipeline order, and each document kind's plan."""
+    stages = [StageOut(name=s.name, label=s.label, description=s.description, kinds=sorted(s.kinds), gpu=s.gpu,
+                       timeout_s=s.timeout_s, order=i) for i, s in enumerate(STAGES)]
+    kinds = sorted({k for s in STAGES for k in s.kinds})
+    return StagesOut(stages=stages, plans={k: [s.name for s in STAGES if k in s.kinds] for k in kinds})
