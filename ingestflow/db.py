@@ -206,7 +206,9 @@ def get_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _begin_immediate)
     else:
-        engine = create_engine(url, pool_pre_ping=True)
+        # The API serves up to 40 requests at once from its thread pool; a pool of 5 + 10 made a burst of
+        # uploads queue for connections. Connections open only when needed.
+        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=30)
     return engine
 
 

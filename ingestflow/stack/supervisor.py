@@ -105,6 +105,10 @@ class Supervisor:
         for r in self.children:
             if r.restart_at is None and r.proc.poll() is not None:
                 code = r.proc.returncode
+                # What it left behind in its own session (PostgreSQL's backends, a server's workers) would
+                # hold its port or shared memory against the restart.
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(r.proc.pid, signal.SIGKILL)
                 r.failures = 0 if now - r.started > HEALTHY_AFTER_S else r.failures + 1
                 delay = BACKOFF_S[min(r.failures, len(BACKOFF_S) - 1)]
                 r.restart_at = now + delay
