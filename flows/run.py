@@ -52,7 +52,7 @@ class _Run:
     run_id: str
     docs: dict[str, _Doc] = field(default_factory=dict)
     outcome: dict[str, str] = field(default_factory=dict)
-    running: dict[distributed.Future, _Running] = field(default_factory=dict)
+    running: dict[distributed.Future[Any], _Running] = field(default_factory=dict)
     ready: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
 
     def advance(self, job_id: str) -> None:
@@ -89,7 +89,7 @@ class _Run:
                 for start in range(0, len(members), GROUP_MAX):
                     self.submit(stage, members[start : start + GROUP_MAX])
 
-    def collect(self, done: distributed.Future) -> None:
+    def collect(self, done: distributed.Future[Any]) -> None:
         run = self.running.pop(done)
         try:
             value = run.future.result()
@@ -110,7 +110,7 @@ class _Run:
             self.advance(job_id)
 
 
-def _first_done(futures: list[distributed.Future], timeout_s: float) -> list[distributed.Future]:
+def _first_done(futures: list[distributed.Future[Any]], timeout_s: float) -> list[distributed.Future[Any]]:
     """The futures done within the timeout (distributed.wait wants a default client, which Prefect's Dask
     runner does not set; Future.done() is a local check)."""
     deadline = time.monotonic() + timeout_s

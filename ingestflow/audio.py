@@ -134,7 +134,7 @@ def _segment_copy(s: Segment | dict[str, Any]) -> Segment:
         ],
     }
     if "paragraph" in s:
-        seg["paragraph"] = int(s["paragraph"])  # type: ignore[typeddict-item]
+        seg["paragraph"] = int(s["paragraph"])
     return seg
 
 

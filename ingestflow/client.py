@@ -33,14 +33,15 @@ class ApiClient:
             timeout=60,
         )
 
-    def _json(self, r: httpx.Response) -> Any:
+    def _json(self, r: httpx.Response) -> dict[str, Any]:
         if r.status_code >= 400:
             try:
                 detail = r.json().get("detail", r.text)
             except ValueError:
                 detail = r.text
             raise RuntimeError(f"{r.status_code}: {detail}")
-        return r.json()
+        body: dict[str, Any] = r.json()
+        return body
 
     def upload(self, path: Path, collection: str | None = None) -> dict[str, Any]:
         data = {"collection": collection} if collection else {}

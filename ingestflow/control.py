@@ -24,7 +24,7 @@ def requeue(job: Job, resume: bool = True, after_s: float = 0.0) -> None:
     job.finished_at = None
     job.error = None
     job.error_retryable = None
-    job.stage = None
+    job.stage = job.stage_run = None
 
 
 def requeue_after_trouble(job: Job, note: str, after_s: float, count_as_infra: bool = True) -> None:

@@ -155,9 +155,8 @@ async def live_view(job: Job, settings: Settings, client: PrefectClient) -> JobV
         # still reads as running rather than as a failure that is not the document's.
         status = _PREFECT_TO_STATUS.get(run.state.type.value, status)
         view.status = status
-    if status.terminal:
-        if status == JobStatus.completed:
-            view.message = f"Completed all {len(view.stages)} stages"
+    if status == JobStatus.completed:
+        view.message = f"Completed all {len(view.stages)} stages"
         return view
     current = await _current_task_run(client, run.id, job.stage_run)
     done = sum(1 for s in view.stages if s.state == "completed")
@@ -166,8 +165,11 @@ async def live_view(job: Job, settings: Settings, client: PrefectClient) -> JobV
             stage_view.state = current.state.type.value.lower()
             stage_view.attempts = current.run_count
             stage_view.started_at = current.start_time
+            stage_view.finished_at = current.end_time
             if stage_view.state in ("failed", "crashed"):
-                stage_view.error = current.state.message
+                stage_view.error = stage_view.error or current.state.message
+    if status.terminal:
+        return view
     total = len(view.stages)
     pending = next((s for s in view.stages if s.state != "completed"), None)
     view.stage = _label(job.kind, job.stage) if job.stage else (pending.stage if pending else None)

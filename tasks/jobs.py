@@ -125,8 +125,7 @@ def fail_job(job_id: str, dispatch_key: str | None, stage: str, exc: BaseExcepti
         job.status = JobStatus.failed
         job.error = message
         job.error_retryable = is_transient(exc)
-        job.finished_at = utcnow()
-        job.stage_run = None
+        job.finished_at = utcnow()  # stage and stage_run stay: the view shows the failed task run's attempts
         doc = db.get(Document, job.document_id)
         if doc is not None:
             doc.last_error = message

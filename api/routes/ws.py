@@ -12,7 +12,6 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
-from fastapi.encoders import jsonable_encoder
 from prefect.client.orchestration import PrefectClient, get_client
 from sqlalchemy import or_, select
 
@@ -58,12 +57,12 @@ def _jobs_to_watch(settings: Settings, owner_id: str) -> list[Job]:
 
 async def _view(job: Job, settings: Settings, client: PrefectClient) -> dict[str, Any]:
     if JobStatus(job.status) == JobStatus.queued and not job.flow_run_id:
-        return jsonable_encoder(base_view(job, settings))  # nothing in Prefect yet: spare the server a read
+        return base_view(job, settings).model_dump(mode="json")  # nothing in Prefect yet: spare the server a read
     try:
         view = await asyncio.wait_for(live_view(job, settings, client), timeout=PREFECT_READ_TIMEOUT_S)
     except Exception:  # Prefect away for a moment: the database's view still moves the page on
         view = base_view(job, settings)
-    return jsonable_encoder(view)
+    return view.model_dump(mode="json")
 
 
 @router.websocket("/v1/ws/jobs/{job_id}")

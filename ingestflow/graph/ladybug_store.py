@@ -246,8 +246,13 @@ class LadybugGraphStore:
     def write_documents(self, owner: str, docs: Sequence[DocumentFacts]) -> None:
         self._check_writable()
         rows = [(d, document_rows(owner, d.chunks)) for d in docs]
+
+        def replace_all() -> None:
+            for d, r in rows:
+                self._replace_document(owner, d.document_id, d.title, r)
+
         with self._entry.lock:
-            self._in_transaction(lambda: [self._replace_document(owner, d.document_id, d.title, r) for d, r in rows])
+            self._in_transaction(replace_all)
 
     def delete_document(self, owner: str, document_id: str) -> None:
         self._check_writable()

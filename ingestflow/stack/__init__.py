@@ -153,6 +153,7 @@ class Stack:
         except BaseException:
             self.stop()
             raise
+        self.supervisor.supervise()
 
     def _start_all(self, gpu: bool) -> None:
         s = self.settings
@@ -242,10 +243,8 @@ class Stack:
 
     def wait(self) -> None:
         """Supervise until Ctrl-C or SIGTERM: a child that dies is restarted, the others keep running."""
-        assert self.supervisor is not None
         try:
-            while True:
-                self.supervisor.tick()
+            while True:  # the supervisor's thread does the watching
                 time.sleep(1)
         finally:
             self.stop()

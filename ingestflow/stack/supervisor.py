@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -71,6 +72,19 @@ class Supervisor:
     def __init__(self, env: dict[str, str], logs: Path, state_file: Path, log: Callable[[str], None]) -> None:
         self.env, self.logs, self.state_file, self.log = env, logs, state_file, log
         self.children: list[_Running] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def supervise(self, interval_s: float = 1.0) -> None:
+        """Watch the children from a background thread until stop_all, whoever started the stack."""
+
+        def loop() -> None:
+            while not self._stopping.wait(interval_s):
+                self.tick()
+
+        self._thread = threading.Thread(target=loop, name="ingestflow-supervisor", daemon=True)
+        self._thread.start()
 
     def _spawn(self, child: Child) -> subprocess.Popen[bytes]:
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -100,6 +114,11 @@ class Supervisor:
 
     def tick(self) -> None:
         """Notice exits and start what is due; never blocks on a child's readiness."""
+        with self._lock:
+            if not self._stopping.is_set():
+                self._tick()
+
+    def _tick(self) -> None:
         now = time.monotonic()
         changed = False
         for r in self.children:
@@ -128,6 +147,11 @@ class Supervisor:
             self._write()
 
     def stop_all(self) -> None:
+        self._stopping.set()
+        with self._lock:
+            self._stop_all()
+
+    def _stop_all(self) -> None:
         for r in reversed(self.children):
             if r.proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
