@@ -33,6 +33,9 @@ from ingestflow.llm import guard, improve_with_llm
 from ingestflow.settings import Settings
 from tests.conftest import FIXTURES
 
+# Real llama.cpp servers with the packaged Gemma (a minute of model work): the real-stack tier.
+pytestmark = pytest.mark.slow
+
 STARTUP_TIMEOUT_S = 180
 
 
