@@ -39,6 +39,16 @@ pytestmark = pytest.mark.slow
 STARTUP_TIMEOUT_S = 180
 
 
+def _send_json(handler: Any, status: int, payload: dict[str, Any]) -> None:
+    """The fake servers' one way to answer."""
+    data = json.dumps(payload).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -193,12 +203,7 @@ class _FakeOllama(BaseHTTPRequestHandler):
         else:
             content = body["messages"][-1]["content"].capitalize() if self.reply is None else self.reply
             payload, status = {"model": body["model"], "message": {"role": "assistant", "content": content}}, 200
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        _send_json(self, status, payload)
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -274,12 +279,7 @@ class _FakeOpenAI(BaseHTTPRequestHandler):
         else:
             payload = {"object": "text_completion", "model": body["model"],
                        "choices": [{"index": 0, "text": text, "finish_reason": "stop"}]}
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        _send_json(self, status, payload)
 
     def log_message(self, *args: Any) -> None:
         pass
