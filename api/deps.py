@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
+from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Query, status
+from fastapi import Depends, HTTPException, Path, Query, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BeforeValidator
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from api.limits import spend
 from api.schemas import Page
 from ingestflow.auth import user_for_key
 from ingestflow.db import User, session_scope
 from ingestflow.settings import Settings, get_settings
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+# PostgreSQL text cannot hold NUL (psycopg refuses it even as a query parameter: a 500), and a lone surrogate
+# cannot be encoded at all: every free-text input declares this pattern, so such input is a 422 instead.
+NO_NUL = r"^[^\x00]*$"
+IdPath = Annotated[str, Path(pattern=NO_NUL)]
 
 
 def get_db(settings: SettingsDep) -> Iterator[Session]:
@@ -45,9 +54,13 @@ def current_user(
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
+# PostgreSQL's OFFSET is a bigint: a larger one is a 500 from the driver, not an empty page.
+MAX_OFFSET = 2**62
+
+
 class Pagination:
     def __init__(self, limit: Annotated[int, Query(ge=1, le=500)] = 50,
-                 offset: Annotated[int, Query(ge=0)] = 0) -> None:
+                 offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> None:
         self.limit, self.offset = limit, offset
 
     def page(self, db: Session, query: Select[Any], order: Any, render: Callable[[Any], Any]) -> Page:
@@ -57,3 +70,30 @@ class Pagination:
 
 
 PageDep = Annotated[Pagination, Depends()]
+
+_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+
+
+def _not_a_number(value: Any) -> Any:
+    # Pydantic would read `since=0.5` as Unix seconds; the schema promises ISO 8601 (format date / date-time).
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError("expected an ISO 8601 date or date-time, not a number")
+    return value
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(_not_a_number)]
+IsoDateOrDateTime = Annotated[date | datetime, BeforeValidator(_not_a_number)]
+
+
+# Per-key request budgets (api/limits.py): uploads and queries (search, chat) are counted apart; the keys of
+# one owner share them (a new key is no new budget).
+async def upload_budget(user: CurrentUser, settings: SettingsDep) -> None:
+    spend("upload", "uploads", user.id, settings.upload_rate_per_s, settings.upload_burst)
+
+
+async def query_budget(user: CurrentUser, settings: SettingsDep) -> None:
+    spend("query", "queries (search and chat)", user.id, settings.query_rate_per_s, settings.query_burst)
+
+
+UploadBudget = Annotated[None, Depends(upload_budget)]
+QueryBudget = Annotated[None, Depends(query_budget)]

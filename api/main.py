@@ -8,8 +8,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import errors
+from api import errors, limits
 from api.routes import chat, dashboard, documents, entities, health, jobs, search, stages, ws
+from ingestflow import storage
 from ingestflow.db import init_db
 from ingestflow.dispatcher import run_forever
 from ingestflow.settings import get_settings
@@ -19,6 +20,7 @@ from ingestflow.settings import get_settings
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     init_db(settings.sqlalchemy_url)
+    storage.sweep_stale_spools(settings.files_dir)
     stop = asyncio.Event()
     loop_task = asyncio.create_task(run_forever(settings, stop))
     try:
@@ -33,6 +35,7 @@ def create_app() -> FastAPI:
     for module in (documents, jobs, stages, search, entities, chat, ws, health, dashboard):
         app.include_router(module.router)
     errors.install(app)
+    app.add_middleware(limits.BodyIdleTimeout)
     dashboard.mount_static(app)
     return app
 

@@ -10,6 +10,12 @@ from pydantic import BaseModel, ConfigDict
 from ingestflow.jobview import JobView
 
 
+class ErrorOut(BaseModel):
+    """Every error answer except request validation (422, FastAPI's list of what failed where)."""
+
+    detail: str
+
+
 class UploadAccepted(BaseModel):
     document_id: str
     job_id: str | None

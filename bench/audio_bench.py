@@ -53,7 +53,7 @@ def main() -> None:
 
     duration = audio.probe(args.file).duration_s
     audio.transcribe(args.file)  # warm the model, as a long-lived Dask worker is
-    with bench_stack() as (_settings, base, key):
+    with bench_stack() as (_settings, base, key, _stack):
         http = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60)
 
         def through_pipeline(i: int) -> tuple[float, float]:

@@ -19,8 +19,8 @@ sys.path.insert(0, str(ROOT))
 
 
 @contextmanager
-def bench_stack(keep: bool = False) -> Iterator[tuple[Any, str, str]]:
-    """Yields (settings, base_url, api_key)."""
+def bench_stack(keep: bool = False) -> Iterator[tuple[Any, str, str, Any]]:
+    """Yields (settings, base_url, api_key, stack)."""
     data_dir = Path(tempfile.mkdtemp(prefix="ingestflow-bench-"))
     os.environ.update(INGESTFLOW_DATA_DIR=str(data_dir), INGESTFLOW_API_PORT="28000",
                       INGESTFLOW_CHROMA_PORT="28001", INGESTFLOW_DASK_PORT="28010", INGESTFLOW_PREFECT_PORT="28020",
@@ -38,7 +38,7 @@ def bench_stack(keep: bool = False) -> Iterator[tuple[Any, str, str]]:
     with session_scope(settings.sqlalchemy_url) as db:
         key = create_key(db, "bench")[1]
     try:
-        yield settings, f"http://127.0.0.1:{settings.api_port}", key
+        yield settings, f"http://127.0.0.1:{settings.api_port}", key, stack
     finally:
         stack.stop()
         if not keep:

@@ -26,6 +26,8 @@ from typing import Any
 
 import httpx
 from common import ROOT, bench_stack, wait_job
+from cpu import CpuMeter
+from timeline import timeline
 
 PEOPLE = ["Alice Moreau", "Bob Tanaka", "Carla Nunez", "Deepak Rao", "Elena Petrova", "Farid Haddad"]
 ORGS = ["Acme Corp", "Globex", "Initech", "Umbrella Health", "Stark Logistics", "Wayne Foundation"]
@@ -158,11 +160,12 @@ def started_after(job: dict[str, Any], uploaded: float) -> float:
     return datetime.fromisoformat(job["started_at"]).timestamp() - uploaded
 
 
-def burst(settings: Any, base: str, key: str, other_key: str, n: int) -> None:
+def burst(settings: Any, stack: Any, base: str, key: str, other_key: str, n: int) -> None:
     docs = [(f"burst-{i}.md", note(50_000 + i, lines=1)) for i in range(n)]
     # The same small note on the idle stack first: what the second owner's upload should take.
     solo = [(f"solo-{i}.md", note(90_000 + i, lines=1)) for i in range(2)]
     idle_s, _ = through_pipeline(base, other_key, solo[:1])
+    meter = CpuMeter(stack)
     t0 = time.perf_counter()
     latencies, job_ids, errors = asyncio.run(upload_all(base, key, docs))
     print(f"burst: {n} uploads in {time.perf_counter() - t0:.1f} s, {errors} errors; "
@@ -174,7 +177,9 @@ def burst(settings: Any, base: str, key: str, other_key: str, n: int) -> None:
     jobs = wait_all(base, key, job_ids)
     drain_s = time.perf_counter() - t0
     print(f"burst: {n} notes drained in {drain_s:.1f} s = {n / drain_s:.2f} docs/s {outcome(jobs)}")
+    print(f"burst: {meter.report()}")
     print(f"burst: {overhead(jobs)}")
+    print(timeline(settings, list(jobs)))
     print(f"fairness: second owner's note started {started_after(other_job, uploaded):.1f} s after upload, "
           f"done in {other_s:.1f} s vs {idle_s:.1f} s on an idle stack ({other_s / idle_s:.2f}x)")
     requeued = sum(1 for j in jobs.values() if j["infra_retries"])
@@ -221,7 +226,7 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the data directory")
     args = ap.parse_args()
 
-    with bench_stack(args.keep) as (settings, base, key):
+    with bench_stack(args.keep) as (settings, base, key, stack):
         from ingestflow.auth import create_key
         from ingestflow.db import session_scope
 
@@ -231,18 +236,26 @@ def main() -> None:
         wait_job(base, key, asyncio.run(upload_all(base, key, [("warm.md", b"# warm\n\nAlice met Bob.")]))[1][0])
 
         docs = [(f"note-{i}.md", note(i)) for i in range(args.batch)]
+        meter = CpuMeter(stack)
         pipeline_s, jobs = through_pipeline(base, key, docs)
+        cpu_line = meter.report()
         plain_s, by_stage = plain_loop(docs, settings.data_dir / "plain")
         print(f"batch: {len(docs)} notes, pipeline {pipeline_s:.1f} s {outcome(jobs)}, plain loop {plain_s:.1f} s "
               f"{by_stage} -> ratio {pipeline_s / plain_s:.2f}x")
-        print(f"batch: {overhead(jobs)}", flush=True)
+        print(f"batch: {overhead(jobs)}")
+        print(f"batch: {cpu_line}")
+        print(timeline(settings, list(jobs)), flush=True)
 
         if args.mixed:
             files = [(Path(p).name, (FIXTURES / p).read_bytes() + b"\n") for p in MIXED]
+            meter = CpuMeter(stack)
             mixed_s, mixed_jobs = through_pipeline(base, key, files)
+            cpu_line = meter.report()
             plain_mixed, by_stage = plain_loop(files, settings.data_dir / "plain-mixed")
             print(f"mixed: {len(files)} fixtures, pipeline {mixed_s:.1f} s {outcome(mixed_jobs)}, plain loop "
-                  f"{plain_mixed:.1f} s {by_stage} -> ratio {mixed_s / plain_mixed:.2f}x", flush=True)
+                  f"{plain_mixed:.1f} s {by_stage} -> ratio {mixed_s / plain_mixed:.2f}x")
+            print(f"mixed: {cpu_line}")
+            print(timeline(settings, list(mixed_jobs)), flush=True)
 
         single = [asyncio.run(upload_all(base, key, [(f"s{i}.md", note(20_000 + i))]))[0][0] for i in range(10)]
         print(latency_line("uploads one at a time", single), flush=True)
@@ -252,7 +265,7 @@ def main() -> None:
         wait_all(base, key, burst_jobs)  # let them drain: the burst below starts on a quiet stack
 
         if args.burst:
-            burst(settings, base, key, other_key, args.burst)
+            burst(settings, stack, base, key, other_key, args.burst)
 
 
 if __name__ == "__main__":

@@ -68,7 +68,7 @@ async def ensure_automation() -> None:
 
 
 def deploy_all() -> None:
-    env = dict(os.environ, INGESTFLOW_PROJECT_DIR=str(ROOT))
+    env = dict(os.environ, INGESTFLOW_PROJECT_DIR=str(ROOT), INGESTFLOW_PYTHON=sys.executable)
     prefect = str(Path(sys.executable).parent / "prefect")
     subprocess.run([prefect, "--no-prompt", "deploy", "--all"], cwd=ROOT, env=env, check=True,
                    stdout=subprocess.DEVNULL)

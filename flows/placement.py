@@ -8,15 +8,16 @@ from typing import Any
 import dask
 
 from ingestflow.pipeline import Stage
+from ingestflow.refs import DocumentRef
 from ingestflow.settings import get_settings
 from tasks.registry import task_for
 
 
-def on_workers(stage: Stage, arg: Any, priority: int, task_run_name: str) -> Any:
+def on_workers(stage: Stage, refs: list[DocumentRef], priority: int, task_run_name: str) -> Any:
     # dask honours annotations only for .submit(), and a task waits forever for a resource no worker
     # declares, so the start-up check sets gpu_resource.
     annotations: dict[str, Any] = {"priority": priority}
     if get_settings().gpu_resource and stage.gpu:
         annotations["resources"] = {"GPU": 1}
     with dask.annotate(**annotations):
-        return task_for(stage.name).with_options(task_run_name=task_run_name).submit(arg)
+        return task_for(stage.name).with_options(task_run_name=task_run_name).submit(refs)

@@ -1,11 +1,12 @@
 """How a flow run moves its documents through the pipeline (used by ingest-document and ingest-batch).
 
-Every stage is a Prefect task on the Dask cluster. Per-document stages (parse, transcribe, improve, chunk) are
-submitted for each document as soon as its previous stage is done, so the workers always have work queued.
-Batched stages (embed, entities, graph) gather the documents that reached them and run once for the group:
-one model call over all their chunks and one store write. A group goes when nothing still running could
-join it, when its oldest member has waited `GROUP_WAIT_S`, or when it is full. A group that fails on
-a document's own fault is split, so one bad document never fails its neighbours.
+Every stage is a Prefect task on the Dask cluster and takes a list of documents. A document goes alone to a
+per-document stage (transcribe, improve; parse and chunk of a PDF or a large file) as soon as its previous
+stage is done, so the workers always have work queued. At batched stages (embed, entities, graph) every
+document, and at parse and chunk the small ones, gather into a group that runs as one task run: one model
+call over all their chunks and one store write, and no task run's overhead per two-line note. A group goes
+when nothing still running could join it, when its oldest member has waited `GROUP_WAIT_S`, or when it is
+full. A group that fails on a document's own fault is split, so one bad document never fails its neighbours.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from prefect.runtime import flow_run
 
 from flows.placement import on_workers
 from ingestflow.errors import is_transient
-from ingestflow.pipeline import STAGES, Stage, StageResult, plan
+from ingestflow.pipeline import BY_NAME, STAGES, Stage, StageResult, plan
 from ingestflow.refs import DocumentRef
 from tasks.jobs import fail_job, finish_job, mark_running, record_stage, start_job
 
@@ -62,7 +63,7 @@ class _Run:
             self.outcome[job_id] = "completed"
             return
         stage = doc.todo[0]
-        if stage.batched:
+        if stage.runs_with_others(doc.ref):
             doc.waiting_since = time.monotonic()
             self.ready[stage.name].append(job_id)
         else:
@@ -72,20 +73,22 @@ class _Run:
         refs = [self.docs[j].ref for j in members]
         name = f"{stage.name}-{members[0][:8]}" + (f"+{len(members) - 1}" if len(members) > 1 else "")
         mark_running(members, self.key, stage, name)
-        future = on_workers(stage, refs if stage.batched else refs[0], self.priority, name)
+        future = on_workers(stage, refs, self.priority, name)
         self.running[future.wrapped_future] = _Running(stage, members, future, time.time(), name)
 
     def release_groups(self) -> None:
-        """Send each batched stage's group when it cannot grow, has waited long enough, or is full."""
+        """Send each stage's group when it cannot grow, has waited long enough, or is full."""
         now = time.monotonic()
         for stage_name, members in list(self.ready.items()):
             if not members:
                 continue
-            upstream = any(ORDER[r.stage.name] < ORDER[stage_name] for r in self.running.values())
+            stage = BY_NAME[stage_name]
+            upstream = any(ORDER[r.stage.name] < ORDER[stage_name]
+                           and any(j in self.docs and stage.runs_with_others(self.docs[j].ref) for j in r.members)
+                           for r in self.running.values())
             oldest = min(self.docs[j].waiting_since for j in members)
             if not upstream or now - oldest >= GROUP_WAIT_S or len(members) >= GROUP_MAX:
                 self.ready[stage_name] = []
-                stage = next(s for s in STAGES if s.name == stage_name)
                 for start in range(0, len(members), GROUP_MAX):
                     self.submit(stage, members[start : start + GROUP_MAX])
 
@@ -102,7 +105,7 @@ class _Run:
                 self.outcome[job_id] = fail_job(job_id, self.key, run.stage.name, exc)
                 self.docs.pop(job_id)
             return
-        results: list[StageResult] = value if run.stage.batched else [value]
+        results: list[StageResult] = value
         record_stage(list(zip(run.members, results, strict=True)), self.key, run.stage, run.submitted,
                      self.run_id, run.name)
         for job_id in run.members:

@@ -36,6 +36,11 @@ class CorruptInput(PermanentError):
     pass
 
 
+class LimitExceeded(PermanentError):
+    """The document is beyond a parse limit (time, nesting, pages, decompressed size); the message names the
+    setting that raises it."""
+
+
 def is_transient(exc: BaseException) -> bool:
     """Unknown errors count as transient: a bounded retry is cheaper than losing a job to a hiccup."""
     if isinstance(exc, IngestError):

@@ -5,8 +5,11 @@ dashboard (through `GET /v1/stages`) show the same list, and placement reads `gp
 lives in its own module under tasks/ and is bound to its name there (`tasks.common.stage_task`).
 Adding a stage means a `Stage` here, its result model, and its module.
 
-A `batched` stage takes many documents in one task run (one model call over all their chunks, one store
-write): its task gets a list of documents and returns one result per document, in order.
+Every stage's task takes a list of documents and returns one result per document, in order. A `batched`
+stage's function does too: one model call over all their chunks, one store write. The others work on one
+document at a time; with `groups_small`, short documents still share a task run, since a task run's own
+cost on the worker (about 0.1 s of Prefect context and client set-up, several times that on a busy
+machine) is more than parsing or chunking a two-line note takes.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
+
+from ingestflow.refs import DocumentRef
 
 if TYPE_CHECKING:
     from ingestflow.db import Document
@@ -98,11 +103,23 @@ class Stage:
     timeout_s: float
     gpu: bool = False  # asks Dask for a GPU when a worker declares one
     model_slot: str | None = None  # key in Document.models that records result.model
-    batched: bool = False  # one task run for many documents (see the module's docstring)
+    batched: bool = False  # the function takes many documents at once (see the module's docstring)
+    groups_small: bool = False  # small documents share a task run
+
+    def runs_with_others(self, ref: DocumentRef) -> bool:
+        """Whether this document waits to join others at this stage rather than go alone."""
+        return self.batched or (self.groups_small and is_small(ref))
 
 
 TEXT, AUDIO = "text", "audio"
 BOTH = frozenset({TEXT, AUDIO})
+# Text that docling reads without layout models or OCR, and chunks in milliseconds; a PDF may need OCR.
+SMALL_BYTES = 256 * 1024
+
+
+def is_small(ref: DocumentRef) -> bool:
+    return ref.kind == TEXT and ref.format != "pdf" and 0 < ref.size_bytes <= SMALL_BYTES
+
 
 STAGES: tuple[Stage, ...] = (
     Stage("transcribe", "transcribing", "faster-whisper with VAD and word timestamps", frozenset({AUDIO}),
@@ -110,9 +127,9 @@ STAGES: tuple[Stage, ...] = (
     Stage("improve", "improving", "deterministic cleanup; an LLM edit only if the guard accepts it",
           frozenset({AUDIO}), ImproveResult, timeout_s=1800, model_slot="improve"),
     Stage("parse", "parsing", "docling: structure, pages, headings; OCR for scanned pages", frozenset({TEXT}),
-          ParseResult, timeout_s=1800, gpu=True, model_slot="parser"),
+          ParseResult, timeout_s=1800, gpu=True, model_slot="parser", groups_small=True),
     Stage("chunk", "chunking", "chunks with pages and headings, or start/end seconds", BOTH, ChunkResult,
-          timeout_s=600),
+          timeout_s=600, groups_small=True),
     Stage("embed", "embedding", "sentence-transformers vectors into ChromaDB", BOTH, EmbedResult,
           timeout_s=1800, gpu=True, model_slot="embedding", batched=True),
     Stage("extract-entities", "graphing", "spaCy entities per chunk", BOTH, EntitiesResult, timeout_s=900,

@@ -20,6 +20,7 @@ class DocumentRef:
     source: Path  # the content-addressed upload
     work_dir: Path  # where stages leave what the next stage reads
     language: str | None = None  # given on upload; detected by transcription otherwise
+    size_bytes: int = 0  # of the upload
 
     @property
     def parsed_json(self) -> Path:

@@ -43,6 +43,22 @@ class Settings(BaseSettings):
     neo4j_password: str = "neo4j"
 
     max_upload_bytes: int = 200 * 1024 * 1024
+
+    # Hostile clients (api/limits.py): per-key request budgets (token buckets in each API process's memory, so
+    # N replicas allow N times the rate), a quota of stored bytes per owner, and a timeout for stalled bodies.
+    upload_rate_per_s: float = Field(default=50.0, ge=0, description="uploads per second per API key; 0: no limit")
+    upload_burst: int = Field(default=500, ge=1, description="uploads one key may send at once before the rate bites")
+    query_rate_per_s: float = Field(
+        default=20.0, ge=0, description="searches and chat questions per second per API key; 0: no limit"
+    )
+    query_burst: int = Field(default=200, ge=1, description="queries one key may send at once before the rate bites")
+    storage_quota_bytes: int | None = Field(
+        default=None, gt=0, description="bytes of uploads one owner may keep stored; no quota if unset"
+    )
+    body_idle_timeout_s: float = Field(
+        default=60.0, gt=0, description="a request body that stops arriving for this long is dropped (408)"
+    )
+
     dispatch_interval_s: float = 1.0
     dispatch_batch_size: int = Field(default=20, description="most documents handed to one batch flow run")
     max_attempts: int = Field(default=3, description="runs a job gets when a stage keeps failing transiently")
@@ -59,6 +75,20 @@ class Settings(BaseSettings):
         default=None, description="docling layout models; native PDF pipeline + OCR if unset"
     )
     ocr_enabled: bool = True
+
+    # Bounded parsing (ingestflow/parse_limits.py, parse_worker.py): a pathological document fails with the
+    # limit it hit, in seconds, instead of holding a worker thread; each message names its setting.
+    parse_timeout_s: float = Field(
+        default=600.0, gt=0, description="wall clock for one parse; its child process is killed at the limit"
+    )
+    parse_max_depth: int = Field(default=256, gt=0, description="deepest HTML/Markdown element nesting accepted")
+    parse_max_quote_depth: int = Field(
+        default=16, gt=0, description="deepest Markdown block-quote nesting (marko slows exponentially past ~20)"
+    )
+    parse_max_pages: int = Field(default=2000, gt=0, description="most pages a PDF may have")
+    parse_max_unzipped_bytes: int = Field(
+        default=1024 * 1024 * 1024, gt=0, description="most bytes a DOCX or PPTX may decompress to"
+    )
 
     whisper_model: str | None = Field(default=None, description="path or name; packaged tiny.en if unset")
     whisper_device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import BinaryIO
 
 CHUNK = 1024 * 1024
+SPOOL_PREFIX = ".upload-"
+# A live upload's spool file is seconds old; one this old was left by a process killed mid-copy.
+STALE_SPOOL_S = 3600.0
 
 
 class TooLarge(Exception):
@@ -32,7 +37,7 @@ def spool(src: BinaryIO, root: Path, max_bytes: int) -> tuple[Path, str, int]:
     root.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
     size = 0
-    fd, tmp = tempfile.mkstemp(dir=root, prefix=".upload-")
+    fd, tmp = tempfile.mkstemp(dir=root, prefix=SPOOL_PREFIX)
     try:
         with os.fdopen(fd, "wb") as out:
             while block := src.read(CHUNK):
@@ -59,6 +64,18 @@ def commit(tmp: Path, root: Path, sha256: str) -> Path:
     os.replace(tmp, dest)
     _fsync_dir(dest.parent)
     return dest
+
+
+def sweep_stale_spools(root: Path, older_than_s: float = STALE_SPOOL_S) -> int:
+    """Remove half-copied uploads that a killed process left behind (any other failure removes its own)."""
+    removed = 0
+    cutoff = time.time() - older_than_s
+    for path in root.glob(f"{SPOOL_PREFIX}*") if root.is_dir() else ():
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+    return removed
 
 
 def remove_if_unreferenced(root: Path, sha256: str, still_used: bool) -> None:

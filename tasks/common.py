@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
@@ -15,8 +15,7 @@ from prefect.states import State
 
 from ingestflow.errors import is_transient
 from ingestflow.pipeline import BY_NAME, StageResult
-
-F = TypeVar("F", bound=Callable[..., Any])
+from ingestflow.refs import DocumentRef
 
 RETRIES = 3
 RETRY_DELAYS: list[float] = [2, 10, 30]
@@ -31,7 +30,7 @@ def retry_transient(_task: Task[Any, Any], _run: TaskRun, state: State[Any]) -> 
 
 
 def _share(results: list[StageResult], started: float, wall: float, cpu: float, attempt: int) -> None:
-    """One task run's time, shared out by the documents' units (chunks); each keeps the run's start and end."""
+    """One call's time, shared out by the documents' units (chunks); each keeps the call's start and end."""
     total = sum(max(r.units, 1) for r in results) or 1
     for r in results:
         part = max(r.units, 1) / total
@@ -39,27 +38,39 @@ def _share(results: list[StageResult], started: float, wall: float, cpu: float, 
         r.wall_s, r.cpu_s, r.attempt = wall * part, cpu * part, attempt
 
 
-def _accounted(fn: F) -> F:
-    @functools.wraps(fn)
-    def run(arg: Any) -> Any:
+def _timed(call: Callable[[], Any], attempt: int) -> list[StageResult]:
+    started, wall, cpu = time.time(), time.perf_counter(), time.thread_time()
+    result = call()
+    results = result if isinstance(result, list) else [result]
+    # this worker thread's own CPU, not its neighbours'
+    _share(results, started, time.perf_counter() - wall, time.thread_time() - cpu, attempt)
+    return results
+
+
+def _over_documents(fn: Callable[..., Any], batched: bool) -> Callable[[list[DocumentRef]], list[StageResult]]:
+    """The task's function: the documents in one call (batched), or one after another, each timed alone."""
+
+    def run(refs: list[DocumentRef]) -> list[StageResult]:
         from prefect.runtime import task_run
 
-        started, wall, cpu = time.time(), time.perf_counter(), time.thread_time()
-        result = fn(arg)
-        # this worker thread's own CPU, not its neighbours'
-        _share(result if isinstance(result, list) else [result], started, time.perf_counter() - wall,
-               time.thread_time() - cpu, int(task_run.run_count or 1))
-        return result
+        attempt = int(task_run.run_count or 1)
+        if batched:
+            return _timed(lambda: fn(refs), attempt)
+        return [r for ref in refs for r in _timed(functools.partial(fn, ref), attempt)]
 
-    return run  # type: ignore[return-value]
+    # Prefect names and keys the task by these.
+    run.__name__, run.__qualname__, run.__module__ = fn.__name__, fn.__qualname__, fn.__module__
+    run.__doc__ = fn.__doc__
+    return run
 
 
-def stage_task(name: str) -> Callable[[F], Task[..., Any]]:
-    """The Prefect task of the stage declared as `name` in ingestflow.pipeline. A batched stage's function
-    takes a list of DocumentRef and returns one result per document; the others take one DocumentRef."""
+def stage_task(name: str) -> Callable[[Callable[..., Any]], Task[..., Any]]:
+    """The Prefect task of the stage declared as `name` in ingestflow.pipeline. It takes a list of DocumentRef
+    and returns one result per document; a batched stage's function does so itself, the others' functions take
+    one DocumentRef and are called for each."""
     spec = BY_NAME[name]
 
-    def wrap(fn: F) -> Task[..., Any]:
+    def wrap(fn: Callable[..., Any]) -> Task[..., Any]:
         stage: Task[..., Any] = task(
             name=name,
             description=spec.description,
@@ -69,7 +80,7 @@ def stage_task(name: str) -> Callable[[F], Task[..., Any]]:
             timeout_seconds=spec.timeout_s,
             cache_policy=NO_CACHE,
             persist_result=False,
-        )(_accounted(fn))
+        )(_over_documents(fn, spec.batched))
         TASKS[name] = stage
         return stage
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from ingestflow.models import embedding_model, embedding_model_name
 from ingestflow.pipeline import EmbedResult
-from ingestflow.progress import StageProgress
+from ingestflow.progress import StageProgress, cancelled_jobs
 from ingestflow.refs import DocumentRef
 from ingestflow.settings import get_settings
 from ingestflow.vectors import DocumentVectors, chunk_id, open_vector_store
@@ -59,7 +59,14 @@ def embed_documents(refs: list[DocumentRef]) -> list[EmbedResult]:
                 [chunk_metadata(ref, c) for c in chunks],
             ))
         offset += len(chunks)
-    open_vector_store(settings).replace_documents(writes)
+    store = open_vector_store(settings)
+    store.replace_documents(writes)
+    # A DELETE cancels the job before it purges: one that landed while we wrote finds our vectors gone or
+    # is seen here, and what we wrote for it is taken back.
+    gone = cancelled_jobs([r.job_id for r in refs])
+    for ref in refs:
+        if ref.job_id in gone:
+            store.delete_document(ref.id)
     name = embedding_model_name(settings.embedding_model)
     return [EmbedResult(vector_count=len(chunks), model=name, units=len(chunks)) for chunks in per_doc]
 

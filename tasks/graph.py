@@ -36,10 +36,11 @@ def chunk_facts(ref: DocumentRef) -> list[ChunkFacts]:
 def write_document_graph(refs: list[DocumentRef]) -> list[GraphResult]:
     settings = get_settings()
     facts = {ref.id: DocumentFacts(ref.id, ref.title, chunk_facts(ref)) for ref in refs}
-    # Cancelled or deleted meanwhile: nothing of theirs may be written.
-    cancelled = cancelled_jobs([r.job_id for r in refs])
-    live = sorted((r for r in refs if r.job_id not in cancelled), key=lambda r: r.owner_id)
     with writing(settings) as store:
+        # Cancelled or deleted meanwhile: nothing of theirs may be written. Checked under the writer lock, which
+        # a DELETE's purge also takes after cancelling the job, so a purge never runs between check and write.
+        cancelled = cancelled_jobs([r.job_id for r in refs])
+        live = sorted((r for r in refs if r.job_id not in cancelled), key=lambda r: r.owner_id)
         for owner, owned in groupby(live, key=lambda r: r.owner_id):
             store.write_documents(owner, [facts[r.id] for r in owned])
     return [GraphResult(model=settings.graph_backend, units=len(facts[r.id].chunks)) for r in refs]

@@ -58,6 +58,7 @@ def start_job(job_id: str, dispatch_key: str | None, flow_run_id: str) -> tuple[
             source=blob_path(settings.files_dir, doc.sha256),
             work_dir=work_dir(settings, doc.id),
             language=doc.language,
+            size_bytes=doc.size_bytes or 0,
         )
         return ref, skip
 

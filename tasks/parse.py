@@ -1,24 +1,32 @@
-"""parse: docling turns a text document into a structured DoclingDocument plus markdown."""
+"""parse: docling turns a text document into a structured DoclingDocument plus markdown.
+
+The conversion runs in a warm child process under a hard wall-clock limit, after structural checks for
+pathological input (ingestflow.parse_worker, ingestflow.parse_limits); the child writes both files."""
 
 from __future__ import annotations
 
 from importlib.metadata import version
 
-from ingestflow import documents
+from ingestflow import parse_worker
+from ingestflow.parse_limits import Limits
 from ingestflow.pipeline import ParseResult
-from ingestflow.refs import DocumentRef, write_atomic
+from ingestflow.refs import DocumentRef
 from ingestflow.settings import get_settings
 from tasks.common import stage_task
 
 
 def parse_document(ref: DocumentRef) -> ParseResult:
     settings = get_settings()
-    doc = documents.convert(
-        ref.source, ref.format, artifacts_path=settings.docling_artifacts_path, ocr=settings.ocr_enabled
+    job = parse_worker.Job(
+        source=ref.source,
+        fmt=ref.format,
+        parsed_json=ref.parsed_json,
+        content_md=ref.content_md,
+        artifacts_path=settings.docling_artifacts_path,
+        ocr=settings.ocr_enabled,
+        limits=Limits.from_settings(settings),
     )
-    documents.save_document(doc, ref.parsed_json)
-    write_atomic(ref.content_md, documents.to_markdown(doc))
-    pages = len(doc.pages) if getattr(doc, "pages", None) else None
+    pages = parse_worker.run(job, timeout_s=settings.parse_timeout_s)
     pipeline = "layout" if settings.docling_artifacts_path else "native"
     return ParseResult(page_count=pages, model=f"docling-{version('docling-slim')}-{pipeline}")
 

@@ -4,27 +4,28 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from api.deps import CurrentUser, SessionDep, SettingsDep
+from api import errors
+from api.deps import NO_NUL, CurrentUser, IdPath, PageDep, QueryBudget, SessionDep, SettingsDep
 from ingestflow.chat import ask
 from ingestflow.db import Conversation, Turn
 from ingestflow.search import SearchFilters
 
-router = APIRouter(prefix="/v1", tags=["chat"])
+router = APIRouter(prefix="/v1", tags=["chat"], responses=errors.documented(401))
 
 
 class ChatRequest(BaseModel):
-    query: str = Field(min_length=1, max_length=4000)
-    conversation_id: str | None = Field(default=None, max_length=32)
+    query: str = Field(min_length=1, max_length=4000, pattern=NO_NUL)
+    conversation_id: str | None = Field(default=None, max_length=32, pattern=NO_NUL)
     # Optional narrowing of the documents searched, as in /v1/search.
     kind: Literal["text", "audio"] | None = None
-    document_id: str | None = None
-    collection: str | None = None
+    document_id: str | None = Field(default=None, pattern=NO_NUL)
+    collection: str | None = Field(default=None, pattern=NO_NUL)
 
 
 class SourceOut(BaseModel):
@@ -86,8 +87,8 @@ class ConversationList(BaseModel):
 # Sync on purpose: FastAPI runs it in a thread, and the model, Chroma and the LLM are blocking calls. It opens
 # only short database transactions of its own (SQLite takes the write lock at BEGIN), never one held while
 # the answer is being made.
-@router.post("/chat", response_model=ChatResponse)
-def chat(body: ChatRequest, user: CurrentUser, settings: SettingsDep) -> ChatResponse:
+@router.post("/chat", response_model=ChatResponse, responses=errors.documented(400, 404, 409, 429, 503))
+def chat(body: ChatRequest, user: CurrentUser, settings: SettingsDep, _budget: QueryBudget) -> ChatResponse:
     filters = SearchFilters(kind=body.kind, document_id=body.document_id, collection=body.collection)
     result = ask(settings, user.id, body.query, body.conversation_id, filters)
     return ChatResponse(
@@ -112,19 +113,17 @@ def _conversation_out(conv: Conversation, turns: list[Turn] | None = None) -> Co
 
 @router.get("/conversations", response_model=ConversationList)
 def list_conversations(
-    db: SessionDep, user: CurrentUser,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    db: SessionDep, user: CurrentUser, page: PageDep,
 ) -> ConversationList:
     convs = db.scalars(
         select(Conversation).where(Conversation.owner_id == user.id)
-        .order_by(Conversation.updated_at.desc(), Conversation.id).limit(limit).offset(offset)
+        .order_by(Conversation.updated_at.desc(), Conversation.id).limit(page.limit).offset(page.offset)
     ).all()
     return ConversationList(items=[_conversation_out(c) for c in convs])
 
 
-@router.get("/conversations/{conversation_id}", response_model=ConversationOut)
-def get_conversation(conversation_id: str, db: SessionDep, user: CurrentUser) -> ConversationOut:
+@router.get("/conversations/{conversation_id}", response_model=ConversationOut, responses=errors.documented(404))
+def get_conversation(conversation_id: IdPath, db: SessionDep, user: CurrentUser) -> ConversationOut:
     conv = db.get(Conversation, conversation_id)
     if conv is None or conv.owner_id != user.id:
         # A foreign conversation answers exactly like a missing one.

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import json
 import shutil
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Form, HTTPException, Request, UploadFile, status
-from fastapi.responses import FileResponse, PlainTextResponse
+from fastapi import APIRouter, Form, HTTPException, Query, Request, UploadFile, status
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.deps import CurrentUser, PageDep, SessionDep, SettingsDep
+from api import errors, limits
+from api.deps import NO_NUL, CurrentUser, IdPath, PageDep, SessionDep, SettingsDep, UploadBudget
 from api.schemas import DocumentOut, IndexingStatus, Page, UploadAccepted
-from ingestflow import audio, storage
+from ingestflow import audio, control, storage
 from ingestflow.db import Document, Job, JobStatus, session_scope
 from ingestflow.detect import check_name_agrees, detect
 from ingestflow.errors import UnsupportedFormat
@@ -22,24 +23,30 @@ from ingestflow.jobview import base_view
 from ingestflow.purge import purge_document
 from ingestflow.refs import work_dir
 
-router = APIRouter(prefix="/v1/documents", tags=["documents"])
+ACTIVE = (JobStatus.queued, JobStatus.running)
+
+router = APIRouter(prefix="/v1/documents", tags=["documents"], responses=errors.documented(401))
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=UploadAccepted)
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=UploadAccepted,
+             responses=errors.documented(400, 408, 413, 415, 429))
 def upload(
     request: Request,
     file: UploadFile,
     db: SessionDep,
     user: CurrentUser,
     settings: SettingsDep,
-    language: Annotated[str | None, Form(max_length=16)] = None,
-    title: Annotated[str | None, Form(max_length=500)] = None,
-    collection: Annotated[str | None, Form(max_length=200)] = None,
+    _budget: UploadBudget,
+    language: Annotated[str | None, Form(max_length=16, pattern=NO_NUL)] = None,
+    title: Annotated[str | None, Form(max_length=500, pattern=NO_NUL)] = None,
+    collection: Annotated[str | None, Form(max_length=200, pattern=NO_NUL)] = None,
 ) -> UploadAccepted:
-    declared = int(request.headers.get("content-length") or 0)
+    length = request.headers.get("content-length", "")
+    declared = int(length) if length.isdigit() else 0
     if declared > settings.max_upload_bytes + 64 * 1024:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"upload exceeds {settings.max_upload_bytes} bytes")
-    filename = (file.filename or "upload")[:500]  # the column's length; PostgreSQL enforces it
+    # The column's length (PostgreSQL enforces it), and no NUL, which PostgreSQL text cannot hold.
+    filename = (file.filename or "").replace("\x00", "")[:500] or "upload"
     try:
         tmp, sha, size = storage.spool(file.file, settings.files_dir, settings.max_upload_bytes)
     except storage.TooLarge as exc:
@@ -56,6 +63,10 @@ def upload(
             existing = reader.scalar(select(Document.id).where(Document.owner_id == user.id, Document.sha256 == sha))
             if existing:
                 return _duplicate(reader, existing)
+        if settings.storage_quota_bytes is not None:
+            # Counted under a lock on the owner's row, held to the commit below: parallel uploads of one owner
+            # cannot both take the same room. Refused before the blob is stored, so nothing is left behind.
+            limits.reserve_quota(db, user.id, size, settings.storage_quota_bytes)
         storage.commit(tmp, settings.files_dir, sha)
     finally:
         tmp.unlink(missing_ok=True)
@@ -107,8 +118,8 @@ def list_documents(
     user: CurrentUser,
     settings: SettingsDep,
     pages: PageDep,
-    kind: str | None = None,
-    collection: str | None = None,
+    kind: Annotated[str | None, Query(pattern=NO_NUL)] = None,
+    collection: Annotated[str | None, Query(pattern=NO_NUL)] = None,
 ) -> Page:
     query = select(Document).where(Document.owner_id == user.id)
     if kind:
@@ -118,18 +129,20 @@ def list_documents(
     return pages.page(db, query, Document.created_at.desc(), lambda d: _out(d, db, settings))
 
 
-@router.get("/{document_id}", response_model=DocumentOut)
-def get_document(document_id: str, db: SessionDep, user: CurrentUser, settings: SettingsDep) -> DocumentOut:
+@router.get("/{document_id}", response_model=DocumentOut, responses=errors.documented(404))
+def get_document(document_id: IdPath, db: SessionDep, user: CurrentUser, settings: SettingsDep) -> DocumentOut:
     return _out(owned(db, user, document_id), db, settings)
 
 
-@router.get("/{document_id}/indexing-status", response_model=IndexingStatus)
-def indexing_status(document_id: str, db: SessionDep, user: CurrentUser) -> IndexingStatus:
+@router.get("/{document_id}/indexing-status", response_model=IndexingStatus, responses=errors.documented(404))
+def indexing_status(document_id: IdPath, db: SessionDep, user: CurrentUser) -> IndexingStatus:
     return IndexingStatus.model_validate(owned(db, user, document_id), from_attributes=True)
 
 
-@router.get("/{document_id}/content", response_class=PlainTextResponse)
-def content(document_id: str, db: SessionDep, user: CurrentUser, settings: SettingsDep) -> PlainTextResponse:
+# response_class=Response: no media type of its own, so the errors are documented as the JSON they are.
+@router.get("/{document_id}/content", response_class=Response, responses={
+    200: {"content": {"text/markdown": {"schema": {"type": "string"}}}}, **errors.documented(404, 409)})
+def content(document_id: IdPath, db: SessionDep, user: CurrentUser, settings: SettingsDep) -> PlainTextResponse:
     doc = owned(db, user, document_id)
     if doc.kind != "text":
         raise HTTPException(status.HTTP_409_CONFLICT, "an audio document has a transcript, not parsed content")
@@ -139,9 +152,14 @@ def content(document_id: str, db: SessionDep, user: CurrentUser, settings: Setti
     return PlainTextResponse(path.read_text(encoding="utf-8"), media_type="text/markdown; charset=utf-8")
 
 
-@router.delete("/{document_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_document(document_id: str, db: SessionDep, user: CurrentUser, settings: SettingsDep) -> None:
+@router.delete("/{document_id}", status_code=status.HTTP_204_NO_CONTENT, responses=errors.documented(404, 503))
+def delete_document(document_id: IdPath, db: SessionDep, user: CurrentUser, settings: SettingsDep) -> None:
     doc = owned(db, user, document_id)
+    # Its running stages must see the job cancelled before the stores are purged: the graph stage checks under
+    # the same lock, the embed stage checks again after writing, so nothing of it is written back afterwards.
+    for job in db.scalars(select(Job).where(Job.document_id == doc.id, Job.status.in_(ACTIVE))):
+        control.mark_cancelled(job)
+    db.commit()
     purge_document(settings, doc.owner_id, doc.id)  # busy stores: 503 with Retry-After (api/errors.py)
     sha = doc.sha256
     db.delete(doc)
@@ -151,8 +169,9 @@ def delete_document(document_id: str, db: SessionDep, user: CurrentUser, setting
     shutil.rmtree(work_dir(settings, document_id), ignore_errors=True)
 
 
-@router.post("/{document_id}/reindex", status_code=status.HTTP_202_ACCEPTED, response_model=UploadAccepted)
-def reindex(document_id: str, db: SessionDep, user: CurrentUser) -> UploadAccepted:
+@router.post("/{document_id}/reindex", status_code=status.HTTP_202_ACCEPTED, response_model=UploadAccepted,
+             responses=errors.documented(404, 409))
+def reindex(document_id: IdPath, db: SessionDep, user: CurrentUser) -> UploadAccepted:
     """Run the whole pipeline again (e.g. after a model change); refused while a job is still active."""
     doc = owned(db, user, document_id)
     active = db.scalar(
@@ -169,15 +188,19 @@ def reindex(document_id: str, db: SessionDep, user: CurrentUser) -> UploadAccept
 TRANSCRIPT_TYPES = {"txt": "text/plain", "srt": "application/x-subrip", "vtt": "text/vtt"}
 
 
-@router.get("/{document_id}/transcript", response_model=None)
+@router.get("/{document_id}/transcript", response_class=Response, responses={
+    200: {"description": "the transcript: JSON (segments and words with timings), or text, SubRip or WebVTT",
+          "content": {"application/json": {"schema": {"type": "object"}},
+                      **{t: {"schema": {"type": "string"}} for t in TRANSCRIPT_TYPES.values()}}},
+    **errors.documented(404, 409)})
 def transcript(
-    document_id: str,
+    document_id: IdPath,
     db: SessionDep,
     user: CurrentUser,
     settings: SettingsDep,
     format: Literal["json", "txt", "srt", "vtt"] = "json",
     version: Literal["raw", "improved"] = "improved",
-) -> dict[str, Any] | PlainTextResponse:
+) -> Response:
     doc = owned(db, user, document_id)
     if doc.kind != "audio":
         raise HTTPException(status.HTTP_409_CONFLICT, "a text document has parsed content, not a transcript")
@@ -186,7 +209,7 @@ def transcript(
         raise HTTPException(status.HTTP_409_CONFLICT, f"no {version} transcript yet: the job has not got that far")
     data = json.loads(path.read_text(encoding="utf-8"))
     if format == "json":
-        return {"document_id": doc.id, "version": version, **data}
+        return JSONResponse({"document_id": doc.id, "version": version, **data})
     parsed = audio.Transcript.from_dict(data)
     if format == "txt":
         body = data.get("llm_text") or audio.to_txt(parsed)
@@ -195,8 +218,11 @@ def transcript(
     return PlainTextResponse(body, media_type=f"{TRANSCRIPT_TYPES[format]}; charset=utf-8")
 
 
-@router.get("/{document_id}/file")
-def original_file(document_id: str, db: SessionDep, user: CurrentUser, settings: SettingsDep) -> FileResponse:
+@router.get("/{document_id}/file", response_class=FileResponse, responses={
+    200: {"description": "the uploaded bytes, with the document's MIME type",
+          "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}},
+    **errors.documented(404)})
+def original_file(document_id: IdPath, db: SessionDep, user: CurrentUser, settings: SettingsDep) -> FileResponse:
     """The uploaded bytes as they came (lets the dashboard play a recording at a cited second)."""
     doc = owned(db, user, document_id)
     return FileResponse(storage.blob_path(settings.files_dir, doc.sha256), media_type=doc.mime_type,

@@ -10,12 +10,13 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from api.deps import CurrentUser, SettingsDep
+from api import errors
+from api.deps import NO_NUL, CurrentUser, IdPath, SettingsDep
 from ingestflow.db import Document, session_scope
 from ingestflow.graph import GraphStore, open_graph_store
 from ingestflow.settings import Settings
 
-router = APIRouter(prefix="/v1/entities", tags=["entities"])
+router = APIRouter(prefix="/v1/entities", tags=["entities"], responses=errors.documented(401, 503))
 
 
 class EntityOut(BaseModel):
@@ -73,7 +74,8 @@ def graph_reader(settings: Settings) -> Iterator[GraphStore]:
 def list_entities(
     user: CurrentUser,
     settings: SettingsDep,
-    q: Annotated[str | None, Query(max_length=200, description="part of the name, case-insensitive")] = None,
+    q: Annotated[str | None, Query(max_length=200, pattern=NO_NUL,
+                                   description="part of the name, case-insensitive")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> EntityList:
     with graph_reader(settings) as store:
@@ -82,8 +84,8 @@ def list_entities(
                                          for e in found])
 
 
-@router.get("/{entity_id}", response_model=EntityDetailOut)
-def get_entity(entity_id: str, user: CurrentUser, settings: SettingsDep) -> EntityDetailOut:
+@router.get("/{entity_id}", response_model=EntityDetailOut, responses=errors.documented(404))
+def get_entity(entity_id: IdPath, user: CurrentUser, settings: SettingsDep) -> EntityDetailOut:
     with graph_reader(settings) as store:
         detail = store.get_entity(user.id, entity_id)
     if detail is None:

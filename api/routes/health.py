@@ -16,7 +16,7 @@ def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/health/detailed")
+@router.get("/health/detailed", responses={503: {"description": "a dependency is down (the report says which)"}})
 async def health_detailed(settings: SettingsDep) -> Any:
     report = await detailed(settings)
     return JSONResponse(report, status_code=200 if report["ok"] else 503)

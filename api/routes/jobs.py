@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
@@ -11,13 +10,14 @@ from prefect.client.orchestration import get_client
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.deps import CurrentUser, PageDep, SessionDep, SettingsDep
+from api import errors
+from api.deps import NO_NUL, CurrentUser, IdPath, IsoDateTime, PageDep, SessionDep, SettingsDep
 from api.schemas import Page
 from ingestflow import control
 from ingestflow.db import Job, JobStatus, User, session_scope
 from ingestflow.jobview import JobView, base_view, live_view
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=errors.documented(401))
 PREFECT_READ_TIMEOUT_S = 15.0
 
 
@@ -28,8 +28,8 @@ def list_jobs(
     settings: SettingsDep,
     pages: PageDep,
     status_: Annotated[JobStatus | None, Query(alias="status")] = None,
-    kind: str | None = None,
-    since: datetime | None = None,
+    kind: Annotated[str | None, Query(pattern=NO_NUL)] = None,
+    since: IsoDateTime | None = None,
 ) -> Page:
     query = select(Job).where(Job.owner_id == user.id)
     if status_:
@@ -46,8 +46,8 @@ def _load_owned(settings: SettingsDep, user: CurrentUser, job_id: str) -> Job:
         return _owned_job(db, user, job_id)
 
 
-@router.get("/{job_id}", response_model=JobView)
-async def get_job(job_id: str, user: CurrentUser, settings: SettingsDep) -> JobView:
+@router.get("/{job_id}", response_model=JobView, responses=errors.documented(404))
+async def get_job(job_id: IdPath, user: CurrentUser, settings: SettingsDep) -> JobView:
     """One job: status, stage, progress and per-stage state and accounting, read from its Prefect flow run."""
     # Async with short sessions of its own: no database transaction stays open across Prefect calls.
     job = await asyncio.to_thread(_load_owned, settings, user, job_id)
@@ -74,8 +74,8 @@ def _mark_cancelled(settings: SettingsDep, user: CurrentUser, job_id: str) -> tu
         return job, control.mark_cancelled(job)
 
 
-@router.post("/{job_id}/cancel", response_model=JobView)
-async def cancel_job(job_id: str, user: CurrentUser, settings: SettingsDep) -> JobView:
+@router.post("/{job_id}/cancel", response_model=JobView, responses=errors.documented(404, 409))
+async def cancel_job(job_id: IdPath, user: CurrentUser, settings: SettingsDep) -> JobView:
     """Stop the job's flow run; long stages stop themselves before writing anything."""
     job, run_id = await asyncio.to_thread(_mark_cancelled, settings, user, job_id)
     if run_id:  # a job not yet handed to Prefect has no run to stop
@@ -84,8 +84,9 @@ async def cancel_job(job_id: str, user: CurrentUser, settings: SettingsDep) -> J
     return base_view(job, settings)
 
 
-@router.post("/{job_id}/retry", status_code=status.HTTP_202_ACCEPTED, response_model=JobView)
-def retry_job(job_id: str, db: SessionDep, user: CurrentUser, settings: SettingsDep) -> JobView:
+@router.post("/{job_id}/retry", status_code=status.HTTP_202_ACCEPTED, response_model=JobView,
+             responses=errors.documented(404, 409))
+def retry_job(job_id: IdPath, db: SessionDep, user: CurrentUser, settings: SettingsDep) -> JobView:
     """Resume at the first stage this job did not complete, reusing what earlier stages produced."""
     job = _owned_job(db, user, job_id)
     control.retry(job)

@@ -5,15 +5,17 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Query
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 
-from api.deps import CurrentUser, SettingsDep
+from api import errors
+from api.deps import NO_NUL, CurrentUser, IsoDateOrDateTime, QueryBudget, SettingsDep
 from api.schemas import SearchHit
 from ingestflow.retrieval import QueryEntity, retrieve
 from ingestflow.search import ChunkHit, SearchFilters, as_utc
 
-router = APIRouter(prefix="/v1", tags=["search"])
+router = APIRouter(prefix="/v1", tags=["search"], responses=errors.documented(401))
 
 
 class HitEntity(BaseModel):
@@ -84,26 +86,29 @@ def _entity_out(e: QueryEntity) -> QueryEntityOut:
     return QueryEntityOut(id=e.id, name=e.name, label=e.label, via=e.via, related_to=e.related_to, weight=e.weight)
 
 
-@router.get("/search", response_model=SearchResult)
+@router.get("/search", response_model=SearchResult, responses=errors.documented(429, 503))
 def search(
     user: CurrentUser,
     settings: SettingsDep,
-    q: Annotated[str, Query(min_length=1, max_length=2000)],
+    _budget: QueryBudget,
+    q: Annotated[str, Query(min_length=1, max_length=2000, pattern=NO_NUL)],
     k: Annotated[int, Query(ge=1, le=100)] = 10,
     kind: Literal["text", "audio"] | None = None,
-    document_id: str | None = None,
-    collection: str | None = None,
+    document_id: Annotated[str | None, Query(pattern=NO_NUL)] = None,
+    collection: Annotated[str | None, Query(pattern=NO_NUL)] = None,
     # date before datetime: a bare date must stay a date, so that `until=2025-03-14` takes in all of that day.
-    since: Annotated[date | datetime | None, Query(description="uploaded at or after (ISO 8601 date or time; UTC "
+    since: Annotated[IsoDateOrDateTime | None, Query(description="uploaded at or after (ISO 8601 date or time; UTC "
                                                                "if no zone)")] = None,
-    until: Annotated[date | datetime | None, Query(description="uploaded at or before (a date: to its end)")] = None,
+    until: Annotated[IsoDateOrDateTime | None, Query(description="uploaded at or before (a date: to its end)")] = None,
     expand: Annotated[Literal["none", "graph"], Query(description="graph: follow entities named in the query")]
     = "none",
 ) -> SearchResult:
     # A sync endpoint (FastAPI runs it in a thread): the model, Chroma and the graph are blocking calls.
     start, end = time_range(since, until)
     if start is not None and end is not None and start > end:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "since is after until")
+        # In the shape of every other 422 (FastAPI's validation errors), as the schema documents it.
+        raise RequestValidationError([{"type": "value_error", "loc": ("query", "since"), "msg": "since is after until",
+                                       "input": str(since)}])
     filters = SearchFilters(kind=kind, document_id=document_id, collection=collection, since=start, until=end)
     result = retrieve(settings, user.id, q, k, filters, expand)
     return SearchResult(

@@ -15,7 +15,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from prefect.client.orchestration import PrefectClient, get_client
 from sqlalchemy import or_, select
 
-from api.deps import SettingsDep
+from api.deps import IdPath, SettingsDep
 from api.routes.jobs import PREFECT_READ_TIMEOUT_S
 from ingestflow.auth import user_for_key
 from ingestflow.db import Job, JobStatus, session_scope, utcnow
@@ -66,7 +66,7 @@ async def _view(job: Job, settings: Settings, client: PrefectClient) -> dict[str
 
 
 @router.websocket("/v1/ws/jobs/{job_id}")
-async def ws_job(ws: WebSocket, job_id: str, settings: SettingsDep) -> None:
+async def ws_job(ws: WebSocket, job_id: IdPath, settings: SettingsDep) -> None:
     user_id = await asyncio.to_thread(_user_id, settings, ws)
     job = await asyncio.to_thread(_job, settings, job_id)
     if user_id is None or job is None or job.owner_id != user_id:

@@ -1,0 +1,52 @@
+"""Where a batch's time goes, from the jobs' own accounting: the median document's path from upload to done,
+split into waiting for the dispatcher, the flow run's start, and per stage the flow's hand-off (previous
+stage done -> submitted), the wait for a worker thread and Prefect's task start (submitted -> running), and
+the stage's own time."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from ingestflow.db import Job, session_scope
+from ingestflow.pipeline import StageMetrics
+
+
+def _ts(value: datetime | None) -> float | None:
+    return value.timestamp() if value else None
+
+
+def timeline(settings: Any, job_ids: list[str]) -> str:
+    parts: dict[str, list[float]] = defaultdict(list)
+    runs: set[str] = set()
+    with session_scope(settings.sqlalchemy_url, read_only=True) as db:
+        jobs = list(db.scalars(select(Job).where(Job.id.in_(job_ids))))
+    for job in jobs:
+        created, dispatched, started = _ts(job.created_at), _ts(job.dispatched_at), _ts(job.started_at)
+        finished = _ts(job.finished_at)
+        if None in (created, dispatched, started, finished):
+            continue
+        assert created is not None and dispatched is not None and started is not None and finished is not None
+        runs.add(job.batch_flow_run_id or job.flow_run_id or "")
+        parts["dispatcher"].append(dispatched - created)
+        parts["flow start"].append(started - dispatched)
+        prev = started
+        stages = {name: StageMetrics.model_validate(m) for name, m in (job.stage_metrics or {}).items()}
+        for name, m in sorted(stages.items(), key=lambda kv: _ts(kv[1].started_at) or 0.0):
+            run_start, run_end = _ts(m.started_at), _ts(m.finished_at)
+            if run_start is None or run_end is None:
+                continue
+            submitted = run_start - m.wait_s
+            parts[f"{name}: hand-off"].append(submitted - prev)
+            parts[f"{name}: to running"].append(m.wait_s)
+            parts[f"{name}: own"].append(run_end - run_start)
+            prev = run_end
+        parts["finish"].append(finished - prev)
+        parts["total"].append(finished - created)
+    lines = [f"timeline of {len(jobs)} jobs in {len(runs)} flow runs (median seconds per document):"]
+    lines += [f"  {k:<28} {statistics.median(v):6.2f}  (max {max(v):.2f})" for k, v in parts.items()]
+    return "\n".join(lines)

@@ -1,0 +1,218 @@
+"""Docling conversions in a child process that is killed at the wall-clock limit.
+
+Why a child: stage tasks run in Dask worker threads, and nothing stops a thread stuck in a C extension or a
+runaway recursion (Prefect's task timeout only logs that it cannot). A process can be killed, and its
+memory goes with it. Why warm: starting Python and importing docling costs seconds on this machine, so each
+worker process keeps its children and hands them one job after another; only a killed or crashed child is
+replaced (at once, so the next parse finds it importing or ready). One child per concurrent parse: two
+worker threads parsing at once use two children, and neither waits behind the other's clock.
+
+Why subprocess and not multiprocessing: Dask worker processes are daemonic, and multiprocessing refuses to
+start children from a daemonic process. The job and the reply travel as pickles over a socket pair; the
+child writes the parsed JSON and markdown itself, so only paths and a page count cross.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from ingestflow.errors import LimitExceeded, TransientError
+from ingestflow.parse_limits import Limits, setting_name
+
+log = logging.getLogger(__name__)
+
+# Python start plus the docling import; on a loaded 2-core machine ~10 s. Not the document's fault if slow.
+_START_TIMEOUT_S = 300.0
+
+
+@dataclass(frozen=True)
+class Job:
+    source: Path
+    fmt: str
+    parsed_json: Path
+    content_md: Path
+    artifacts_path: Path | None
+    ocr: bool
+    limits: Limits
+
+
+def run(job: Job, timeout_s: float) -> int | None:
+    """Parse `job` in a warm child; returns the page count. The clock starts when a ready child has the job,
+    so a cold start is not charged to the document. Raises what the parse raised, LimitExceeded when the
+    clock runs out (the child is killed), TransientError when the child dies of something else."""
+    child = _checkout()
+    reply: tuple[str, Any] | None = None
+    try:
+        child.wait_ready()
+        child.conn.send(job)
+        if not child.conn.poll(timeout_s):
+            raise LimitExceeded(
+                f"parsing took longer than {timeout_s:g} s and was stopped "
+                f"(limit {setting_name('parse_timeout_s')}={timeout_s:g})"
+            )
+        try:
+            reply = child.conn.recv()
+        except (EOFError, OSError):
+            raise TransientError(f"the parse process died while parsing ({child.stop()})") from None
+    finally:
+        if reply is None:  # killed at the limit, died, or this thread was interrupted: it cannot be reused
+            child.stop()
+            _replace()
+        else:
+            _checkin(child)
+    kind, value = reply
+    if kind == "error":
+        raise value
+    return int(value) if value is not None else None
+
+
+# ------------------------------------------------------------------------------------------- parent side
+
+
+class _Child:
+    def __init__(self) -> None:
+        mine, theirs = socket.socketpair()
+        with theirs:
+            fd = theirs.fileno()
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", f"from ingestflow.parse_worker import serve; serve({fd})"],
+                pass_fds=(fd,),
+                stdin=subprocess.DEVNULL,
+            )
+        self.conn = Connection(mine.detach())
+        self.ready = False
+
+    def wait_ready(self) -> None:
+        if self.ready:
+            return
+        if not self.conn.poll(_START_TIMEOUT_S):
+            self.stop()
+            raise TransientError(f"the parse process did not start within {_START_TIMEOUT_S:g} s")
+        try:
+            self.conn.recv()
+        except (EOFError, OSError):
+            raise TransientError(f"the parse process failed to start ({self.stop()})") from None
+        self.ready = True
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> str:
+        """Kill (a no-op if it is gone) and reap it; says how it ended."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        code = self.proc.wait()
+        self.conn.close()
+        if code < 0:
+            name = signal.Signals(-code).name
+            return f"killed by {name}" + (", perhaps for lack of memory" if name == "SIGKILL" else "")
+        return f"exited with status {code}"
+
+
+_lock = threading.Lock()
+_idle: list[_Child] = []
+
+
+def _checkout() -> _Child:
+    with _lock:
+        while _idle:
+            child = _idle.pop()
+            if child.alive():
+                return child
+            child.stop()  # died while idle (OOM killer): reap it, try the next
+    return _Child()
+
+
+def _checkin(child: _Child) -> None:
+    with _lock:
+        _idle.append(child)
+
+
+def _replace() -> None:
+    """Start the replacement now: its docling import overlaps whatever the worker does next."""
+    _checkin(_Child())
+
+
+@atexit.register
+def _shutdown() -> None:
+    with _lock:
+        children, _idle[:] = list(_idle), []
+    for child in children:
+        child.stop()
+
+
+# -------------------------------------------------------------------------------------------- child side
+
+
+def serve(fd: int) -> None:
+    """The child's loop: warm up, then parse one job at a time until the parent goes away."""
+    # Ctrl-C goes to the whole process group; whether a parse stops is the parent's call, not the terminal's.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with_parent()
+    logging.basicConfig(level=logging.WARNING, format="parse[%(process)d] %(levelname)s %(name)s: %(message)s")
+    conn = Connection(fd)
+    import docling.document_converter  # noqa: F401  the seconds of import, before any job's clock starts
+
+    conn.send(("ready", os.getpid()))
+    while True:
+        try:
+            job = conn.recv()
+        except EOFError:  # the parent closed its end or exited
+            return
+        try:
+            reply: tuple[str, Any] = ("ok", parse_to_files(job))
+        except Exception as exc:
+            reply = ("error", _portable(exc))
+        conn.send(reply)
+
+
+def parse_to_files(job: Job) -> int | None:
+    """Check the limits, convert, write parsed JSON and markdown; the page count. Runs in the child (and
+    in-process in tests that compare the two)."""
+    from ingestflow import documents, parse_limits
+    from ingestflow.refs import write_atomic
+
+    parse_limits.check(job.source, job.fmt, job.limits)
+    doc = documents.convert(job.source, job.fmt, artifacts_path=job.artifacts_path, ocr=job.ocr)
+    documents.save_document(doc, job.parsed_json)
+    write_atomic(job.content_md, documents.to_markdown(doc))
+    return len(doc.pages) if getattr(doc, "pages", None) else None
+
+
+def _portable(exc: Exception) -> Exception:
+    """The exception itself when it survives pickling (ours always do), else its type and message."""
+    from ingestflow.errors import IngestError
+
+    if not isinstance(exc, IngestError):
+        log.warning("parse failed", exc_info=exc)
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+
+
+def _exit_with_parent() -> None:
+    """An idle child sees its parent go as EOF on the socket; a busy one reads nothing until its parse ends.
+    Noticing the re-parenting ends a long parse that nobody waits for any more (the parent died by -9)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
