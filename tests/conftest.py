@@ -91,9 +91,8 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
     proc.wait(timeout=30)
 
 
-@pytest.fixture
-def pg_url(postgres_server: tuple[Path, int], request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh database on the shared server for one test, at the latest schema."""
+def fresh_database(postgres_server: tuple[Path, int], label: str) -> str:
+    """A new, empty database on the shared server, at the latest schema; its URL."""
     import re
 
     from sqlalchemy import create_engine, text
@@ -102,15 +101,21 @@ def pg_url(postgres_server: tuple[Path, int], request: pytest.FixtureRequest) ->
     from ingestflow.stack import postgres
 
     data_dir, port = postgres_server
-    name = "t_" + re.sub(r"\W", "_", request.node.name.lower())[:50]
+    name = "t_" + re.sub(r"\W", "_", label.lower())[:50]
     admin = create_engine(postgres.url(data_dir, port, "postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
     url = postgres.url(data_dir, port, name)
     init_db(url)
-    yield url
-    admin.dispose()
+    return url
+
+
+@pytest.fixture
+def pg_url(postgres_server: tuple[Path, int], request: pytest.FixtureRequest) -> str:
+    """A fresh database on the shared server for one test."""
+    return fresh_database(postgres_server, request.node.name)
 
 
 def _key(settings: Any, user: str) -> str:
