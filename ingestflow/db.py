@@ -66,6 +66,10 @@ class JobStatus(enum.StrEnum):
         return self in (JobStatus.completed, JobStatus.failed, JobStatus.cancelled)
 
 
+# Queued or running: the job still has work ahead of it.
+ACTIVE_STATUSES = (JobStatus.queued, JobStatus.running)
+
+
 class User(Base):
     __tablename__ = "users"
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)

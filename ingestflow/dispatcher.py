@@ -27,7 +27,7 @@ from sqlalchemy import func, or_, select
 
 from deployments.names import BATCH_DEPLOYMENT, DOCUMENT_DEPLOYMENT
 from ingestflow.control import give_up_after_trouble, requeue, requeue_after_trouble
-from ingestflow.db import Job, JobStatus, session_scope, utcnow
+from ingestflow.db import ACTIVE_STATUSES, Job, JobStatus, session_scope, utcnow
 from ingestflow.settings import Settings
 
 log = logging.getLogger("ingestflow.dispatcher")
@@ -37,8 +37,6 @@ TERMINAL_PREFECT = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 SINGLE_PRIORITY = 10
 # Claimed jobs whose run was never recorded (the API died in between) go back to the queue after this.
 UNRECORDED_AFTER = timedelta(seconds=120)
-ACTIVE = (JobStatus.queued, JobStatus.running)
-
 
 @dataclass(frozen=True)
 class Claim:
@@ -53,7 +51,7 @@ def _claim(settings: Settings) -> Claim | None:
     with session_scope(settings.sqlalchemy_url) as db:
         in_flight: dict[str, int] = {owner: n for owner, n in db.execute(
             select(Job.owner_id, func.count(func.distinct(Job.dispatch_key)))
-            .where(Job.status.in_(ACTIVE), Job.dispatch_key.is_not(None))
+            .where(Job.status.in_(ACTIVE_STATUSES), Job.dispatch_key.is_not(None))
             .group_by(Job.owner_id)
         ).tuples()}
         if sum(in_flight.values()) >= settings.worker_limit:
@@ -139,7 +137,7 @@ def _pending(settings: Settings) -> list[_Pending]:
         return [
             _Pending(j.id, j.dispatch_key or "", tuple(r for r in (j.flow_run_id, j.batch_flow_run_id) if r))
             for j in db.scalars(select(Job).where(
-                Job.status.in_(ACTIVE), Job.dispatch_key.is_not(None), Job.dispatched_at < cutoff))
+                Job.status.in_(ACTIVE_STATUSES), Job.dispatch_key.is_not(None), Job.dispatched_at < cutoff))
         ]
 
 

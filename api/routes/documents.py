@@ -16,14 +16,12 @@ from api import errors, limits
 from api.deps import NO_NUL, CurrentUser, IdPath, PageDep, SessionDep, SettingsDep, UploadBudget
 from api.schemas import DocumentOut, IndexingStatus, Page, UploadAccepted
 from ingestflow import audio, control, storage
-from ingestflow.db import Document, Job, JobStatus, session_scope
+from ingestflow.db import ACTIVE_STATUSES, Document, Job, JobStatus, session_scope
 from ingestflow.detect import check_name_agrees, detect
 from ingestflow.errors import UnsupportedFormat
 from ingestflow.jobview import base_view
 from ingestflow.purge import purge_document
 from ingestflow.refs import work_dir
-
-ACTIVE = (JobStatus.queued, JobStatus.running)
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"], responses=errors.documented(401))
 
@@ -157,7 +155,7 @@ def delete_document(document_id: IdPath, db: SessionDep, user: CurrentUser, sett
     doc = owned(db, user, document_id)
     # Its running stages must see the job cancelled before the stores are purged: the graph stage checks under
     # the same lock, the embed stage checks again after writing, so nothing of it is written back afterwards.
-    for job in db.scalars(select(Job).where(Job.document_id == doc.id, Job.status.in_(ACTIVE))):
+    for job in db.scalars(select(Job).where(Job.document_id == doc.id, Job.status.in_(ACTIVE_STATUSES))):
         control.mark_cancelled(job)
     db.commit()
     purge_document(settings, doc.owner_id, doc.id)  # busy stores: 503 with Retry-After (api/errors.py)
@@ -175,7 +173,7 @@ def reindex(document_id: IdPath, db: SessionDep, user: CurrentUser) -> UploadAcc
     """Run the whole pipeline again (e.g. after a model change); refused while a job is still active."""
     doc = owned(db, user, document_id)
     active = db.scalar(
-        select(Job).where(Job.document_id == doc.id, Job.status.in_([JobStatus.queued, JobStatus.running]))
+        select(Job).where(Job.document_id == doc.id, Job.status.in_(ACTIVE_STATUSES))
     )
     if active:
         raise HTTPException(status.HTTP_409_CONFLICT, f"job {active.id} is still {active.status}")

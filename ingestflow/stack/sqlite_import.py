@@ -14,7 +14,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
-from ingestflow.db import Base, Job, JobStatus, get_engine
+from ingestflow.db import ACTIVE_STATUSES, Base, Job, JobStatus, get_engine
 from ingestflow.migrate import upgrade
 
 
@@ -34,7 +34,7 @@ def import_sqlite(sqlite_path: Path, target_url: str) -> dict[str, int]:
         # Their flow runs lived in the old Prefect database: run them again, resuming where they were.
         dst.execute(
             update(Job)
-            .where(Job.status.in_([JobStatus.queued, JobStatus.running]))
+            .where(Job.status.in_(ACTIVE_STATUSES))
             .values(status=JobStatus.queued, resume=True, dispatched_at=None, flow_run_id=None,
                     batch_flow_run_id=None)
         )
