@@ -23,7 +23,7 @@ from flows.placement import on_workers
 from ingestflow.errors import is_transient
 from ingestflow.pipeline import BY_NAME, STAGES, Stage, StageResult, plan
 from ingestflow.refs import DocumentRef
-from tasks.jobs import fail_job, finish_job, mark_running, record_stage, start_job
+from tasks.jobs import fail_job, finish_job, forget_deleted, mark_running, record_stage, start_job
 
 GROUP_WAIT_S = 2.0
 GROUP_MAX = 64
@@ -103,14 +103,21 @@ class _Run:
                 return
             for job_id in run.members:
                 self.outcome[job_id] = fail_job(job_id, self.key, run.stage.name, exc)
+            forget_deleted([self.docs[j].ref for j in run.members if self.outcome[j] == "skipped"])
+            for job_id in run.members:
                 self.docs.pop(job_id)
             return
         results: list[StageResult] = value
-        record_stage(list(zip(run.members, results, strict=True)), self.key, run.stage, run.submitted,
-                     self.run_id, run.name)
+        live = record_stage(list(zip(run.members, results, strict=True)), self.key, run.stage, run.submitted,
+                            self.run_id, run.name)
+        gone = [j for j in run.members if j not in live]
+        if gone:  # cancelled, deleted or handed on meanwhile: their next stages must not run here
+            forget_deleted([self.docs.pop(j).ref for j in gone])
+            self.outcome.update(dict.fromkeys(gone, "skipped"))
         for job_id in run.members:
-            self.docs[job_id].todo.pop(0)
-            self.advance(job_id)
+            if job_id in live:
+                self.docs[job_id].todo.pop(0)
+                self.advance(job_id)
 
 
 def _first_done(futures: list[distributed.Future[Any]], timeout_s: float) -> list[distributed.Future[Any]]:

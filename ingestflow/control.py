@@ -8,7 +8,7 @@ from uuid import UUID
 from prefect.client.orchestration import PrefectClient
 from prefect.states import Cancelling
 
-from ingestflow.db import Job, JobStatus, utcnow
+from ingestflow.db import Document, Job, JobStatus, utcnow
 
 
 class Conflict(Exception):
@@ -53,8 +53,15 @@ def retry(job: Job) -> None:
     job.infra_retries = 0
 
 
+# What a cancelled job's document must not keep: a cancelled document is stored but not in the knowledge base.
+STORE_STAGES = ("embed", "graph")
+
+
 def mark_cancelled(job: Job) -> str | None:
-    """First half of a cancel, in the database; returns the flow run to stop, if one started."""
+    """First half of a cancel, in the database; returns the flow run to stop, if one started. Cancelling a
+    cancelled job again is allowed: it repeats the clean-up that a busy store may have refused the first time."""
+    if job.status == JobStatus.cancelled:
+        return job.flow_run_id
     if JobStatus(job.status).terminal:
         raise Conflict(f"job is already {job.status}")
     job.status = JobStatus.cancelled
@@ -62,6 +69,13 @@ def mark_cancelled(job: Job) -> str | None:
     job.error = "cancelled by the user"
     job.error_retryable = False
     return job.flow_run_id
+
+
+def forget_index(job: Job, doc: Document) -> None:
+    """After the stores were purged of a cancelled job's document: nothing reads as indexed, and a retry
+    writes the stores again (what parse, chunk and entities produced is kept and reused)."""
+    job.completed_stages = [s for s in job.completed_stages or [] if s not in STORE_STAGES]
+    doc.vector_indexed = doc.graph_indexed = False
 
 
 async def stop_flow_run(client: PrefectClient, run_id: str | None) -> None:

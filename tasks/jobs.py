@@ -8,6 +8,7 @@ that the run still holds the job (its dispatch key), so a run given up on cannot
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
 
 from sqlalchemy import select
@@ -73,14 +74,17 @@ def mark_running(job_ids: Sequence[str], dispatch_key: str | None, stage: Stage,
 
 
 def record_stage(done: Sequence[tuple[str, StageResult]], dispatch_key: str | None, stage: Stage,
-                 submitted_at: float, flow_run_id: str, task_run: str) -> None:
-    """Apply a finished stage to each document (flags, model) and its accounting to each job."""
+                 submitted_at: float, flow_run_id: str, task_run: str) -> set[str]:
+    """Apply a finished stage to each document (flags, model) and its accounting to each job; returns the
+    jobs that go on (not cancelled, deleted or handed to another run meanwhile)."""
     settings = get_settings()
     results = dict(done)
+    live: set[str] = set()
     with session_scope(settings.sqlalchemy_url) as db:
         for job in db.scalars(select(Job).where(Job.id.in_(list(results)))):
             if not _held(job, dispatch_key) or job.status != JobStatus.running:
                 continue  # cancelled meanwhile, or no longer this run's
+            live.add(job.id)
             result = results[job.id]
             job.completed_stages = [*(job.completed_stages or []), stage.name]
             job.stage_metrics = {**(job.stage_metrics or {}),
@@ -92,6 +96,18 @@ def record_stage(done: Sequence[tuple[str, StageResult]], dispatch_key: str | No
             result.apply(doc)
             if stage.model_slot and result.model:
                 doc.models = {**(doc.models or {}), stage.model_slot: result.model}
+    return live
+
+
+def forget_deleted(refs: Sequence[DocumentRef]) -> None:
+    """A stage that was running when its document was deleted wrote its files after the DELETE removed the
+    work directory: remove them again (the stores are the stages' own concern, see tasks/embed and graph)."""
+    settings = get_settings()
+    with session_scope(settings.sqlalchemy_url, read_only=True) as db:
+        kept = set(db.scalars(select(Document.id).where(Document.id.in_([r.id for r in refs]))))
+    for ref in refs:
+        if ref.id not in kept:
+            shutil.rmtree(ref.work_dir, ignore_errors=True)
 
 
 def finish_job(job_id: str, dispatch_key: str | None) -> None:

@@ -14,8 +14,9 @@ from api import errors
 from api.deps import NO_NUL, CurrentUser, IdPath, IsoDateTime, PageDep, SessionDep, SettingsDep
 from api.schemas import Page
 from ingestflow import control
-from ingestflow.db import Job, JobStatus, User, session_scope
+from ingestflow.db import Document, Job, JobStatus, User, session_scope
 from ingestflow.jobview import JobView, base_view, live_view
+from ingestflow.purge import purge_document
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=errors.documented(401))
 PREFECT_READ_TIMEOUT_S = 15.0
@@ -68,16 +69,26 @@ def _owned_job(db: Session, user: User, job_id: str) -> Job:
     return job
 
 
-def _mark_cancelled(settings: SettingsDep, user: CurrentUser, job_id: str) -> tuple[Job, str | None]:
+def _cancel(settings: SettingsDep, user: CurrentUser, job_id: str) -> tuple[Job, str | None]:
     with session_scope(settings.sqlalchemy_url) as db:
         job = _owned_job(db, user, job_id)
-        return job, control.mark_cancelled(job)
+        run_id = control.mark_cancelled(job)
+        owner_id, document_id = job.owner_id, job.document_id
+    # Committed first: running stages see the cancel (the graph stage under the lock the purge takes, the embed
+    # stage after writing), so what they wrote before is purged here and nothing is written after.
+    purge_document(settings, owner_id, document_id)  # busy stores: 503 with Retry-After; cancelling again is ok
+    with session_scope(settings.sqlalchemy_url) as db:
+        job = _owned_job(db, user, job_id)
+        doc = db.get(Document, document_id)
+        if doc is not None:
+            control.forget_index(job, doc)
+    return job, run_id
 
 
-@router.post("/{job_id}/cancel", response_model=JobView, responses=errors.documented(404, 409))
+@router.post("/{job_id}/cancel", response_model=JobView, responses=errors.documented(404, 409, 503))
 async def cancel_job(job_id: IdPath, user: CurrentUser, settings: SettingsDep) -> JobView:
-    """Stop the job's flow run; long stages stop themselves before writing anything."""
-    job, run_id = await asyncio.to_thread(_mark_cancelled, settings, user, job_id)
+    """Stop the job and take its document out of the search index and the graph (the file stays, for a retry)."""
+    job, run_id = await asyncio.to_thread(_cancel, settings, user, job_id)
     if run_id:  # a job not yet handed to Prefect has no run to stop
         async with get_client() as client:
             await control.stop_flow_run(client, run_id)
