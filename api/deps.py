@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from api.limits import spend
 from api.schemas import Page
-from ingestflow.auth import user_for_key
+from ingestflow.auth import KeyCache
 from ingestflow.db import User, session_scope
 from ingestflow.settings import Settings, get_settings
 
@@ -36,16 +36,18 @@ SessionDep = Annotated[Session, Depends(get_db)]
 _bearer = HTTPBearer(auto_error=False)
 
 
+_keys = KeyCache()
+
+
 def current_user(
     settings: SettingsDep, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> User:
     if creds is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing API key: send 'Authorization: Bearer <key>'",
                             headers={"WWW-Authenticate": "Bearer"})
-    # Its own read-only transaction: SQLite write transactions take the write lock up front (ingestflow.db),
-    # so the request's session must not begin before the request actually needs it.
-    with session_scope(settings.sqlalchemy_url, read_only=True) as db:
-        user = user_for_key(db, creds.credentials)
+    # A session of its own, not the request's: an async route that awaits Prefect or an LLM must not hold a
+    # pooled connection idle in a transaction all that time.
+    user = _keys.user(lambda: session_scope(settings.sqlalchemy_url, read_only=True), creds.credentials)
     if user is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
     return user

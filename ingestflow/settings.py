@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     dask_workers: int = 1
     dask_threads_per_worker: int = 2
     worker_limit: int = Field(default=4, description="flow runs the Prefect process worker runs at once")
+    background_nice: int = Field(default=10, ge=0, le=19, description=(
+        "CPU niceness of the processing (Dask workers, the Prefect worker and its flow runs) against the API, "
+        "Prefect server and PostgreSQL: uploads and searches answer first when the cores are busy"))
     gpu_resource: bool = Field(default=False, description="ask Dask for a GPU for GPU stages; set at start-up")
     chroma_host: str = "127.0.0.1"
     chroma_port: int = 8001

@@ -16,7 +16,7 @@ from api import errors, limits
 from api.deps import NO_NUL, CurrentUser, IdPath, PageDep, SessionDep, SettingsDep, UploadBudget
 from api.schemas import DocumentOut, IndexingStatus, Page, UploadAccepted
 from ingestflow import audio, control, storage
-from ingestflow.db import ACTIVE_STATUSES, Document, Job, JobStatus, session_scope
+from ingestflow.db import ACTIVE_STATUSES, Document, Job, JobStatus, new_id
 from ingestflow.detect import check_name_agrees, detect
 from ingestflow.errors import UnsupportedFormat
 from ingestflow.jobview import base_view
@@ -55,12 +55,9 @@ def upload(
             check_name_agrees(filename, detected)
         except UnsupportedFormat as exc:
             raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, exc.message) from exc
-        # Read-only, and the blob is stored before the write transaction: the request holds SQLite's write
-        # lock only for its two inserts (a stored blob with no row is reused by the next upload of it).
-        with session_scope(settings.sqlalchemy_url, read_only=True) as reader:
-            existing = reader.scalar(select(Document.id).where(Document.owner_id == user.id, Document.sha256 == sha))
-            if existing:
-                return _duplicate(reader, existing)
+        existing = db.scalar(select(Document.id).where(Document.owner_id == user.id, Document.sha256 == sha))
+        if existing:
+            return _duplicate(db, existing)
         if settings.storage_quota_bytes is not None:
             # Counted under a lock on the owner's row, held to the commit below: parallel uploads of one owner
             # cannot both take the same room. Refused before the blob is stored, so nothing is left behind.
@@ -69,22 +66,21 @@ def upload(
     finally:
         tmp.unlink(missing_ok=True)
     doc = Document(
-        owner_id=user.id, sha256=sha, filename=filename, title=title or filename, collection=collection,
+        id=new_id(), owner_id=user.id, sha256=sha, filename=filename, title=title or filename, collection=collection,
         kind=detected.kind, format=detected.format, mime_type=detected.mime_type, size_bytes=size,
         language=language,
     )
     db.add(doc)
+    job = Job(document_id=doc.id, owner_id=user.id, kind=doc.kind)
+    db.add(job)
     try:
-        db.flush()
+        db.commit()  # both rows in one flush and one commit: the fewest round trips under a burst
     except IntegrityError:
         # The same bytes raced in from a parallel request of this owner: that one wins.
         db.rollback()
         winner = db.scalar(select(Document.id).where(Document.owner_id == user.id, Document.sha256 == sha))
         assert winner is not None
         return _duplicate(db, winner)
-    job = Job(document_id=doc.id, owner_id=user.id, kind=doc.kind)
-    db.add(job)
-    db.commit()
     return UploadAccepted(document_id=doc.id, job_id=job.id, status=JobStatus.queued.value, duplicate=False)
 
 

@@ -198,7 +198,10 @@ class Stack:
              "--dashboard-address", f"127.0.0.1:{s.dask_port + 1}"],
             lambda: _port_open(s.dask_port),
         ))
-        worker = [str(BIN / "dask"), "worker", s.dask_scheduler, "--nworkers", str(s.dask_workers),
+        # Processing yields the cores to whoever is waiting on an answer: 100 concurrent uploads during a
+        # burst waited behind flow-run start-ups (2-3 CPU s each) and Dask stages.
+        nice = ["nice", "-n", str(s.background_nice)] if s.background_nice else []
+        worker = [*nice, str(BIN / "dask"), "worker", s.dask_scheduler, "--nworkers", str(s.dask_workers),
                   "--nthreads", str(s.dask_threads_per_worker), "--name", "ingestflow-worker"]
         if gpu:
             worker += ["--resources", "GPU=1"]
@@ -212,7 +215,7 @@ class Stack:
         self._bootstrap()
         start(Child(
             "prefect-worker",
-            [str(BIN / "prefect"), "worker", "start", "--pool", "ingestflow", "--type", "process",
+            [*nice, str(BIN / "prefect"), "worker", "start", "--pool", "ingestflow", "--type", "process",
              "--limit", str(s.worker_limit)],
             lambda: True,
         ))
