@@ -1,39 +1,32 @@
 """The web dashboard in a real headless browser (Debian's Chromium driven by Playwright) on the real stack:
-key, upload, live job row over the WebSocket, event log, document view, search highlights, chat with cited sources
-that open the document (kept across a reload), the audio player seeking to a cited second, screenshots."""
+key, upload, live job row over the WebSocket, event log, document view (markdown rendered, its markup never run),
+search highlights, chat with cited sources that open the document (kept across a reload), the audio player seeking
+to a cited second, nothing fetched from anywhere but the API, screenshots."""
 
 from __future__ import annotations
 
 import re
-import shutil
 import time
 import uuid
 import wave
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import FIXTURES, Api
+from tests.dashboard_browser import headless_chromium
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 
 
 @pytest.fixture(scope="module")
-def browser() -> Any:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    chromium = CHROMIUM if CHROMIUM.exists() else Path(shutil.which("chromium") or CHROMIUM)
-    if not chromium.exists():
-        pytest.skip("Chromium is not installed (apt-get install -y chromium)")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+def browser() -> Iterator[Any]:
+    with headless_chromium() as browser:
         yield browser
-        browser.close()
 
 
 def test_dashboard_upload_live_progress_view_and_search(stack: Any, alice: Api, browser: Any, tmp_path: Path) -> None:
@@ -46,10 +39,10 @@ def test_dashboard_upload_live_progress_view_and_search(stack: Any, alice: Api, 
     doc = tmp_path / f"lighthouse-{token}.md"
     doc.write_text(
         f"# Lighthouse log {token}\n\n"
-        f"The lighthouse keeper {word} records every passing ship in a leather ledger.\n\n"
+        f"The lighthouse keeper {word} records every passing ship in a **leather ledger**.\n\n"
         "## Weather\n\n"
         "Storms and tides are noted with the time of day. <img src=x onerror=\"window.__pwned=1\"> "
-        "<b>tags stay text</b>\n\n"
+        "<b>tags stay text</b> <script>window.__pwned=2</script>\n\n"
         "Markup in code stays text: `<img src=x onerror=window.__pwned=1>`.\n",
         encoding="utf-8",
     )
@@ -59,6 +52,8 @@ def test_dashboard_upload_live_progress_view_and_search(stack: Any, alice: Api, 
     page = browser.new_page(viewport={"width": 1440, "height": 1100})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    elsewhere: list[str] = []  # the page and its modules come from the API alone: no CDN
+    page.on("request", lambda r: None if r.url.startswith((base, "blob:", "data:")) else elsewhere.append(r.url))
     try:
         page.goto(f"{base}/")
         expect(page).to_have_title("ingestflow")
@@ -99,7 +94,11 @@ def test_dashboard_upload_live_progress_view_and_search(stack: Any, alice: Api, 
         expect(page.locator("#doc-text")).to_contain_text(word)
         expect(page.locator("#doc-meta")).to_contain_text("vectors")
         expect(page.locator("#doc-text code")).to_contain_text("<img src=x")  # shown as text, never run
-        assert page.locator("#doc-text img").count() == 0
+        # Markdown rendered (headings below the card's own); no markup of the content's own is made an element.
+        expect(page.locator("#doc-text h3")).to_have_text(f"Lighthouse log {token}")
+        expect(page.locator("#doc-text h4")).to_have_text("Weather")
+        expect(page.locator("#doc-text strong")).to_have_text("leather ledger")
+        assert page.locator("#doc-text img, #doc-text script, #doc-text b").count() == 0
         assert page.evaluate("window.__pwned") is None
 
         # Search: the hit of this document, with the query's words marked, and a click opens it.
@@ -132,6 +131,7 @@ def test_dashboard_upload_live_progress_view_and_search(stack: Any, alice: Api, 
         expect(answer).not_to_have_class(re.compile(r"\bpending\b"), timeout=180_000)
         expect(answer.locator(".answer")).to_contain_text(re.compile(r"ledger|ship", re.I))
         expect(answer.locator(".answer a.cite-marker").first).to_be_visible()
+        expect(answer.locator(".answer p").first).to_be_visible()  # rendered as markdown
         sources = answer.locator(".sources li.source .source-link", has_text=title)
         expect(sources.first).to_be_visible()
         expect(sources.first.locator(".source-title")).to_have_text(title)
@@ -188,6 +188,7 @@ def test_dashboard_upload_live_progress_view_and_search(stack: Any, alice: Api, 
         assert page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('ingestflow.conversation.'))") == []
         assert page.evaluate("window.__pwned") is None
         assert not errors, errors
+        assert not elsewhere, elsewhere
     except BaseException:
         _dump(page, errors)
         raise

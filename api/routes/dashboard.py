@@ -1,4 +1,5 @@
-"""The web dashboard: `GET /` answers the page, `/static/*` its script and style sheet (no build step, no CDN)."""
+"""The web dashboard: `GET /` answers the page, `/static/*` its ES modules (js/), the vendored markdown-it and
+DOMPurify (vendor/) and its style sheet: no build step, nothing from a CDN."""
 
 from __future__ import annotations
 
@@ -21,5 +22,5 @@ def index() -> HTMLResponse:
 
 
 def mount_static(app: FastAPI) -> None:
-    """Serve api/static/ under /static (the page's app.js and style.css)."""
+    """Serve api/static/ under /static (the page's modules, vendored libraries and style sheet)."""
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
