@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request, status
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -24,6 +25,9 @@ _MAPPING: list[tuple[type[Exception], int, str | None, dict[str, str]]] = [
     (UnsupportedFormat, status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, None, {}),
     # A store or the orchestrator busy or away for a moment: worth a retry, never a 500.
     (TransientError, status.HTTP_503_SERVICE_UNAVAILABLE, None, {"Retry-After": "5"}),
+    # PostgreSQL restarting or out of connections: the same, not a 500 (the pool reconnects on the next request).
+    (OperationalError, status.HTTP_503_SERVICE_UNAVAILABLE, "the database is unavailable for a moment; retry",
+     {"Retry-After": "5"}),
 ]
 
 

@@ -38,7 +38,11 @@ class Api:
     def wait_job(self, job_id: str, timeout: float = 600) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            job = self.http.get(f"/v1/jobs/{job_id}").json()
+            r = self.http.get(f"/v1/jobs/{job_id}")
+            if r.status_code == 503:  # a store away for a moment: a client asks again, as Retry-After says
+                time.sleep(float(r.headers.get("retry-after", "1")))
+                continue
+            job = r.json()
             if job["status"] in TERMINAL:
                 return job
             time.sleep(1)
