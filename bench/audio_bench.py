@@ -3,7 +3,7 @@
     .venv/bin/python bench/audio_bench.py [--file PATH] [--loop N] [--repeat 3]
 
 RTF = processing seconds / audio seconds (lower is faster). Three figures per file:
-  raw        ingestflow.audio.transcribe() in this process, model warm (the model loop alone)
+  raw        ingestflow.audio.whisper.transcribe() in this process, model warm (the model loop alone)
   stage      the transcribe task's own run time inside the pipeline (from its Prefect task run)
   pipeline   upload -> job completed through the API (transcribe, improve, chunk, embed, entities, graph)
 """
@@ -49,10 +49,11 @@ def main() -> None:
     if args.loop > 1:
         args.file = looped(args.file, args.loop, Path(tempfile.mkdtemp(prefix="ingestflow-audio-bench-")))
 
-    from ingestflow import audio
+    from ingestflow.audio import whisper
+    from ingestflow.audio.probe import probe
 
-    duration = audio.probe(args.file).duration_s
-    audio.transcribe(args.file)  # warm the model, as a long-lived Dask worker is
+    duration = probe(args.file).duration_s
+    whisper.transcribe(args.file)  # warm the model, as a long-lived Dask worker is
     with bench_stack() as (_settings, base, key, _stack):
         http = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60)
 
@@ -74,7 +75,7 @@ def main() -> None:
         raw, stage, total = [], [], []
         for i in range(1, args.repeat + 1):
             t0 = time.perf_counter()
-            audio.transcribe(args.file)
+            whisper.transcribe(args.file)
             raw.append(time.perf_counter() - t0)
             took, elapsed = through_pipeline(i)
             stage.append(took)

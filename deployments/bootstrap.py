@@ -20,7 +20,7 @@ from prefect.client.schemas.objects import StateType
 from prefect.events.actions import ChangeFlowRunState
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
-from deployments.names import CRASH_AUTOMATION, WORK_POOL
+from ingestflow.prefect_names import CRASH_AUTOMATION, WORK_POOL
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -31,8 +31,11 @@ from sqlalchemy.exc import IntegrityError
 
 from ingestflow.db import Conversation, Turn, session_scope, utcnow
 from ingestflow.errors import IngestError, PermanentError, TransientError
+from ingestflow.extractive import NOT_FOUND, extractive_answer
+from ingestflow.llm import LLMClient, Prompt
 from ingestflow.search import ChunkHit, SearchFilters, embed_texts, query_chunks, scope
 from ingestflow.settings import Settings
+from ingestflow.text import markdown_to_text
 from ingestflow.vectors import VectorStore
 
 log = logging.getLogger(__name__)
@@ -42,13 +45,7 @@ DOC_K = 7  # ~70% of what is retrieved ...
 TURN_K = 3  # ... and ~30% from the conversation
 CONDENSE_QUESTIONS = 2  # earlier user questions a follow-up is read with
 HISTORY_TURNS = 8  # recent turns loaded from SQL for that
-ANSWER_PASSAGES = 4  # passages the extractive answer picks sentences from
-MAX_SENTENCES = 3
-SENTENCE_MARGIN = 0.12  # further sentences must score within this of the best one
-MIN_SENTENCE_SCORE = 0.2  # below this nothing in the passages answers the question
-EXTRA_SENTENCE_MIN = 0.5  # a second or third sentence must itself be this similar to the question
 PROMPT_PASSAGE_CHARS = 1500
-NOT_FOUND = "I could not find anything about that in your documents."
 
 SYSTEM_PROMPT = (
     "You answer questions about the user's documents using ONLY the numbered passages you are given. "
@@ -206,127 +203,17 @@ def _source(n: int, hit: ChunkHit) -> Source:
     )
 
 
-# ------------------------------------------------------------------------------------------------ extractive
-
-
-_MD_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
-# Wikipedia-style footnote marks, with or without their link: "[[ 5 ]](#cite_note-5)", "[ 5 ]".
-_FOOTNOTE = re.compile(r"\[\[\s*\d+\s*\]\](?:\([^)]*\))?|\[\s*\d+\s*\]")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'“(]?[A-Z0-9])")
-# Bullets as docling renders them from PDFs and lists; they end a sentence as well as a full stop does.
-_BREAKS = re.compile(r"\n\s*\n|\s*[∞•▪◦]\s+|\n\s*(?:[-*]|\d+\.)\s+")
-
-
-def plain_text(text: str) -> str:
-    """Chunk text as a reader should see it in an answer: no markdown links, emphasis or footnote marks."""
-    text = _FOOTNOTE.sub("", text)
-    text = _MD_LINK.sub(r"\1", text)
-    text = text.replace("**", "").replace("*", "")
-    return text
-
-
-def sentences(text: str) -> list[str]:
-    out = []
-    for block in _BREAKS.split(plain_text(text)):
-        for sentence in _SENTENCE_END.split(" ".join(block.split())):
-            sentence = re.sub(r"\s+([,.;:!?])", r"\1", sentence).strip(" -")
-            if len(sentence.split()) >= 3:
-                out.append(sentence)
-    return out
-
-
-def _dot(a: list[float], b: list[float]) -> float:
-    return float(sum(x * y for x, y in zip(a, b, strict=True)))
-
-
-def extractive_answer(settings: Settings, sources: list[Source], vector: list[float]) -> str:
-    """The passages' sentences closest to the question's search vector, each cited.
-
-    A sentence's score mixes its own similarity with its passage's, so a sentence that merely sounds like
-    the question loses to one from the passage that is about it. The best sentence is the answer; others
-    join it only when they are close to it and on topic themselves, so a weak question gets a short answer
-    rather than a padded one.
-    """
-    candidates = [(s, text) for s in sources[:ANSWER_PASSAGES] for text in sentences(s.text)]
-    if not candidates:
-        return NOT_FOUND
-    embedded = embed_texts(settings, [text for _, text in candidates])
-    scored = []
-    for i, ((src, text), emb) in enumerate(zip(candidates, embedded, strict=True)):
-        similarity = _dot(emb, vector)
-        scored.append((0.7 * similarity + 0.3 * src.score, similarity, i, src, text))
-    scored.sort(key=lambda r: (-r[0], r[2]))
-    best = scored[0][0]
-    if best < MIN_SENTENCE_SCORE:
-        return NOT_FOUND
-    picked: list[tuple[Source, str]] = [(scored[0][3], scored[0][4])]
-    for score, similarity, _, src, text in scored[1:]:
-        if len(picked) == MAX_SENTENCES or score < best - SENTENCE_MARGIN:
-            break
-        if similarity >= EXTRA_SENTENCE_MIN and all(text != t for _, t in picked):  # overlapping chunks repeat
-            picked.append((src, text))
-    for src, _ in picked:
-        src.cited = True
-    return " ".join(f"{text.rstrip()} [{src.n}]" for src, text in picked)
-
-
 # ------------------------------------------------------------------------------------------------ LLM
-
-
-def _llm_root(settings: Settings) -> str:
-    default = "http://127.0.0.1:11434" if settings.llm_backend == "ollama" else "http://127.0.0.1:8080"
-    base = (settings.llm_base_url or default).rstrip("/")
-    # OpenAI client configs spell the URL with or without /v1.
-    return base.removesuffix("/v1") if settings.llm_backend == "openai" else base
-
-
-def _llm_json(response: httpx.Response, path: str) -> dict[str, Any]:
-    if response.status_code == 429 or response.status_code >= 500:
-        raise TransientError(f"LLM {path} answered {response.status_code}: {response.text[:200]}")
-    if response.status_code >= 400:
-        raise PermanentError(f"LLM {path} answered {response.status_code}: {response.text[:200]}")
-    try:
-        data = response.json()
-    except ValueError as exc:
-        raise PermanentError(f"LLM {path} answered with non-JSON: {response.text[:200]!r}") from exc
-    if not isinstance(data, dict):
-        raise PermanentError(f"LLM {path} answered with unexpected JSON: {str(data)[:200]}")
-    return data
 
 
 def generate(prompt: str, settings: Settings, *, system: str = SYSTEM_PROMPT, max_tokens: int = 512,
              transport: httpx.BaseTransport | None = None) -> str:
-    """One answer from the configured LLM: Ollama /api/chat, or an OpenAI-compatible /v1/chat/completions
-    falling back to /v1/completions when the server has no chat endpoint or the model no chat template."""
-    if settings.llm_backend not in ("ollama", "openai"):
+    """One answer from the configured LLM, through the project's one client (ingestflow.llm)."""
+    if not settings.llm_backend:
         raise PermanentError("no LLM configured")
-    model = settings.llm_model or "default"  # llama.cpp-style servers serve one model and ignore the name
-    messages = [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
-    headers = {"Authorization": f"Bearer {settings.llm_api_key}"} if settings.llm_api_key else {}
-    timeout = httpx.Timeout(settings.llm_timeout_s, connect=min(10.0, settings.llm_timeout_s))
-    with httpx.Client(base_url=_llm_root(settings), headers=headers, timeout=timeout, transport=transport) as http:
-        try:
-            if settings.llm_backend == "ollama":
-                body: dict[str, Any] = {"model": model, "messages": messages, "stream": False,
-                                        "options": {"temperature": 0, "num_predict": max_tokens}}
-                data = _llm_json(http.post("/api/chat", json=body), "/api/chat")
-                return str((data.get("message") or {}).get("content") or "").strip()
-            if settings.llm_openai_endpoint != "completions":
-                body = {"model": model, "messages": messages, "temperature": 0, "max_tokens": max_tokens}
-                response = http.post("/v1/chat/completions", json=body)
-                refused = response.status_code in (404, 405, 501) or (
-                    response.status_code in (400, 422) and "template" in response.text.lower())
-                if not refused or settings.llm_openai_endpoint == "chat":
-                    data = _llm_json(response, "/v1/chat/completions")
-                    return str(data["choices"][0]["message"]["content"] or "").strip()
-            # Base models continue text instead of following a chat: give them the whole prompt to continue.
-            body = {"model": model, "prompt": f"{system}\n\n{prompt}", "temperature": 0, "max_tokens": max_tokens}
-            data = _llm_json(http.post("/v1/completions", json=body), "/v1/completions")
-            return str(data["choices"][0]["text"] or "").strip()
-        except httpx.TransportError as exc:
-            raise TransientError(f"LLM unreachable: {type(exc).__name__}: {exc}") from exc
-        except (KeyError, IndexError, TypeError) as exc:
-            raise PermanentError(f"unexpected LLM answer: {exc}") from exc
+    # Base models continue text instead of following a chat: give them the whole prompt to continue.
+    with LLMClient(settings, transport=transport) as client:
+        return client.complete(prompt, Prompt(system, f"{system}\n\n{{text}}"), max_tokens).strip()
 
 
 def _where(source: Source) -> str:
@@ -343,7 +230,8 @@ def answer_prompt(question: str, sources: list[Source], context: list[ContextTur
         earlier = "\n".join(f"{t.role}: {t.text}" for t in sorted(context, key=lambda t: t.index))
         parts.append(f"Earlier in this conversation (context only, not a source):\n{earlier}")
     passages = "\n\n".join(
-        f"[{s.n}] {s.title}{' (' + _where(s) + ')' if _where(s) else ''}:\n{plain_text(s.text)[:PROMPT_PASSAGE_CHARS]}"
+        f"[{s.n}] {s.title}{' (' + _where(s) + ')' if _where(s) else ''}:\n"
+        f"{markdown_to_text(s.text)[:PROMPT_PASSAGE_CHARS]}"
         for s in sources
     )
     parts.append(f"Passages:\n{passages}")

@@ -205,7 +205,7 @@ def backfill(
 
     from prefect.deployments.flow_runs import arun_deployment
 
-    from deployments.names import BACKFILL_DEPLOYMENT
+    from ingestflow.prefect_names import BACKFILL_DEPLOYMENT
 
     run = asyncio.run(arun_deployment(BACKFILL_DEPLOYMENT, parameters={"dry_run": False}, timeout=120))
     console.print(f"backfill run {run.id}: {run.state.name if run.state else '?'} "

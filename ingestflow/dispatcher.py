@@ -25,9 +25,9 @@ from prefect.deployments.flow_runs import arun_deployment
 from prefect.exceptions import ObjectNotFound
 from sqlalchemy import func, or_, select
 
-from deployments.names import BATCH_DEPLOYMENT, DOCUMENT_DEPLOYMENT
 from ingestflow.control import give_up_after_trouble, requeue, requeue_after_trouble
 from ingestflow.db import ACTIVE_STATUSES, Job, JobStatus, session_scope, utcnow
+from ingestflow.prefect_names import BATCH_DEPLOYMENT, DOCUMENT_DEPLOYMENT
 from ingestflow.settings import Settings
 
 log = logging.getLogger("ingestflow.dispatcher")

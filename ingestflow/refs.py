@@ -50,10 +50,3 @@ class DocumentRef:
 def work_dir(settings: Settings, document_id: str) -> Path:
     return settings.derived_dir / document_id
 
-
-def write_atomic(path: Path, data: str) -> None:
-    """Readers never see half a file: a retried or killed stage leaves the old one or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(data, encoding="utf-8")
-    tmp.replace(path)

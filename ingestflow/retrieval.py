@@ -26,6 +26,7 @@ from ingestflow.graph.base import EntitySummary, GraphStore, Related
 from ingestflow.models import spacy_pipeline
 from ingestflow.search import ChunkHit, SearchFilters, attach_entities, embed_query, fetch_chunks, query_chunks, scope
 from ingestflow.settings import Settings
+from ingestflow.text import ENTITY_LABELS as QUERY_LABELS
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +42,6 @@ MENTIONS_PER_RELATED = 20
 ENTITY_SCAN_LIMIT = 20_000
 MAX_NGRAM = 6
 MAX_PARTIAL = 1  # a query word found inside several longer names is too common to point at one
-# Labels spaCy may find in a query that name something the graph can hold (as tasks/entities.py keeps them).
-QUERY_LABELS = {"PERSON", "ORG", "GPE", "LOC", "NORP", "FAC", "PRODUCT", "EVENT", "WORK_OF_ART", "LAW", "DATE",
-                "MONEY", "LANGUAGE"}
 NUMERIC_LABELS = {"DATE", "MONEY", "TIME"}
 _WORD = re.compile(r"\w+(?:['’./&-]\w+)*")
 _POSSESSIVE = re.compile(r"['’]s$")

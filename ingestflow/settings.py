@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     )
     ocr_enabled: bool = True
 
-    # Bounded parsing (ingestflow/parse_limits.py, parse_worker.py): a pathological document fails with the
+    # Bounded parsing (ingestflow/parsing/limits.py, worker.py): a pathological document fails with the
     # limit it hit, in seconds, instead of holding a worker thread; each message names its setting.
     parse_timeout_s: float = Field(
         default=600.0, gt=0, description="wall clock for one parse; its child process is killed at the limit"

@@ -6,10 +6,14 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from ingestflow import audio, documents
+from ingestflow.atomic_files import write_atomic
+from ingestflow.audio.chunking import chunk_by_time
+from ingestflow.audio.transcript import Transcript
 from ingestflow.models import embedding_model_path
+from ingestflow.parsing import chunking
+from ingestflow.parsing.persistence import load_document
 from ingestflow.pipeline import ChunkResult
-from ingestflow.refs import DocumentRef, write_atomic
+from ingestflow.refs import DocumentRef
 from ingestflow.settings import get_settings
 from tasks.common import stage_task
 
@@ -17,11 +21,11 @@ from tasks.common import stage_task
 def chunk_recording(ref: DocumentRef) -> list[dict[str, Any]]:
     """Chunks of the improved transcript by time; each keeps its start and end seconds."""
     settings = get_settings()
-    transcript = audio.Transcript.from_dict(json.loads(ref.transcript_improved.read_text()))
+    transcript = Transcript.from_dict(json.loads(ref.transcript_improved.read_text()))
     tokenizer = embedding_model_path(settings.embedding_model)
-    return audio.chunk_by_time(
+    return chunk_by_time(
         transcript,
-        count_tokens=lambda text: documents.count_tokens(text, tokenizer_path=tokenizer),
+        count_tokens=lambda text: chunking.count_tokens(text, tokenizer_path=tokenizer),
         max_tokens=settings.chunk_max_tokens,
     )
 
@@ -32,8 +36,8 @@ def chunk_document(ref: DocumentRef) -> ChunkResult:
         write_atomic(ref.chunks_json, json.dumps(records))
         return ChunkResult(chunk_count=len(records))
     settings = get_settings()
-    doc = documents.load_document(ref.parsed_json)
-    chunks = documents.chunk(
+    doc = load_document(ref.parsed_json)
+    chunks = chunking.chunk(
         doc, tokenizer_path=embedding_model_path(settings.embedding_model), max_tokens=settings.chunk_max_tokens
     )
     write_atomic(ref.chunks_json, json.dumps([asdict(c) for c in chunks]))

@@ -7,25 +7,21 @@ import re
 from collections import Counter
 from typing import Any
 
+from ingestflow.atomic_files import write_atomic
 from ingestflow.models import spacy_pipeline, spacy_version
 from ingestflow.pipeline import EntitiesResult
 from ingestflow.progress import StageProgress
-from ingestflow.refs import DocumentRef, write_atomic
+from ingestflow.refs import DocumentRef
 from ingestflow.settings import get_settings
+from ingestflow.text import ENTITY_LABELS, markdown_to_text
 from tasks.common import stage_task
 
-# Labels worth a node: numbers, ordinals and percentages mostly add noise to a knowledge graph.
-KEEP_LABELS = {"PERSON", "ORG", "GPE", "LOC", "NORP", "FAC", "PRODUCT", "EVENT", "WORK_OF_ART", "LAW", "DATE",
-               "MONEY", "LANGUAGE"}
-
-
-_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 _URL = re.compile(r"(?:https?://|/wiki/)\S+")
 
 
 def plain_text(text: str) -> str:
-    """Markdown links and bare URLs out, so NER sees "Walt Disney", not "Walt Disney](/wiki/..."."""
-    return _URL.sub(" ", _LINK.sub(r"\1", text))
+    """Markdown and bare URLs out, so NER sees "Walt Disney", not "Walt Disney](/wiki/..."."""
+    return _URL.sub(" ", markdown_to_text(text))
 
 
 def entities_in(texts: list[str], model: str, progress: StageProgress | None = None) -> list[list[dict[str, Any]]]:
@@ -37,7 +33,7 @@ def entities_in(texts: list[str], model: str, progress: StageProgress | None = N
         counts = Counter(
             (" ".join(ent.text.split()), ent.label_)
             for ent in doc.ents
-            if ent.label_ in KEEP_LABELS and len(ent.text.strip()) > 1
+            if ent.label_ in ENTITY_LABELS and len(ent.text.strip()) > 1
         )
         out.append([{"name": n, "label": lb, "count": c} for (n, lb), c in sorted(counts.items())])
     return out

@@ -5,19 +5,21 @@ from __future__ import annotations
 
 import json
 
-from ingestflow import audio
+from ingestflow.atomic_files import write_atomic
+from ingestflow.audio.cleanup import clean
+from ingestflow.audio.llm_edit import GuardedResult, improve_with_llm
+from ingestflow.audio.transcript import Transcript
 from ingestflow.errors import PermanentError
-from ingestflow.llm import GuardedResult, improve_with_llm
 from ingestflow.pipeline import ImproveResult
-from ingestflow.refs import DocumentRef, write_atomic
+from ingestflow.refs import DocumentRef
 from ingestflow.settings import get_settings
 from tasks.common import stage_task
 
 
 def improve_document(ref: DocumentRef) -> ImproveResult:
     settings = get_settings()
-    raw = audio.Transcript.from_dict(json.loads(ref.transcript_raw.read_text()))
-    cleaned = audio.clean(raw)
+    raw = Transcript.from_dict(json.loads(ref.transcript_raw.read_text()))
+    cleaned = clean(raw)
     improved = cleaned.to_dict()
     improved_by = "deterministic"
     note = None

@@ -1,14 +1,14 @@
 """parse: docling turns a text document into a structured DoclingDocument plus markdown.
 
 The conversion runs in a warm child process under a hard wall-clock limit, after structural checks for
-pathological input (ingestflow.parse_worker, ingestflow.parse_limits); the child writes both files."""
+pathological input (ingestflow.parsing.worker, ingestflow.parsing.limits); the child writes both files."""
 
 from __future__ import annotations
 
 from importlib.metadata import version
 
-from ingestflow import parse_worker
-from ingestflow.parse_limits import Limits
+from ingestflow.parsing import worker
+from ingestflow.parsing.limits import Limits
 from ingestflow.pipeline import ParseResult
 from ingestflow.refs import DocumentRef
 from ingestflow.settings import get_settings
@@ -17,7 +17,7 @@ from tasks.common import stage_task
 
 def parse_document(ref: DocumentRef) -> ParseResult:
     settings = get_settings()
-    job = parse_worker.Job(
+    job = worker.Job(
         source=ref.source,
         fmt=ref.format,
         parsed_json=ref.parsed_json,
@@ -26,7 +26,7 @@ def parse_document(ref: DocumentRef) -> ParseResult:
         ocr=settings.ocr_enabled,
         limits=Limits.from_settings(settings),
     )
-    pages = parse_worker.run(job, timeout_s=settings.parse_timeout_s)
+    pages = worker.run(job, timeout_s=settings.parse_timeout_s)
     pipeline = "layout" if settings.docling_artifacts_path else "native"
     return ParseResult(page_count=pages, model=f"docling-{version('docling-slim')}-{pipeline}")
 

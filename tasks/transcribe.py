@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import json
 
-from ingestflow import audio
+from ingestflow.atomic_files import write_atomic
+from ingestflow.audio import whisper
+from ingestflow.audio.probe import probe
 from ingestflow.pipeline import TranscribeResult
 from ingestflow.progress import StageProgress
-from ingestflow.refs import DocumentRef, write_atomic
+from ingestflow.refs import DocumentRef
 from ingestflow.settings import get_settings
 from tasks.common import stage_task
 
 
 def transcribe_document(ref: DocumentRef) -> TranscribeResult:
     settings = get_settings()
-    info = audio.probe(ref.source)
+    info = probe(ref.source)
     progress = StageProgress(ref.job_id, "Transcribing", info.duration_s, "s")
-    transcript = audio.transcribe(
+    transcript = whisper.transcribe(
         ref.source,
         model=settings.whisper_model,
         device=settings.whisper_device,
@@ -27,7 +29,7 @@ def transcribe_document(ref: DocumentRef) -> TranscribeResult:
         on_segment=lambda end_s, _duration: progress.advance(end_s),
     )
     write_atomic(ref.transcript_raw, json.dumps(transcript.to_dict()))
-    _model, label = audio.load_model(
+    _model, label = whisper.load_model(
         settings.whisper_model, device=settings.whisper_device, compute_type=settings.whisper_compute_type,
         cpu_threads=settings.whisper_cpu_threads,
     )

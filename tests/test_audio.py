@@ -16,10 +16,15 @@ from typing import Any
 
 import pytest
 
-from ingestflow import audio
-from ingestflow.audio import Transcript, Word, chunk_by_time, clean, probe, to_srt, to_txt, to_vtt, words_of
+from ingestflow.audio import subtitles, whisper
+from ingestflow.audio.chunking import chunk_by_time
+from ingestflow.audio.cleanup import clean
+from ingestflow.audio.llm_edit import guard
+from ingestflow.audio.probe import probe
+from ingestflow.audio.subtitles import to_srt, to_vtt
+from ingestflow.audio.transcript import Transcript, Word, to_json, to_txt
 from ingestflow.errors import CorruptInput, PermanentError
-from ingestflow.llm import guard
+from ingestflow.text import words_of
 from tests.conftest import FIXTURES
 
 AUDIO = FIXTURES / "audio"
@@ -56,7 +61,7 @@ def wer(reference: str, hypothesis: str) -> float:
 
 @cache
 def transcript_of(name: str) -> Transcript:
-    return audio.transcribe(AUDIO / name, cpu_threads=THREADS)
+    return whisper.transcribe(AUDIO / name, cpu_threads=THREADS)
 
 
 @cache
@@ -91,11 +96,13 @@ def synthetic(segments: list[tuple[float, str]], word_s: float = 0.3) -> Transcr
 
 
 def test_module_imports_fast_and_light() -> None:
-    code = ("import sys, time; t = time.perf_counter(); import ingestflow.audio; dt = time.perf_counter() - t; "
-            "heavy = [m for m in ('faster_whisper', 'ctranslate2', 'av', 'numpy') if m in sys.modules]; "
+    names = ("transcript", "probe", "whisper", "cleanup", "subtitles", "chunking")
+    modules = ", ".join(f"ingestflow.audio.{name}" for name in names)
+    code = (f"import sys, time; t = time.perf_counter(); import {modules}; dt = time.perf_counter() - t; "
+            "heavy = [m for m in ('faster_whisper', 'ctranslate2', 'av', 'numpy', 'spacy') if m in sys.modules]; "
             "print(dt, heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split(" ", 1)
-    print(f"\nimport ingestflow.audio: {float(out[0]) * 1000:.0f} ms, heavy modules: {out[1].strip()}")
+    print(f"\nimport ingestflow.audio.*: {float(out[0]) * 1000:.0f} ms, heavy modules: {out[1].strip()}")
     assert out[1].strip() == "[]"
     assert float(out[0]) < 0.2 * 2  # 0.2 s budget, doubled for a loaded 2-core CI box
 
@@ -124,7 +131,7 @@ def test_probe_rejects_non_audio(tmp_path: Path, content: bytes, why: str) -> No
     print(f"\n{why}: {err.value}")
     assert str(tmp_path) not in str(err.value)  # the reason is for users: no server paths in it
     with pytest.raises(CorruptInput):
-        audio.transcribe(path, cpu_threads=THREADS)
+        whisper.transcribe(path, cpu_threads=THREADS)
 
 
 def test_probe_video_without_audio(tmp_path: Path) -> None:
@@ -156,12 +163,12 @@ def test_probe_truncated_file_reports_decodable_length(tmp_path: Path) -> None:
 
 def test_jfk_word_error_rate() -> None:
     t0 = time.perf_counter()
-    audio.load_model(cpu_threads=THREADS)
+    whisper.load_model(cpu_threads=THREADS)
     load_s = time.perf_counter() - t0
     transcript_of.cache_clear()
     progress: list[tuple[float, float]] = []
     t0 = time.perf_counter()
-    transcript = audio.transcribe(AUDIO / "jfk.flac", cpu_threads=THREADS,
+    transcript = whisper.transcribe(AUDIO / "jfk.flac", cpu_threads=THREADS,
                                   on_segment=lambda e, d: progress.append((e, d)))
     elapsed = time.perf_counter() - t0
     rate = wer(JFK_REFERENCE, to_txt(transcript))
@@ -181,7 +188,7 @@ def test_jfk_word_error_rate() -> None:
                                     for w in seg["words"])
         assert all(isinstance(w["start"], float) and 0 <= w["probability"] <= 1 for w in seg["words"])
     # JSON round trip: plain floats, nothing numpy.
-    assert Transcript.from_dict(__import__("json").loads(audio.to_json(transcript))) == transcript
+    assert Transcript.from_dict(__import__("json").loads(to_json(transcript))) == transcript
 
 
 def _clip_problems(transcript: Transcript) -> list[str]:
@@ -233,18 +240,18 @@ def test_container_check_can_fail(tmp_path: Path) -> None:
         "wrong sample rate (x2)": _write_wav(tmp_path / "fast.wav", bytes(pcm), 32_000),
     }
     for why, path in bad.items():
-        transcript = audio.transcribe(path, cpu_threads=THREADS)
+        transcript = whisper.transcribe(path, cpu_threads=THREADS)
         problems = _clip_problems(transcript)
         print(f"\n{why}: {to_txt(transcript).strip()!r}: {problems}")
         assert any(p.startswith("WER ") for p in problems), why
     # The control: the same samples written correctly pass.
-    good = audio.transcribe(_write_wav(tmp_path / "good.wav", bytes(pcm), 16_000), cpu_threads=THREADS)
+    good = whisper.transcribe(_write_wav(tmp_path / "good.wav", bytes(pcm), 16_000), cpu_threads=THREADS)
     assert not _clip_problems(good), _clip_problems(good)
 
 
 def test_silence_gives_an_empty_transcript() -> None:
     calls: list[tuple[float, float]] = []
-    transcript = audio.transcribe(AUDIO / "silent_1s.wav", cpu_threads=THREADS,
+    transcript = whisper.transcribe(AUDIO / "silent_1s.wav", cpu_threads=THREADS,
                                   on_segment=lambda e, d: calls.append((e, d)))
     assert transcript.segments == [] and transcript.is_empty and calls == []
     assert transcript.duration_s == pytest.approx(1.0, abs=0.05)
@@ -256,8 +263,8 @@ def test_silence_gives_an_empty_transcript() -> None:
 
 def test_english_only_model_refuses_other_languages() -> None:
     with pytest.raises(PermanentError, match="English-only"):
-        audio.transcribe(AUDIO / "jfk.flac", language="de", cpu_threads=THREADS)
-    assert audio.transcribe(AUDIO / "jfk.flac", language="EN", cpu_threads=THREADS).language == "en"
+        whisper.transcribe(AUDIO / "jfk.flac", language="de", cpu_threads=THREADS)
+    assert whisper.transcribe(AUDIO / "jfk.flac", language="EN", cpu_threads=THREADS).language == "en"
 
 
 # --------------------------------------------------------------------------------------------------- clean
@@ -355,8 +362,8 @@ def test_renderers_escape_and_split_long_cues() -> None:
     assert len(blocks) > 3  # 18 s and ~500 characters: several cues of at most 7 s and two lines
     for block in blocks:
         start, end = re.findall(SRT_TIME, block)
-        assert _seconds(end) - _seconds(start) <= audio.CUE_MAX_S + 0.01
-        assert all(len(line) <= audio.CUE_MAX_CHARS for line in block.split("\n")[2:])
+        assert _seconds(end) - _seconds(start) <= subtitles.CUE_MAX_S + 0.01
+        assert all(len(line) <= subtitles.CUE_MAX_CHARS for line in block.split("\n")[2:])
 
 
 # --------------------------------------------------------------------------------------------------- chunk
@@ -445,4 +452,4 @@ def test_guard_rejects_summary_and_empty_and_reorder() -> None:
 
 def test_uncached_model_name_fails_without_downloading() -> None:
     with pytest.raises(PermanentError, match="could not load whisper model 'small.en'"):
-        audio.load_model("small.en", device="cpu", cpu_threads=THREADS)
+        whisper.load_model("small.en", device="cpu", cpu_threads=THREADS)

@@ -1,4 +1,4 @@
-"""ingestflow.documents over the real fixture files: conversion quality against docling's own ground truth,
+"""ingestflow.parsing over the real fixture files: conversion quality against docling's own ground truth,
 page provenance, OCR of scanned pages with the bundled models, chunk sizes and error mapping.
 
 Similarity thresholds sit a little below what was measured (see the printed figures) so that a real
@@ -17,9 +17,11 @@ from typing import Any
 
 import pytest
 
-from ingestflow import documents
-from ingestflow.documents import ChunkRecord, Conversion
 from ingestflow.errors import CorruptInput, PermanentError, UnsupportedFormat
+from ingestflow.parsing import conversion, ocr
+from ingestflow.parsing.chunking import ChunkRecord, chunk, count_tokens
+from ingestflow.parsing.conversion import Conversion, convert, convert_detailed, to_markdown
+from ingestflow.parsing.persistence import load_document, save_document
 from tests.conftest import FIXTURES
 
 DOCS = FIXTURES / "documents"
@@ -77,10 +79,10 @@ def converted() -> dict[str, Conversion]:
     out: dict[str, Conversion] = {}
     for name, fmt in ALL_FIXTURES:
         t0 = time.perf_counter()
-        out[name] = documents.convert_detailed(DOCS / name, fmt)
+        out[name] = convert_detailed(DOCS / name, fmt)
         first = time.perf_counter() - t0
         t0 = time.perf_counter()
-        documents.convert_detailed(DOCS / name, fmt)
+        convert_detailed(DOCS / name, fmt)
         again = time.perf_counter() - t0
         print(f"\nconvert {name}: first call {first:.2f}s, warm {again:.2f}s")
     return out
@@ -89,13 +91,14 @@ def converted() -> dict[str, Conversion]:
 @pytest.fixture(scope="module")
 def chunked(converted: dict[str, Conversion]) -> dict[str, list[ChunkRecord]]:
     t0 = time.perf_counter()
-    out = {name: documents.chunk(conv.document) for name, conv in converted.items()}
+    out = {name: chunk(conv.document) for name, conv in converted.items()}
     print(f"\nchunked all fixtures in {time.perf_counter() - t0:.2f}s (tokenizer load included)")
     return out
 
 
 def test_importing_the_module_does_not_import_docling() -> None:
-    code = "import sys, ingestflow.documents; print(sorted({'docling', 'torch', 'transformers'} & set(sys.modules)))"
+    modules = "ingestflow.parsing.conversion, ingestflow.parsing.chunking, ingestflow.parsing.persistence"
+    code = f"import sys, {modules}; print(sorted({{'docling', 'torch', 'transformers'}} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -104,7 +107,7 @@ def test_importing_the_module_does_not_import_docling() -> None:
 def test_markdown_matches_docling_ground_truth(
     converted: dict[str, Conversion], name: str, fmt: str, min_ratio: float, min_recall: float
 ) -> None:
-    markdown = documents.to_markdown(converted[name].document)
+    markdown = to_markdown(converted[name].document)
     ratio, recall = similarity(markdown, (EXPECTED / f"{name}.md").read_text())
     print(f"\n{name}: difflib ratio {ratio:.3f}, word recall {recall:.3f}")
     assert ratio >= min_ratio
@@ -113,7 +116,7 @@ def test_markdown_matches_docling_ground_truth(
 
 def test_pptx_keeps_slide_text_and_table(converted: dict[str, Conversion]) -> None:
     doc = converted["powerpoint_sample.pptx"].document
-    markdown = documents.to_markdown(doc)
+    markdown = to_markdown(doc)
     for phrase in ("Test Table Slide", "A rectangle shape with this text inside.", "Second slide title"):
         assert phrase in markdown
     assert len(doc.tables) == 1
@@ -128,7 +131,7 @@ def test_native_pdf_has_paragraphs_headings_and_pages(converted: dict[str, Conve
     assert conv.notes == [] and conv.ocr_pages == []
     assert sorted(doc.pages) == [1, 2, 3, 4, 5]
     assert all(item.prov and 1 <= item.prov[0].page_no <= 5 for item in doc.texts)
-    markdown = documents.to_markdown(doc)
+    markdown = to_markdown(doc)
     # Lines are regrouped: a sentence broken across two printed lines reads as one.
     assert "predates modern computers and has evolved through several technological milestones." in markdown
     assert "## Specialized Word Processing Tools" in markdown
@@ -154,12 +157,12 @@ def test_scanned_pdf_is_ocrd_with_bundled_models(monkeypatch: pytest.MonkeyPatch
         raise AssertionError("RapidOCR tried to download a model")
 
     monkeypatch.setattr(download_file.DownloadFile, "run", no_download)
-    documents._ocr_engine.cache_clear()  # build the engine under the patch, not reuse a cached one
+    ocr._ocr_engine.cache_clear()  # build the engine under the patch, not reuse a cached one
     t0 = time.perf_counter()
-    conv = documents.convert_detailed(DOCS / "ocr_test.pdf", "pdf")
+    conv = convert_detailed(DOCS / "ocr_test.pdf", "pdf")
     print(f"\nocr_test.pdf with a fresh OCR engine: {time.perf_counter() - t0:.2f}s")
     assert conv.ocr_pages == [1]
-    text = documents.to_markdown(conv.document).lower()
+    text = to_markdown(conv.document).lower()
     for word in ("docling", "bundles", "pdf", "document", "conversion", "json", "markdown", "self", "package"):
         assert word in text
     assert all(item.prov[0].page_no == 1 for item in conv.document.texts)
@@ -178,19 +181,19 @@ def test_only_textless_pages_are_ocrd(tmp_path: Path) -> None:
     mixed.save(path)
     mixed.close()
 
-    conv = documents.convert_detailed(path, "pdf")
+    conv = convert_detailed(path, "pdf")
     assert conv.ocr_pages == [2] and conv.notes == []
     pages = {item.text: item.prov[0].page_no for item in conv.document.texts}
     assert pages["The Evolution of the Word Processor"] == 1
     ocr_text = " ".join(text for text, page in pages.items() if page == 2).lower()
     assert "docling bundles pdf document conversion" in ocr_text
-    chunks = documents.chunk(conv.document)
+    chunks = chunk(conv.document)
     # Both pages sit under no heading, so the chunker may merge them into one chunk spanning pages 1-2.
     assert any(c.page_end == 2 and "markdown" in c.text.lower() for c in chunks)
 
 
 def test_scanned_pdf_without_ocr_is_noted_not_failed() -> None:
-    conv = documents.convert_detailed(DOCS / "ocr_test.pdf", "pdf", ocr=False)
+    conv = convert_detailed(DOCS / "ocr_test.pdf", "pdf", ocr=False)
     assert conv.ocr_pages == [] and conv.partial
     assert any("OCR off" in note for note in conv.notes)
 
@@ -199,9 +202,9 @@ def test_scanned_pdf_without_ocr_is_noted_not_failed() -> None:
 def test_chunks_fit_the_token_budget(
     converted: dict[str, Conversion], chunked: dict[str, list[ChunkRecord]], name: str, max_tokens: int
 ) -> None:
-    chunks = chunked[name] if max_tokens == 256 else documents.chunk(converted[name].document, max_tokens=max_tokens)
+    chunks = chunked[name] if max_tokens == 256 else chunk(converted[name].document, max_tokens=max_tokens)
     assert chunks
-    lengths = [documents.count_tokens(c.embed_text) for c in chunks]
+    lengths = [count_tokens(c.embed_text) for c in chunks]
     print(f"\n{name}: {len(chunks)} chunks at max_tokens={max_tokens}, longest {max(lengths)} tokens")
     assert max(lengths) <= max_tokens
     assert all(c.text.strip() and c.text in c.embed_text for c in chunks)
@@ -211,12 +214,12 @@ def test_generated_markdown(tmp_path: Path) -> None:
     # Stored under a non-.md name, as uploads are: the declared format must win over the file name.
     path = tmp_path / "upload-1234.bin"
     path.write_text(GENERATED_MD)
-    doc = documents.convert(path, "md")
-    ratio, recall = similarity(documents.to_markdown(doc), GENERATED_MD)
+    doc = convert(path, "md")
+    ratio, recall = similarity(to_markdown(doc), GENERATED_MD)
     print(f"\ngenerated markdown: difflib ratio {ratio:.3f}, word recall {recall:.3f}")
     assert ratio >= 0.95 and recall == 1.0
     assert len(doc.tables) == 1
-    chunks = documents.chunk(doc)
+    chunks = chunk(doc)
     feeding = next(c for c in chunks if "duckweed" in c.text)
     assert feeding.headings[-1] == "Feeding"
     assert feeding.page_start is None and feeding.page_end is None
@@ -225,11 +228,11 @@ def test_generated_markdown(tmp_path: Path) -> None:
 def test_save_and_load_round_trip(converted: dict[str, Conversion], tmp_path: Path) -> None:
     for name, conv in converted.items():
         path = tmp_path / "parsed" / f"{name}.json"
-        documents.save_document(conv.document, path)
-        loaded = documents.load_document(path)
-        assert documents.to_markdown(loaded) == documents.to_markdown(conv.document)
+        save_document(conv.document, path)
+        loaded = load_document(path)
+        assert to_markdown(loaded) == to_markdown(conv.document)
         if name == "multi_page.pdf":
-            assert documents.chunk(loaded) == documents.chunk(conv.document)
+            assert chunk(loaded) == chunk(conv.document)
     assert not list((tmp_path / "parsed").glob("*.tmp"))
 
 
@@ -237,33 +240,33 @@ def test_load_document_rejects_a_truncated_file(tmp_path: Path) -> None:
     path = tmp_path / "doc.json"
     path.write_text('{"schema_name": "DoclingDocument", "name": ')
     with pytest.raises(CorruptInput):
-        documents.load_document(path)
+        load_document(path)
 
 
 def test_corrupt_pdf_raises_corrupt_input(tmp_path: Path) -> None:
     path = tmp_path / "broken.pdf"
     path.write_bytes(b"%PDF-1.7\n" + bytes(range(256)) * 8)
     with pytest.raises(CorruptInput, match="PDF could not be read"):
-        documents.convert(path, "pdf")
+        convert(path, "pdf")
 
 
 def test_other_unreadable_inputs(tmp_path: Path) -> None:
     broken_docx = tmp_path / "broken.docx"
     broken_docx.write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(CorruptInput, match="DOCX could not be read"):
-        documents.convert(broken_docx, "docx")
+        convert(broken_docx, "docx")
     # A real PDF declared as a Word document: docling sniffs the content and refuses it.
     with pytest.raises(CorruptInput, match="DOCX could not be read"):
-        documents.convert(DOCS / "multi_page.pdf", "docx")
+        convert(DOCS / "multi_page.pdf", "docx")
     with pytest.raises(CorruptInput, match="no such file"):
-        documents.convert(tmp_path / "missing.pdf", "pdf")
+        convert(tmp_path / "missing.pdf", "pdf")
     with pytest.raises(UnsupportedFormat):
-        documents.convert(broken_docx, "xlsx")
+        convert(broken_docx, "xlsx")
 
 
 def test_missing_layout_models_is_a_setup_error_not_a_corrupt_document(tmp_path: Path) -> None:
     with pytest.raises(PermanentError, match="pipeline could not start") as info:
-        documents.convert(DOCS / "multi_page.pdf", "pdf", artifacts_path=tmp_path)
+        convert(DOCS / "multi_page.pdf", "pdf", artifacts_path=tmp_path)
     assert not isinstance(info.value, CorruptInput)
 
 
@@ -294,12 +297,12 @@ def test_conversion_status_mapping(monkeypatch: pytest.MonkeyPatch) -> None:
     doc = DoclingDocument(name="partial")
     doc.add_text(label=DocItemLabel.TEXT, text="the part that survived")
     partial = _FakeResult(ConversionStatus.PARTIAL_SUCCESS, doc, ["page 2 failed to parse"])
-    monkeypatch.setattr(documents, "_converter", lambda *args: _FakeConverter(partial))
-    conv = documents.convert_detailed(DOCS / "word_sample.docx", "docx")
+    monkeypatch.setattr(conversion, "_converter", lambda *args: _FakeConverter(partial))
+    conv = convert_detailed(DOCS / "word_sample.docx", "docx")
     assert conv.document is doc and conv.partial
     assert "page 2 failed to parse" in conv.notes[0]
 
     failed = _FakeResult(ConversionStatus.FAILURE, None, ["backend exploded"])
-    monkeypatch.setattr(documents, "_converter", lambda *args: _FakeConverter(failed))
+    monkeypatch.setattr(conversion, "_converter", lambda *args: _FakeConverter(failed))
     with pytest.raises(CorruptInput, match="DOCX could not be read: backend exploded"):
-        documents.convert(DOCS / "word_sample.docx", "docx")
+        convert(DOCS / "word_sample.docx", "docx")

@@ -157,7 +157,7 @@ def test_generate_ollama_and_errors() -> None:
 
 
 def test_sentences_drop_markup_and_split_bullets() -> None:
-    from ingestflow.chat import sentences
+    from ingestflow.extractive import sentences
 
     text = ("Ducks have a [cosmopolitan distribution](/wiki/X) , and are found everywhere. [[ 5 ]](#n) "
             "They swim well. ∞ WordStar (1978): one of the first programs. ∞ Microsoft Word followed it.")

@@ -27,10 +27,15 @@ from typing import Any
 import httpx
 import pytest
 
-from ingestflow import audio, llm
+from ingestflow import llm
+from ingestflow.audio import llm_edit
+from ingestflow.audio.cleanup import clean
+from ingestflow.audio.llm_edit import guard, improve_with_llm
+from ingestflow.audio.transcript import to_txt
+from ingestflow.audio.whisper import transcribe
 from ingestflow.errors import PermanentError, TransientError
-from ingestflow.llm import guard, improve_with_llm
 from ingestflow.settings import Settings
+from ingestflow.text import words_of
 from tests.conftest import FIXTURES
 
 # Real llama.cpp servers with the packaged Gemma (a minute of model work): the real-stack tier.
@@ -115,13 +120,13 @@ def _fresh_chat_memory(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="module")
 def jfk_raw() -> str:
-    return audio.to_txt(audio.clean(audio.transcribe(FIXTURES / "audio" / "jfk.flac", cpu_threads=2))).strip()
+    return to_txt(clean(transcribe(FIXTURES / "audio" / "jfk.flac", cpu_threads=2))).strip()
 
 
 def _chat_reply(base_url: str, text: str) -> str:
     """The server's chat answer to the backend's own request (system prompt + transcript), asked directly."""
     body = {"model": "gemma3-270m", "temperature": 0, "max_tokens": 2 * len(text.split()) + 64,
-            "messages": [{"role": "system", "content": llm.SYSTEM_PROMPT}, {"role": "user", "content": text}]}
+            "messages": [{"role": "system", "content": llm_edit.SYSTEM_PROMPT}, {"role": "user", "content": text}]}
     response = httpx.post(f"{base_url}/v1/chat/completions", json=body, timeout=120)
     assert response.status_code == 200, response.text
     return str(response.json()["choices"][0]["message"]["content"])
@@ -139,7 +144,7 @@ def test_gemma_round_trip_is_judged_by_the_guard(llama_server: str, jfk_raw: str
     # server formats the chat as llama-2 and the base model quotes the instructions back). Which one a server
     # gets depends on its llama-cpp-python; ask its chat endpoint directly what it makes of the request.
     chat = _chat_reply(llama_server, raw)
-    follows_chat = not llm._chat_misunderstood(chat)
+    follows_chat = not llm._chat_misunderstood(chat, llm_edit.SYSTEM_PROMPT)
     print(f"chat, asked directly: {chat[:160]!r}...\n  follows the chat: {follows_chat}")
     assert result.endpoint == ("/v1/chat/completions" if follows_chat else "/v1/completions")
     # Either way the verdict is known in advance; it is the model's behaviour on that endpoint, not a coin toss.
@@ -147,8 +152,8 @@ def test_gemma_round_trip_is_judged_by_the_guard(llama_server: str, jfk_raw: str
         # Shown the completion prompt's pattern, the base model copies the transcript: nothing dropped or
         # invented, so the guard accepts it, and the reason says it is the input unchanged.
         assert result.accepted, result.reason
-        assert audio.words_of(result.text) == audio.words_of(raw)
-        n = len(audio.words_of(raw))
+        assert words_of(result.text) == words_of(raw)
+        n = len(words_of(raw))
         assert result.reason.startswith(f"kept the words: 0 of {n} dropped, 0 inserted"), result.reason
     else:
         # Chatting, it repeats the transcript with tokens of its own in between until max_tokens: rejected, so
@@ -180,7 +185,7 @@ def test_completions_endpoint_directly(llama_server: str) -> None:
     assert result.endpoint == "/v1/completions" and result.text is not None
     # The base model copies the transcript (see the round trip): accepted, every word kept.
     assert result.accepted, result.reason
-    assert audio.words_of(result.text) == audio.words_of(raw)
+    assert words_of(result.text) == words_of(raw)
 
 
 def test_unreachable_server_is_transient() -> None:
@@ -254,7 +259,7 @@ def test_long_text_goes_in_windows(fake_ollama: str) -> None:
     assert result.accepted, result.reason
     assert len(_FakeOllama.requests) == 10  # 600 words in windows of whole sentences of <= 60 words
     assert all(len(r["messages"][-1]["content"].split()) <= 60 for r in _FakeOllama.requests)
-    assert audio.words_of(result.text or "") == audio.words_of(raw)
+    assert words_of(result.text or "") == words_of(raw)
 
 
 # A FAKE OpenAI-compatible server: scripted replies, no model. Gemma 3 270M cannot produce an honest edit, so
@@ -310,7 +315,8 @@ def test_fake_openai_well_formed_edit_is_accepted(fake_openai: str) -> None:
     assert result.reason == "kept the words: 0 of 23 dropped, 0 inserted"  # um, uh and the stutter are free
     [sent] = _FakeOpenAI.requests
     assert sent["path"] == "/v1/chat/completions" and sent["model"] == "fake-model" and sent["temperature"] == 0
-    assert sent["messages"] == [{"role": "system", "content": llm.SYSTEM_PROMPT}, {"role": "user", "content": MEETING}]
+    assert sent["messages"] == [{"role": "system", "content": llm_edit.SYSTEM_PROMPT},
+                                {"role": "user", "content": MEETING}]
 
 
 def test_fake_openai_dropped_sentence_is_rejected(fake_openai: str) -> None:
@@ -326,7 +332,7 @@ def test_fake_openai_dropped_sentence_is_rejected(fake_openai: str) -> None:
 @pytest.mark.parametrize(
     ("chat", "why"),
     [((200, f"[INST] <<SYS>>\n{MEETING_EDITED}"), "template debris in the reply"),
-     ((200, f"Quote: {llm.SYSTEM_PROMPT} {MEETING_EDITED}"), "the system prompt quoted back"),
+     ((200, f"Quote: {llm_edit.SYSTEM_PROMPT} {MEETING_EDITED}"), "the system prompt quoted back"),
      ((400, "This model has no chat template"), "the server refuses: no template"),
      (None, "no chat endpoint (404)")],
 )
@@ -340,7 +346,7 @@ def test_fake_openai_auto_falls_back_to_completions(fake_openai: str, chat: tupl
     assert result.endpoint == "/v1/completions", why
     assert [r["path"] for r in _FakeOpenAI.requests] == ["/v1/chat/completions", "/v1/completions"], why
     sent = _FakeOpenAI.requests[-1]
-    assert sent["prompt"] == llm.COMPLETION_PROMPT.format(text=MEETING) and sent["temperature"] == 0
+    assert sent["prompt"] == llm_edit.COMPLETION_PROMPT.format(text=MEETING) and sent["temperature"] == 0
     # Later calls in the process go straight to completions.
     improve_with_llm(MEETING, _fake_settings(fake_openai))
     assert [r["path"] for r in _FakeOpenAI.requests][2:] == ["/v1/completions"], why

@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from ingestflow import documents, parse_limits, parse_worker
 from ingestflow.errors import CorruptInput, LimitExceeded, TransientError, is_transient
-from ingestflow.parse_limits import Limits
+from ingestflow.parsing import limits, worker
+from ingestflow.parsing.conversion import convert, to_markdown
+from ingestflow.parsing.limits import Limits
+from ingestflow.parsing.persistence import save_document
 from ingestflow.pipeline import ParseResult
 from ingestflow.refs import DocumentRef
 from ingestflow.settings import get_settings
@@ -68,7 +70,7 @@ def _long_pdf(path: Path, copies: int) -> Path:
 
 
 def _idle_child_pid() -> int:
-    (pid,) = [child.proc.pid for child in parse_worker._idle]  # tests parse one at a time: one warm child
+    (pid,) = [child.proc.pid for child in worker._idle]  # tests parse one at a time: one warm child
     return pid
 
 
@@ -88,7 +90,7 @@ def test_50000_deep_html_fails_fast_naming_the_limit(parse: Parse, tmp_path: Pat
     # The check itself reads only the first few hundred tags.
     t0 = time.perf_counter()
     with pytest.raises(LimitExceeded):
-        parse_limits.check(page, "html", LIMITS)
+        limits.check(page, "html", LIMITS)
     assert time.perf_counter() - t0 < 1
 
 
@@ -97,12 +99,12 @@ def test_depth_limit_counts_as_beautifulsoup_nests(tmp_path: Path) -> None:
     siblings = "<p>x</p><br><img src=a><div/>" * 1000
     ok = tmp_path / "ok.html"
     ok.write_text("<div>" * 255 + siblings + "<span>y</span>" + "</div>" * 255)
-    parse_limits.check(ok, "html", LIMITS)
+    limits.check(ok, "html", LIMITS)
     deep = tmp_path / "deep.html"
     deep.write_text("<div>" * 255 + "<span>y" + "<p>unclosed" * 2)  # html.parser nests unclosed <p>s
     with pytest.raises(LimitExceeded):
-        parse_limits.check(deep, "html", LIMITS)
-    parse_limits.check(DOCS / "wiki_duck.html", "html", LIMITS)  # a real page is ~20 deep
+        limits.check(deep, "html", LIMITS)
+    limits.check(DOCS / "wiki_duck.html", "html", LIMITS)  # a real page is ~20 deep
 
 
 def test_markdown_nesting_guards(parse: Parse, tmp_path: Path) -> None:
@@ -115,14 +117,14 @@ def test_markdown_nesting_guards(parse: Parse, tmp_path: Path) -> None:
     lists = tmp_path / "lists.md"
     lists.write_text("".join("  " * i + "- item\n" for i in range(300)))
     with pytest.raises(LimitExceeded, match="INGESTFLOW_PARSE_MAX_DEPTH=256"):
-        parse_limits.check(lists, "md", LIMITS)
+        limits.check(lists, "md", LIMITS)
     html = tmp_path / "html.md"
     html.write_text("text <https://example.org> <a@b.example>\n\n" + "<div>" * 300 + "x" + "</div>" * 300)
     with pytest.raises(LimitExceeded, match=r"Markdown \(its HTML\)"):
-        parse_limits.check(html, "md", LIMITS)
+        limits.check(html, "md", LIMITS)
     fine = tmp_path / "fine.md"  # autolinks are not tags; modest quoting and lists pass
     fine.write_text("> > quoted\n\n- a\n  - b\n    - c\n\n" + "<https://example.org/x> " * 500 + "\n")
-    parse_limits.check(fine, "md", LIMITS)
+    limits.check(fine, "md", LIMITS)
 
 
 def test_zip_bomb_docx_is_refused(parse: Parse, tmp_path: Path) -> None:
@@ -145,7 +147,7 @@ def test_not_a_zip_is_still_corrupt_input(tmp_path: Path) -> None:
     fake = tmp_path / "fake.docx"
     fake.write_bytes(b"not a zip at all")
     with pytest.raises(CorruptInput, match="DOCX could not be read"):
-        parse_limits.check(fake, "docx", LIMITS)
+        limits.check(fake, "docx", LIMITS)
 
 
 # ------------------------------------------------------------------------------------------- wall clock
@@ -205,10 +207,10 @@ def test_a_child_that_dies_otherwise_is_a_transient_error(parse: Parse, tmp_path
 )
 def test_fixture_parses_as_it_did_in_process(parse: Parse, tmp_path: Path, name: str, fmt: str) -> None:
     result, work = parse(DOCS / name, fmt)
-    doc = documents.convert(DOCS / name, fmt)  # what parse_document did before, in this process
-    assert (work / "content.md").read_text() == documents.to_markdown(doc)
+    doc = convert(DOCS / name, fmt)  # what parse_document did before, in this process
+    assert (work / "content.md").read_text() == to_markdown(doc)
     local = tmp_path / "local.json"
-    documents.save_document(doc, local)
+    save_document(doc, local)
     assert json.loads((work / "parsed.json").read_text()) == json.loads(local.read_text())
     assert result.page_count == (len(doc.pages) or None)
     assert result.model and result.model.startswith("docling-")

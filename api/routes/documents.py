@@ -15,7 +15,9 @@ from sqlalchemy.orm import Session
 from api import errors, limits
 from api.deps import NO_NUL, CurrentUser, IdPath, PageDep, SessionDep, SettingsDep, UploadBudget
 from api.schemas import DocumentOut, IndexingStatus, Page, UploadAccepted
-from ingestflow import audio, control, storage
+from ingestflow import control, storage
+from ingestflow.audio.subtitles import to_srt, to_vtt
+from ingestflow.audio.transcript import Transcript, to_txt
 from ingestflow.db import ACTIVE_STATUSES, Document, Job, JobStatus, new_id
 from ingestflow.detect import check_name_agrees, detect
 from ingestflow.errors import UnsupportedFormat
@@ -204,11 +206,11 @@ def transcript(
     data = json.loads(path.read_text(encoding="utf-8"))
     if format == "json":
         return JSONResponse({"document_id": doc.id, "version": version, **data})
-    parsed = audio.Transcript.from_dict(data)
+    parsed = Transcript.from_dict(data)
     if format == "txt":
-        body = data.get("llm_text") or audio.to_txt(parsed)
+        body = data.get("llm_text") or to_txt(parsed)
     else:
-        body = audio.to_srt(parsed) if format == "srt" else audio.to_vtt(parsed)
+        body = to_srt(parsed) if format == "srt" else to_vtt(parsed)
     return PlainTextResponse(body, media_type=f"{TRANSCRIPT_TYPES[format]}; charset=utf-8")
 
 

@@ -1,4 +1,4 @@
-"""Names shared by the bootstrap, the dispatcher and prefect.yaml."""
+"""Names of the Prefect objects ingestflow creates (prefect.yaml declares the deployments under the same names)."""
 
 WORK_POOL = "ingestflow"
 DOCUMENT_DEPLOYMENT = "ingest-document/ingest-document"

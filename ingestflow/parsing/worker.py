@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ingestflow.errors import LimitExceeded, TransientError
-from ingestflow.parse_limits import Limits, setting_name
+from ingestflow.parsing.limits import Limits, setting_name
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class _Child:
         with theirs:
             fd = theirs.fileno()
             self.proc = subprocess.Popen(
-                [sys.executable, "-c", f"from ingestflow.parse_worker import serve; serve({fd})"],
+                [sys.executable, "-c", f"from ingestflow.parsing.worker import serve; serve({fd})"],
                 pass_fds=(fd,),
                 stdin=subprocess.DEVNULL,
             )
@@ -182,13 +182,15 @@ def serve(fd: int) -> None:
 def parse_to_files(job: Job) -> int | None:
     """Check the limits, convert, write parsed JSON and markdown; the page count. Runs in the child (and
     in-process in tests that compare the two)."""
-    from ingestflow import documents, parse_limits
-    from ingestflow.refs import write_atomic
+    from ingestflow.atomic_files import write_atomic
+    from ingestflow.parsing import limits
+    from ingestflow.parsing.conversion import convert, to_markdown
+    from ingestflow.parsing.persistence import save_document
 
-    parse_limits.check(job.source, job.fmt, job.limits)
-    doc = documents.convert(job.source, job.fmt, artifacts_path=job.artifacts_path, ocr=job.ocr)
-    documents.save_document(doc, job.parsed_json)
-    write_atomic(job.content_md, documents.to_markdown(doc))
+    limits.check(job.source, job.fmt, job.limits)
+    doc = convert(job.source, job.fmt, artifacts_path=job.artifacts_path, ocr=job.ocr)
+    save_document(doc, job.parsed_json)
+    write_atomic(job.content_md, to_markdown(doc))
     return len(doc.pages) if getattr(doc, "pages", None) else None
 
 

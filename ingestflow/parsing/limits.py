@@ -3,7 +3,7 @@
 Each check reads only as much of the file as it needs and stops at the first limit crossed: a 5 MB page of
 50,000 nested <div>s is refused after its first few hundred tags, where docling's recursive walk used to hold
 a worker for minutes before failing on Python's recursion limit. They run inside the parse child process
-(ingestflow.parse_worker), under the same wall-clock limit as the conversion, so the worker process itself
+(ingestflow.parsing.worker), under the same wall-clock limit as the conversion, so the worker process itself
 never touches hostile bytes. The error says which limit was hit and which setting raises it.
 """
 
@@ -162,7 +162,7 @@ def _check_pages(path: Path, limit: int) -> None:
     try:
         pdf = pdfium.PdfDocument(path)
     except pdfium.PdfiumError:
-        return  # unreadable: documents.convert says why, in its own words
+        return  # unreadable: conversion.convert says why, in its own words
     try:
         pages = len(pdf)
     finally:

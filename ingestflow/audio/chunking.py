@@ -1,0 +1,129 @@
+"""Chunks of a transcript by time, each within a token budget and pointing at the seconds that say it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ingestflow.audio.transcript import Transcript, Word, join_words, segment_words
+
+
+def _split_to_fit(words: list[Word], count_tokens: Callable[[str], int], max_tokens: int) -> list[list[Word]]:
+    """Cut a run of words into consecutive pieces that each fit max_tokens, each as long as possible.
+
+    Galloping then bisecting keeps it to O(log n) tokenizer calls per piece; a very long monologue segment
+    would otherwise be re-tokenised once per word.
+    """
+    pieces: list[list[Word]] = []
+    n = len(words)
+    i = 0
+    while i < n:
+
+        def fits(j: int, i: int = i) -> bool:
+            return count_tokens(join_words(words[i:j])) <= max_tokens
+
+        if not fits(i + 1):
+            pieces.extend(_split_word(words[i], count_tokens, max_tokens))
+            i += 1
+            continue
+        good, bad, step = i + 1, n + 1, 1
+        while good < n:
+            end = min(n, good + step)
+            if fits(end):
+                good, step = end, step * 2
+            else:
+                bad = end
+                break
+        while bad - good > 1 and good < n:
+            mid = (good + bad) // 2
+            if fits(mid):
+                good = mid
+            else:
+                bad = mid
+        pieces.append(words[i:good])
+        i = good
+    return pieces
+
+
+def _split_word(word: Word, count_tokens: Callable[[str], int], max_tokens: int) -> list[list[Word]]:
+    """A single "word" over the limit (a URL, garbage from a hallucination): cut its characters."""
+    text = word["word"].strip()
+    out: list[list[Word]] = []
+    while text:
+        n = len(text)
+        while n > 1 and count_tokens(text[:n]) > max_tokens:
+            n //= 2
+        out.append([Word(start=word["start"], end=word["end"], word=text[:n], probability=word["probability"])])
+        text = text[n:]
+    return out
+
+
+def chunk_by_time(
+    transcript: Transcript,
+    *,
+    count_tokens: Callable[[str], int],
+    max_tokens: int = 256,
+    target_s: float = 60,
+) -> list[dict[str, Any]]:
+    """Chunks of consecutive segments, about `target_s` long, each within `max_tokens` by `count_tokens`.
+
+    A segment too long for one chunk is cut by words using its word timestamps, so every chunk still points at
+    the seconds that say it. A paragraph boundary past half the target closes a chunk early: chunks then follow
+    changes of topic rather than the clock.
+    """
+    units: list[tuple[float, float, str, int]] = []  # start, end, text, paragraph
+    for i, seg in enumerate(transcript.segments):
+        text = seg.get("text", "").strip()
+        if not text:
+            continue
+        para = seg.get("paragraph", i if not transcript.cleaned else 0)
+        if count_tokens(text) <= max_tokens:
+            units.append((float(seg["start"]), float(seg["end"]), text, para))
+            continue
+        words = [w for w in segment_words(seg) if w["word"].strip()]
+        for piece in _split_to_fit(words, count_tokens, max_tokens):
+            units.append((piece[0]["start"], piece[-1]["end"], join_words(piece), para))
+
+    chunks: list[dict[str, Any]] = []
+    current: list[tuple[float, float, str, int]] = []
+
+    def render(parts: Iterable[tuple[float, float, str, int]]) -> str:
+        text = ""
+        last_para: int | None = None
+        for _, _, t, para in parts:
+            if text:
+                text += "\n\n" if transcript.cleaned and para != last_para else " "
+            text += t
+            last_para = para
+        return text
+
+    def flush() -> None:
+        if not current:
+            return
+        text = render(current)
+        chunks.append({
+            "index": len(chunks),
+            "text": text,
+            # No heading path to prefix for audio: the text is what gets embedded.
+            "embed_text": text,
+            "start_s": round(current[0][0], 3),
+            "end_s": round(current[-1][1], 3),
+            "page_start": None,
+            "page_end": None,
+            "headings": [],
+        })
+        current.clear()
+
+    for unit in units:
+        if current:
+            span = current[-1][1] - current[0][0]
+            new_paragraph = transcript.cleaned and unit[3] != current[-1][3]
+            if (
+                span >= target_s
+                or (new_paragraph and span >= target_s / 2)
+                or count_tokens(render([*current, unit])) > max_tokens
+            ):
+                flush()
+        current.append(unit)
+    flush()
+    return chunks

