@@ -424,9 +424,12 @@ def test_bad_requests(carol: Api) -> None:
 def test_qa_set_is_well_formed() -> None:
     qa = json.loads((Path(__file__).with_name("qa_set.json")).read_text())
     files = set(qa["documents"]) | set(qa["audio"])
-    assert 20 <= len(qa["questions"]) <= 40
+    assert len(qa["questions"]) >= 80
     assert len({q["id"] for q in qa["questions"]}) == len(qa["questions"])
+    assert sum(1 for q in qa["questions"] if q.get("split") == "held_out") >= 40
     for item in qa["questions"]:
         assert item["document"] in files and (FIXTURES / ("audio" if item["document"] in qa["audio"] else
                                                           "documents") / item["document"]).exists()
         assert not ("page" in item and "seconds" in item)
+        assert isinstance(item.get("page", 1), int | list) and isinstance(item.get("contains", ""), str)
+        assert item.get("split", "dev") in ("dev", "held_out")
