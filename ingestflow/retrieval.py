@@ -41,7 +41,10 @@ Mode = Literal["hybrid", "vector", "lexical"]
 # Candidates each list contributes before fusion, and each list's weight in it.
 CANDIDATES = 30
 VECTOR_WEIGHT = 1.0
-LEXICAL_WEIGHT = 1.0
+# BM25 knows which words are rare in the owner's chunks, the small embedding model does not: the lexical list
+# leads (1.5 took the development part of tests/qa_set.json from 35 to 36 of 36 first; the held-out part was
+# not looked at to set it).
+LEXICAL_WEIGHT = 1.5
 # The lexical hits holding every query term, and those holding its exact terms (numbers, names): again, so that
 # an exact match outranks a near one.
 ALL_TERMS_WEIGHT = 1.0
