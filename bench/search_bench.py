@@ -17,6 +17,7 @@ import argparse
 import os
 import random
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -31,6 +32,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from ingestflow.db import get_engine  # noqa: E402
 from ingestflow.settings import Settings  # noqa: E402
 
 BASE = int(os.environ.get("INGESTFLOW_BENCH_PORT_BASE", "29000"))
@@ -112,11 +114,12 @@ class Corpus:
         t0 = time.perf_counter()
         turn = 0
         while self.chunks < total:
-            batch = []  # one owner's document per write, as many per round as there are owners
+            batch = []  # a document of each owner per round, so every owner holds about as many chunks
+            per_owner = min(CHUNKS_PER_DOC, -(-(total - self.chunks) // len(self.owners)))
             for owner in self.owners:
                 if self.chunks >= total:
                     break
-                n = min(CHUNKS_PER_DOC, total - self.chunks)
+                n = min(per_owner, total - self.chunks)
                 with session_scope(url) as db:
                     doc = Document(owner_id=owner, sha256=uuid.uuid4().hex, filename=f"d{turn}.md", title=f"d{turn}",
                                    kind="text", format="md", mime_type="text/markdown", size_bytes=1,
@@ -177,8 +180,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--large", action="store_true", help="also 1M chunks")
     ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--sizes", default="10000,100000", help="chunk counts to measure at, comma-separated")
+    ap.add_argument("--owners", default="10,1000", help="owner counts to spread them over")
     args = ap.parse_args()
-    sizes = [10_000, 100_000] + ([1_000_000] if args.large else [])
+    sizes = [int(n) for n in args.sizes.split(",")] + ([1_000_000] if args.large else [])
     data = Path(tempfile.mkdtemp(prefix="ingestflow-search-bench-"))
     env = {**os.environ, "INGESTFLOW_DATA_DIR": str(data), "INGESTFLOW_POSTGRES_PORT": str(PG),
            "INGESTFLOW_CHROMA_PORT": str(CHROMA), "INGESTFLOW_API_PORT": str(API),
@@ -195,7 +200,7 @@ def main() -> None:
         api = start_api(env)
         print(TODAY)
         print(f"{'chunks':>9} {'owners':>6} {'insert s':>9}  hybrid p50/p95 ms   vector-only p50/p95 ms")
-        for owners in (10, 1000):
+        for owners in [int(n) for n in args.owners.split(",")]:
             corpus = Corpus(settings, owners, random.Random(owners))
             for size in sizes:
                 took = corpus.grow(size)
@@ -205,9 +210,12 @@ def main() -> None:
                       f"{vector[0]:>7.1f} / {vector[1]:<7.1f}", flush=True)
             remove(corpus)
     finally:
+        engine = get_engine(Settings().sqlalchemy_url)
+        engine.dispose()  # the bench's own pooled connections first
         for proc in [p for p in (api, *procs) if p is not None]:
-            proc.terminate()
-            proc.wait(timeout=30)
+            # SIGINT: PostgreSQL's fast shutdown (SIGTERM waits for every client to leave).
+            proc.send_signal(signal.SIGINT if proc is procs[0] else signal.SIGTERM)
+            proc.wait(timeout=60)
         shutil.rmtree(data, ignore_errors=True)
 
 

@@ -12,8 +12,8 @@ read from SQL: a follow-up refers to what was just said, whatever it resembles).
 is then the mean of its similarity to both. A follow-up is carried by the second reading (the passage about
 the earlier subject that also says "due" beats another document's due date, which only the bare question
 matches), while a change of subject still wins on the first, which matches its passages far better than
-the earlier subject's passages match the mixed text. The lexical list reads the question after the earlier
-ones too, so a follow-up's words are matched with the subject it refers to.
+the earlier subject's passages match the mixed text. The lexical list is read both ways too, at half weight
+each: the follow-up's words matched with the subject it refers to, and alone.
 
 With no LLM configured the answer is extractive: the sentences of the top passages closest to the question,
 each followed by the [n] of its source. With an LLM (Ollama or OpenAI-compatible) the answer is generated
@@ -367,13 +367,12 @@ def ask(
     vector = query_vector(settings, question, earlier)
     notes: list[str] = []
 
-    condensed = " ".join([*earlier, question])
-    hits = retrieve(settings, owner_id, question, DOC_K, filters, vector=vector, lexical_query=condensed).hits
+    hits = retrieve(settings, owner_id, question, DOC_K, filters, vector=vector, follows=" ".join(earlier)).hits
     sources = [_source(n, hit) for n, hit in enumerate(hits, start=1)]
     context: list[ContextTurn] = []
     if conversation_id is not None and history:
         try:
-            context = _related_turns(settings, owner_id, conversation_id, vector, condensed)
+            context = _related_turns(settings, owner_id, conversation_id, vector, " ".join([*earlier, question]))
         except TransientError as exc:
             notes.append(f"conversation history unavailable: {exc.message}")
 

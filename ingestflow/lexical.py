@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from ingestflow.db import ChunkText, Document, get_engine, session_scope
 
 K1, B = 1.2, 0.75  # BM25's usual constants
+COMMON, COMMON_SHARE = 200, 0.05  # a term in more chunks than both is common
 # Columns a search may be narrowed by, per table (the filters of ingestflow.search.Scope, or a conversation).
 _FILTERABLE = {"chunks": ("kind", "collection", "document_id"), "turns": ("conversation_id",)}
 
@@ -97,13 +98,16 @@ def _scope_sql(table: str, conditions: Mapping[str, Any], params: dict[str, Any]
 
 # One statement: the query's lexemes, the scope's size and mean length, each lexeme's document frequency and
 # IDF, then BM25 summed over the lexemes each matching chunk holds. Backslashes cannot be quoted into a tsquery.
+# Candidates are the chunks holding a term that is not common (or else the rarest term): a word in most chunks
+# would make nearly every chunk a candidate and the search as slow as the store is large, for terms whose IDF
+# barely moves a score. A chunk holding only common terms of the query is then not found by this list.
 _BM25 = """
 WITH q AS (
     SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', :query)) WHERE strpos(lexeme, '\\') = 0
 ), stats AS (
     SELECT count(*) AS n, coalesce(avg(c.token_count), 1) AS avglen FROM {table} c WHERE {scope}
 ), terms AS (
-    SELECT q.lexeme, ln(1 + (s.n - d.df + 0.5) / (d.df + 0.5)) AS idf
+    SELECT q.lexeme, d.df, ln(1 + (s.n - d.df + 0.5) / (d.df + 0.5)) AS idf
     FROM q CROSS JOIN stats s
     CROSS JOIN LATERAL (SELECT count(*) AS df FROM {table} c
                         WHERE {scope} AND c.tsv @@ quote_literal(q.lexeme)::tsquery) d
@@ -116,7 +120,9 @@ WITH q AS (
     FROM {table} c CROSS JOIN stats s
     CROSS JOIN LATERAL unnest(c.tsv) AS u(lexeme, positions, weights)
     JOIN terms t ON t.lexeme = u.lexeme
-    WHERE {scope} AND c.tsv @@ (SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery FROM terms)
+    WHERE {scope} AND c.tsv @@ (SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery FROM terms, stats s
+                                WHERE df <= greatest(:common, s.n * :common_share)
+                                   OR df = (SELECT min(df) FROM terms))
     GROUP BY c.id
     ORDER BY score DESC, c.id
     LIMIT :k
@@ -133,7 +139,7 @@ def search(url: str, table: str, owner_id: str, query: str, k: int,
     if k <= 0 or not query.strip() or not available(url):
         return []
     params: dict[str, Any] = {"owner": owner_id, "query": query, "k": k, "k1": K1, "b": B,
-                              "exact": exact_terms(query)}
+                              "exact": exact_terms(query), "common": COMMON, "common_share": COMMON_SHARE}
     scope = _scope_sql(table, conditions or {}, params)
     if table == "chunks":
         parent, meta = "document_id", "c.meta"

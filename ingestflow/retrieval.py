@@ -232,10 +232,11 @@ def _graph_links(settings: Settings, owner_id: str, query: str) -> tuple[list[Qu
 def retrieve(
     settings: Settings, owner_id: str, query: str, k: int, filters: SearchFilters | None = None,
     expand: Expand = "none", mode: Mode = "hybrid", *, vector: Sequence[float] | None = None,
-    lexical_query: str | None = None, rerank: bool | None = None,
+    follows: str | None = None, rerank: bool | None = None,
 ) -> Retrieval:
-    """The owner's k best chunks for the query. `vector` replaces the query's own embedding and `lexical_query`
-    the query's text for the lexical list (the chat reads a follow-up with the questions before it)."""
+    """The owner's k best chunks for the query. `vector` replaces the query's own embedding; `follows` is what
+    the query follows up (the chat's earlier questions): the lexical list is then two readings of half the
+    weight each, the query alone and the query after it, as the chat's vector is (ingestflow/chat.py)."""
     where = scope(settings, owner_id, filters or SearchFilters())
     if where.empty:
         return Retrieval(hits=[])
@@ -251,11 +252,15 @@ def retrieve(
             scored.add(found.chunk_id)
         rankings.append((list(pool), VECTOR_WEIGHT))
     if mode != "vector":
-        lexical_hits = lexical.search(settings.sqlalchemy_url, "chunks", owner_id, lexical_query or query, depth,
-                                      where.conditions)
-        for lh in lexical_hits:
-            pool.setdefault(lh.id, ChunkHit(lh.id, lh.document_id, lh.text, 0.0, lh.metadata, 0.0))
-        rankings.append(([lh.id for lh in lexical_hits], LEXICAL_WEIGHT))
+        readings = [query] if not follows else [query, f"{follows} {query}"]
+        lexical_hits: list[lexical.LexicalHit] = []
+        for n, text in enumerate(readings):
+            matches = lexical.search(settings.sqlalchemy_url, "chunks", owner_id, text, depth, where.conditions)
+            for lh in matches:
+                pool.setdefault(lh.id, ChunkHit(lh.id, lh.document_id, lh.text, 0.0, lh.metadata, 0.0))
+            rankings.append(([lh.id for lh in matches], LEXICAL_WEIGHT / len(readings)))
+            if n == 0:
+                lexical_hits = matches  # the exact lists are the query's own terms
         rankings.append(([lh.id for lh in lexical_hits if lh.all_terms], ALL_TERMS_WEIGHT))
         rankings.append(([lh.id for lh in lexical_hits if lh.exact], EXACT_WEIGHT))
 
