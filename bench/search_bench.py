@@ -147,7 +147,7 @@ class Corpus:
 
 def measure(corpus: Corpus, queries: int, mode: str) -> tuple[float, float]:
     latencies = []
-    with httpx.Client(base_url=f"http://127.0.0.1:{API}", timeout=60) as http:
+    with httpx.Client(base_url=f"http://127.0.0.1:{API}", timeout=300) as http:
         for n in range(queries + 5):
             owner = corpus.rng.choice(corpus.owners)
             q = corpus.words(corpus.rng.randint(3, 6))
