@@ -60,6 +60,8 @@ class Page(BaseModel):
 
 
 class SearchHit(BaseModel):
+    """A passage as search returns it and chat cites it: the chunk, its rank score and where it comes from."""
+
     chunk_id: str
     document_id: str
     title: str
@@ -72,7 +74,3 @@ class SearchHit(BaseModel):
     start_s: float | None = None
     end_s: float | None = None
 
-
-class SearchResponse(BaseModel):
-    query: str
-    hits: list[SearchHit]

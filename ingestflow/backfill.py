@@ -1,19 +1,28 @@
 """What the backfill repairs: documents whose last job failed or is stuck, that miss an index, or that were
-indexed by another model version than the one configured now. Each gets a new job on the normal queue."""
+indexed by another model version than the one configured now. Each gets a new job on the normal queue.
+
+"Missing an index" is also checked against the stores search reads: a document marked vector-indexed whose
+vectors are not in its owner's collection, or whose chunk texts are not in the lexical index (a store restored
+from an older backup, a migration stopped half-way), is indexed again."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ingestflow.control import requeue
-from ingestflow.db import Document, Job, JobStatus, utcnow
+from ingestflow.db import ChunkText, Document, Job, JobStatus, utcnow
+from ingestflow.errors import TransientError
 from ingestflow.models import embedding_model_name
 from ingestflow.settings import Settings
+from ingestflow.vectors import open_vector_store
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -29,8 +38,32 @@ def _aware(dt: Any) -> Any:
     return dt.replace(tzinfo=utcnow().tzinfo) if dt is not None and dt.tzinfo is None else dt
 
 
+def unsearchable(db: Session, settings: Settings) -> dict[str, str]:
+    """Vector-indexed documents whose vectors or chunk texts are missing, with what is missing. One count per
+    owner when the owner's collection is whole; per document only where it is not."""
+    texts = dict(db.execute(select(ChunkText.document_id, func.count()).group_by(ChunkText.document_id)).tuples().all())
+    by_owner: dict[str, list[Document]] = {}
+    for doc in db.scalars(select(Document).where(Document.vector_indexed.is_(True))):
+        by_owner.setdefault(doc.owner_id, []).append(doc)
+    store = open_vector_store(settings)
+    missing: dict[str, str] = {}
+    for owner_id, docs in by_owner.items():
+        try:
+            whole = store.count(owner_id) == sum(d.chunk_count for d in docs)
+            for doc in docs:
+                if not whole and store.count(owner_id, doc.id) != doc.chunk_count:
+                    missing[doc.id] = "vectors not in the owner's collection"
+        except TransientError as exc:
+            log.warning("backfill could not check vectors: %s", exc)  # the other checks still hold
+        for doc in docs:
+            if doc.id not in missing and texts.get(doc.id, 0) != doc.chunk_count:
+                missing[doc.id] = "chunk texts not in the lexical index"
+    return missing
+
+
 def plan(db: Session, settings: Settings) -> list[Repair]:
     repairs: list[Repair] = []
+    unsearchable_docs = unsearchable(db, settings)
     stuck_before = utcnow() - timedelta(seconds=settings.stuck_after_s)
     current_embedding = embedding_model_name(settings.embedding_model)
     for doc in db.scalars(select(Document).order_by(Document.created_at)):
@@ -52,6 +85,9 @@ def plan(db: Session, settings: Settings) -> list[Repair]:
             missing = [n for n, ok in (("vectors", doc.vector_indexed), ("graph", doc.graph_indexed),
                                        ("entities", doc.entities_extracted)) if not ok]
             repairs.append(Repair(doc.id, doc.owner_id, job.id if job else None, f"missing {', '.join(missing)}",
+                                  "reindex"))
+        elif doc.id in unsearchable_docs:
+            repairs.append(Repair(doc.id, doc.owner_id, job.id if job else None, unsearchable_docs[doc.id],
                                   "reindex"))
         elif (doc.models or {}).get("embedding") not in (None, current_embedding):
             repairs.append(Repair(doc.id, doc.owner_id, job.id if job else None,

@@ -1,8 +1,10 @@
 """Ask the knowledge base: answers cited from the owner's documents, with the conversation as memory.
 
 Retrieval is split about 70/30: DOC_K passages from the documents (the sources an answer may cite) and
-TURN_K earlier turns of the same conversation, found by meaning in the Chroma collection `turns` (what an LLM
-is shown to understand the question, never cited; reported as chat_context_used). Turns are rows in SQL first.
+TURN_K earlier turns of the same conversation (what an LLM is shown to understand the question, never cited;
+reported as chat_context_used). Both go through the hybrid ranking of ingestflow/retrieval.py: passages by
+meaning and by their words, fused; turns likewise, from the owner's `turns` vector collection and the turns'
+rows in SQL, where they are stored first.
 
 Follow-ups ("and when is it due?") name nothing themselves, so the search vector is the mean of two readings:
 the question alone, and the question appended to the conversation's last user questions (the latest turns,
@@ -10,7 +12,8 @@ read from SQL: a follow-up refers to what was just said, whatever it resembles).
 is then the mean of its similarity to both. A follow-up is carried by the second reading (the passage about
 the earlier subject that also says "due" beats another document's due date, which only the bare question
 matches), while a change of subject still wins on the first, which matches its passages far better than
-the earlier subject's passages match the mixed text.
+the earlier subject's passages match the mixed text. The lexical list is read both ways too, at half weight
+each: the follow-up's words matched with the subject it refers to, and alone.
 
 With no LLM configured the answer is extractive: the sentences of the top passages closest to the question,
 each followed by the [n] of its source. With an LLM (Ollama or OpenAI-compatible) the answer is generated
@@ -23,24 +26,25 @@ import logging
 import math
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 import httpx
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from ingestflow import lexical
 from ingestflow.db import Conversation, Turn, session_scope, utcnow
 from ingestflow.errors import IngestError, PermanentError, TransientError
 from ingestflow.extractive import NOT_FOUND, extractive_answer
 from ingestflow.llm import LLMClient, Prompt
-from ingestflow.search import ChunkHit, SearchFilters, embed_texts, query_chunks, scope
+from ingestflow.ranking import fuse
+from ingestflow.retrieval import retrieve
+from ingestflow.search import ChunkHit, Provenance, SearchFilters, embed_texts
 from ingestflow.settings import Settings
 from ingestflow.text import markdown_to_text
-from ingestflow.vectors import VectorStore
+from ingestflow.vectors import TURNS, open_vector_store
 
 log = logging.getLogger(__name__)
 
-TURNS_COLLECTION = "turns"
 DOC_K = 7  # ~70% of what is retrieved ...
 TURN_K = 3  # ... and ~30% from the conversation
 CONDENSE_QUESTIONS = 2  # earlier user questions a follow-up is read with
@@ -63,20 +67,14 @@ class ConversationBusy(Exception):
     """Another question to the same conversation was stored first; asking again is safe."""
 
 
-@dataclass
-class Source:
+@dataclass(kw_only=True)
+class Source(Provenance):
     n: int
     document_id: str
-    title: str
-    kind: str
     chunk_id: str
     text: str
-    score: float
-    page: int | None = None
-    page_end: int | None = None
-    headings: list[str] = field(default_factory=list)
-    start_s: float | None = None
-    end_s: float | None = None
+    score: float  # the fused ranking score; sources are numbered in its order
+    vector_score: float  # cosine similarity of the passage to the question's search vector
     cited: bool = False
 
 
@@ -146,36 +144,29 @@ def _store_turns(
         return conv.id, asked, answered
 
 
-def _turn_store(settings: Settings) -> Any:
-    return VectorStore(settings.chroma_host, settings.chroma_port, TURNS_COLLECTION).collection
-
-
 def _embed_turns(settings: Settings, owner_id: str, conversation_id: str, turns: list[Turn]) -> None:
     vectors = embed_texts(settings, [t.text for t in turns])
-    try:
-        # Ids are the turn ids, so a repeated write replaces instead of duplicating.
-        _turn_store(settings).upsert(
-            ids=[t.id for t in turns], embeddings=vectors, documents=[t.text for t in turns],
-            metadatas=[{"owner_id": owner_id, "conversation_id": conversation_id, "role": t.role, "index": t.index}
-                       for t in turns],
-        )
-    except Exception as exc:  # chromadb raises bare Exceptions for connection failures
-        raise TransientError(f"storing turn vectors failed: {exc}") from exc
+    # Ids are the turn ids, so a repeated write replaces instead of duplicating.
+    open_vector_store(settings, TURNS).upsert(
+        owner_id, [t.id for t in turns], vectors, [t.text for t in turns],
+        [{"owner_id": owner_id, "conversation_id": conversation_id, "role": t.role, "index": t.index} for t in turns],
+    )
 
 
-def _related_turns(settings: Settings, owner_id: str, conversation_id: str, vector: list[float]) -> list[ContextTurn]:
-    where = {"$and": [{"owner_id": owner_id}, {"conversation_id": conversation_id}]}
-    try:
-        res = _turn_store(settings).query(query_embeddings=[vector], n_results=TURN_K, where=where,
-                                          include=["documents", "metadatas", "distances"])
-    except Exception as exc:  # chromadb raises bare Exceptions for connection failures
-        raise TransientError(f"searching the conversation failed: {exc}") from exc
-    return [
-        ContextTurn(tid, int((meta or {}).get("index", 0)), str((meta or {}).get("role", "")), text or "",
-                    round(1.0 - float(dist), 4))
-        for tid, text, meta, dist in zip(res["ids"][0], res["documents"][0], res["metadatas"][0],
-                                         res["distances"][0], strict=True)
-    ]
+def _related_turns(settings: Settings, owner_id: str, conversation_id: str, vector: list[float],
+                   text: str) -> list[ContextTurn]:
+    """The conversation's TURN_K turns closest to the question, by meaning and by words, fused."""
+    by_meaning = open_vector_store(settings, TURNS).query(owner_id, vector, TURN_K * 2,
+                                                          {"conversation_id": conversation_id})
+    by_words = lexical.search(settings.sqlalchemy_url, "turns", owner_id, text, TURN_K * 2,
+                              {"conversation_id": conversation_id})
+    turns = {h.chunk_id: (h.text, h.metadata) for h in by_meaning}
+    for h in by_words:
+        turns.setdefault(h.id, (h.text, h.metadata))
+    fused = fuse([([h.chunk_id for h in by_meaning], 1.0), ([h.id for h in by_words], 1.0)])
+    best = sorted(turns, key=lambda tid: (-fused[tid], tid))[:TURN_K]
+    return [ContextTurn(tid, int(turns[tid][1].get("index", 0)), str(turns[tid][1].get("role", "")), turns[tid][0],
+                        round(fused[tid], 4)) for tid in best]
 
 
 # ------------------------------------------------------------------------------------------------ retrieval
@@ -194,13 +185,8 @@ def query_vector(settings: Settings, question: str, earlier_questions: list[str]
 
 
 def _source(n: int, hit: ChunkHit) -> Source:
-    meta = hit.metadata
-    return Source(
-        n=n, document_id=hit.document_id, title=str(meta.get("title", "")), kind=str(meta.get("kind", "text")),
-        chunk_id=hit.chunk_id, text=hit.text, score=round(hit.score, 4), page=meta.get("page_start"),
-        page_end=meta.get("page_end"), headings=[p for p in str(meta.get("headings", "")).split(" > ") if p],
-        start_s=meta.get("start_s"), end_s=meta.get("end_s"),
-    )
+    return Source(n=n, document_id=hit.document_id, chunk_id=hit.chunk_id, text=hit.text, score=round(hit.score, 4),
+                  vector_score=round(hit.vector_score, 4), **vars(hit.provenance()))
 
 
 # ------------------------------------------------------------------------------------------------ LLM
@@ -264,12 +250,12 @@ def ask(
     vector = query_vector(settings, question, earlier)
     notes: list[str] = []
 
-    hits = query_chunks(settings, scope(settings, owner_id, filters or SearchFilters()), vector, DOC_K)
+    hits = retrieve(settings, owner_id, question, DOC_K, filters, vector=vector, follows=" ".join(earlier)).hits
     sources = [_source(n, hit) for n, hit in enumerate(hits, start=1)]
     context: list[ContextTurn] = []
     if conversation_id is not None and history:
         try:
-            context = _related_turns(settings, owner_id, conversation_id, vector)
+            context = _related_turns(settings, owner_id, conversation_id, vector, " ".join([*earlier, question]))
         except TransientError as exc:
             notes.append(f"conversation history unavailable: {exc.message}")
 

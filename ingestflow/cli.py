@@ -76,6 +76,24 @@ def import_sqlite_cmd(
     console.print(import_sqlite(path, settings.sqlalchemy_url))
 
 
+@app.command("migrate-vectors")
+def migrate_vectors_cmd(
+    keep_old: Annotated[bool, typer.Option("--keep-old", help="leave the old single collection in place")] = False,
+) -> None:
+    """Move a vector store from before per-owner collections into them (`up` does it itself), losing nothing:
+    the old collection is removed only once every vector in it is found in its owner's collection."""
+    from ingestflow.db import init_db
+    from ingestflow.vector_migration import migrate_vectors
+
+    settings = get_settings()
+    init_db(settings.sqlalchemy_url)
+    table = Table("old collection", "vectors copied", "owners", "chunk texts added", "without owner", "removed")
+    for r in migrate_vectors(settings, remove_old=not keep_old):
+        table.add_row(r.legacy, str(r.copied), str(len(r.owners)), str(r.chunk_rows), str(r.unplaced),
+                      "yes" if r.removed else "no")
+    console.print(table)
+
+
 def _files(paths: list[Path]) -> list[Path]:
     out: list[Path] = []
     for p in paths:

@@ -180,6 +180,22 @@ class Turn(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class ChunkText(Base):
+    """A chunk's text beside its vector, for lexical search (ingestflow/lexical.py). On PostgreSQL the migration
+    adds `tsv` and `token_count`, generated from `text`; they are not mapped, since only SQL reads them."""
+
+    __tablename__ = "chunks"
+    id: Mapped[str] = mapped_column(String(48), primary_key=True)  # the vector's id (ingestflow.vectors.chunk_id)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), index=True)
+    chunk_index: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(10))
+    collection: Mapped[str | None] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text)
+    # The vector's metadata as stored in Chroma: provenance for a hit found here alone.
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # WAL lets the API read while flow processes write; busy_timeout waits out the writer lock.
     # pysqlite's own BEGIN handling is switched off so _begin_immediate decides how transactions start.

@@ -42,9 +42,10 @@ def extractive_answer(settings: Settings, sources: list[Source], vector: list[fl
     """The passages' sentences closest to the question's search vector, each cited.
 
     A sentence's score mixes its own similarity with its passage's, so a sentence that merely sounds like
-    the question loses to one from the passage that is about it. The best sentence is the answer; others
-    join it only when they are close to it and on topic themselves, so a weak question gets a short answer
-    rather than a padded one.
+    the question loses to one from the passage that is about it. The answer opens with the best sentence of
+    the passage that ranked first (the hybrid ranking knows exact terms, which sentence similarity does not),
+    then the best sentence overall; others join only when they are close to it and on topic themselves, so a
+    weak question gets a short answer rather than a padded one.
     """
     candidates = [(s, text) for s in sources[:ANSWER_PASSAGES] for text in sentences(s.text)]
     if not candidates:
@@ -52,12 +53,15 @@ def extractive_answer(settings: Settings, sources: list[Source], vector: list[fl
     similarities = np.asarray(embed_texts(settings, [text for _, text in candidates])) @ np.asarray(vector)
     scored = []
     for i, ((src, text), similarity) in enumerate(zip(candidates, similarities.tolist(), strict=True)):
-        scored.append((0.7 * similarity + 0.3 * src.score, similarity, i, src, text))
+        scored.append((0.7 * similarity + 0.3 * src.vector_score, similarity, i, src, text))
     scored.sort(key=lambda r: (-r[0], r[2]))
     best = scored[0][0]
     if best < MIN_SENTENCE_SCORE:
         return NOT_FOUND
-    picked: list[tuple[Source, str]] = [(scored[0][3], scored[0][4])]
+    lead = next((r for r in scored if r[3] is sources[0]), scored[0])
+    picked: list[tuple[Source, str]] = [(lead[3], lead[4])]
+    if lead is not scored[0]:
+        picked.append((scored[0][3], scored[0][4]))
     for score, similarity, _, src, text in scored[1:]:
         if len(picked) == MAX_SENTENCES or score < best - SENTENCE_MARGIN:
             break

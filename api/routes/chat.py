@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from api import errors
 from api.deps import NO_NUL, CurrentUser, IdPath, PageDep, QueryBudget, SessionDep, SettingsDep
+from api.schemas import SearchHit
 from ingestflow.chat import ask
 from ingestflow.db import Conversation, Turn
 from ingestflow.search import SearchFilters
@@ -28,19 +29,9 @@ class ChatRequest(BaseModel):
     collection: str | None = Field(default=None, pattern=NO_NUL)
 
 
-class SourceOut(BaseModel):
+class SourceOut(SearchHit):
     n: int
-    document_id: str
-    title: str
-    kind: str
-    chunk_id: str
-    text: str
-    score: float
-    page: int | None = None
-    page_end: int | None = None
-    headings: list[str] = []
-    start_s: float | None = None
-    end_s: float | None = None
+    vector_score: float
     cited: bool = False  # the answer carries this source's [n]
 
 

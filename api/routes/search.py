@@ -1,9 +1,10 @@
-"""GET /v1/search: the caller's chunks only, ranked by cosine similarity, optionally expanded through the graph."""
+"""GET /v1/search: the caller's chunks only, ranked by meaning and by words (fused), optionally through the graph."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.exceptions import RequestValidationError
@@ -12,7 +13,7 @@ from pydantic import BaseModel
 from api import errors
 from api.deps import NO_NUL, CurrentUser, IsoDateOrDateTime, QueryBudget, SettingsDep
 from api.schemas import SearchHit
-from ingestflow.retrieval import QueryEntity, retrieve
+from ingestflow.retrieval import Mode, QueryEntity, retrieve
 from ingestflow.search import ChunkHit, SearchFilters, as_utc
 
 router = APIRouter(prefix="/v1", tags=["search"], responses=errors.documented(401))
@@ -44,6 +45,7 @@ class QueryEntityOut(BaseModel):
 class SearchResult(BaseModel):
     query: str
     expand: Literal["none", "graph"]
+    mode: Literal["hybrid", "vector", "lexical"]
     hits: list[Hit]
     # Graph expansion only: the entities found in the query and the related ones that were followed.
     query_entities: list[QueryEntityOut] = []
@@ -51,22 +53,10 @@ class SearchResult(BaseModel):
 
 
 def hit_out(h: ChunkHit) -> Hit:
-    meta: dict[str, Any] = h.metadata
     return Hit(
-        chunk_id=h.chunk_id,
-        document_id=h.document_id,
-        title=str(meta.get("title", "")),
-        kind=str(meta.get("kind", "text")),
-        text=h.text,
-        score=round(h.score, 4),
-        vector_score=round(h.vector_score, 4),
-        page=meta.get("page_start"),
-        page_end=meta.get("page_end"),
-        headings=[p for p in str(meta.get("headings", "")).split(" > ") if p],
-        start_s=meta.get("start_s"),
-        end_s=meta.get("end_s"),
-        entities=[HitEntity(**e) for e in h.entities],
-        expanded_from=h.expanded_from,
+        chunk_id=h.chunk_id, document_id=h.document_id, text=h.text, score=round(h.score, 6),
+        vector_score=round(h.vector_score, 4), entities=[HitEntity(**e) for e in h.entities],
+        expanded_from=h.expanded_from, **asdict(h.provenance()),
     )
 
 
@@ -102,6 +92,9 @@ def search(
     until: Annotated[IsoDateOrDateTime | None, Query(description="uploaded at or before (a date: to its end)")] = None,
     expand: Annotated[Literal["none", "graph"], Query(description="graph: follow entities named in the query")]
     = "none",
+    mode: Annotated[Mode, Query(description="hybrid: by meaning and by words, fused; or either alone")] = "hybrid",
+    rerank: Annotated[bool, Query(description="reorder the top hits with the configured cross-encoder, if any")]
+    = True,
 ) -> SearchResult:
     # A sync endpoint (FastAPI runs it in a thread): the model, Chroma and the graph are blocking calls.
     start, end = time_range(since, until)
@@ -110,10 +103,11 @@ def search(
         raise RequestValidationError([{"type": "value_error", "loc": ("query", "since"), "msg": "since is after until",
                                        "input": str(since)}])
     filters = SearchFilters(kind=kind, document_id=document_id, collection=collection, since=start, until=end)
-    result = retrieve(settings, user.id, q, k, filters, expand)
+    result = retrieve(settings, user.id, q, k, filters, expand, mode, rerank=rerank)
     return SearchResult(
         query=q,
         expand=expand,
+        mode=mode,
         hits=[hit_out(h) for h in result.hits],
         query_entities=[_entity_out(e) for e in result.entities],
         notes=result.notes,

@@ -10,11 +10,18 @@ from ingestflow.db import Base
 
 config = context.config
 target_metadata = Base.metadata
+# Full-text columns and their index exist only in SQL (revision 0003): autogenerate must not drop them.
+SQL_ONLY = {"tsv", "token_count", "ix_chunks_owner_tsv", "ix_turns_owner_tsv"}
+
+
+def include_object(obj, name, type_, reflected, compare_to):  # noqa: ANN001, ANN201 - alembic's hook
+    return not (reflected and compare_to is None and name in SQL_ONLY)
 
 
 def run_migrations_offline() -> None:
     context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata,
-                      literal_binds=True, render_as_batch=True)
+                      literal_binds=True, render_as_batch=True,
+                      include_object=include_object)
     with context.begin_transaction():
         context.run_migrations()
 
@@ -25,7 +32,8 @@ def run_migrations_online() -> None:
     engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as connection:
         # Batch mode: SQLite cannot ALTER most things in place; alembic rebuilds the table instead.
-        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,
+                          include_object=include_object)
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()

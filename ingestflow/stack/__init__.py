@@ -212,6 +212,7 @@ class Stack:
              "--path", str(s.data_dir / "chroma")],
             _http_ok(f"http://127.0.0.1:{s.chroma_port}/api/v2/heartbeat"),
         ))
+        self._migrate_vectors()
         self._bootstrap()
         start(Child(
             "prefect-worker",
@@ -236,6 +237,15 @@ class Stack:
 
             copied = import_sqlite(s.legacy_sqlite, s.sqlalchemy_url)
             self.log(f"  imported {sum(copied.values())} rows from {s.legacy_sqlite} into PostgreSQL: {copied}")
+
+    def _migrate_vectors(self) -> None:
+        """A vector store from before per-owner collections is moved into them (`ingestflow migrate-vectors`)."""
+        from ingestflow.vector_migration import migrate_vectors
+
+        for report in migrate_vectors(self.settings):
+            if report.copied:
+                self.log(f"  moved {report.copied} vectors of {len(report.owners)} owner(s) out of the collection "
+                         f"{report.legacy!r} into per-owner collections (old one removed: {report.removed})")
 
     def _dask_workers(self) -> int:
         try:

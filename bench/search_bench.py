@@ -1,0 +1,223 @@
+"""Search latency at scale: p50/p95 of `GET /v1/search` end to end (query embedding, the owner's Chroma
+collection, BM25 in PostgreSQL, fusion), at 10k and 100k chunks spread over 10 and over 1,000 owners
+(`--large`: 1M as well).
+
+It runs a PostgreSQL server, a Chroma server and the API of its own (nothing else of the stack: no upload is
+made), fills them with synthetic chunks through the project's own write path (ingestflow.vectors for the
+vectors: random unit vectors of the embedding's 384 dimensions; ingestflow.lexical for the texts: 60 words
+drawn from a Zipf-distributed vocabulary, so common and rare terms behave as in prose), then asks queries of
+3-6 vocabulary words as randomly chosen owners, one at a time.
+
+    .venv/bin/python bench/search_bench.py [--large] [--queries 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from ingestflow.db import get_engine  # noqa: E402
+from ingestflow.settings import Settings  # noqa: E402
+
+BASE = int(os.environ.get("INGESTFLOW_BENCH_PORT_BASE", "29000"))
+API, CHROMA, PG = BASE, BASE + 1, BASE + 30
+DIM, CHUNKS_PER_DOC, WORDS_PER_CHUNK, VOCAB = 384, 50, 60, 20_000
+TODAY = "before (one collection, owner filter; issue 13): 100k chunks, 10 owners: p50 106 ms, p95 148 ms"
+
+
+def _wait(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{what} did not start")
+
+
+def _http_ok(url: str) -> bool:
+    return httpx.get(url, timeout=2).status_code < 500
+
+
+def start_servers(data: Path) -> tuple[list[subprocess.Popen[bytes]], str]:
+    from ingestflow.stack import postgres
+
+    cluster = postgres.ensure_cluster(data)
+    pg = subprocess.Popen(postgres.server_args(cluster, PG), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                          **postgres.popen_user())  # type: ignore[call-overload]
+    _wait(lambda: postgres.ready(data, PG), "PostgreSQL")
+    postgres.ensure_databases(data, PG)
+    chroma = subprocess.Popen([str(Path(sys.executable).parent / "chroma"), "run", "--host", "127.0.0.1", "--port",
+                               str(CHROMA), "--path", str(data / "chroma")], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.STDOUT)
+    _wait(lambda: _http_ok(f"http://127.0.0.1:{CHROMA}/api/v2/heartbeat"), "Chroma")
+    return [pg, chroma], postgres.url(data, PG)
+
+
+def start_api(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    api = subprocess.Popen([str(Path(sys.executable).parent / "uvicorn"), "api.main:app", "--host", "127.0.0.1",
+                            "--port", str(API), "--log-level", "warning"], cwd=ROOT, env=env)
+    _wait(lambda: _http_ok(f"http://127.0.0.1:{API}/health"), "API", timeout=120)
+    return api
+
+
+class Corpus:
+    """Synthetic owners, documents and chunks, written the way the embed stage writes them."""
+
+    def __init__(self, settings: Settings, owners: int, rng: random.Random) -> None:
+        from ingestflow.auth import create_key
+        from ingestflow.db import session_scope
+
+        self.settings, self.rng = settings, rng
+        self.np_rng = np.random.default_rng(rng.randrange(2**32))
+        weights = 1.0 / np.arange(1, VOCAB + 1)  # Zipf: a few words everywhere, most words rare
+        self.p = weights / weights.sum()
+        self.vocab = [f"w{i}" for i in range(VOCAB)]
+        self.owners: list[str] = []
+        self.keys: dict[str, str] = {}
+        with session_scope(settings.sqlalchemy_url) as db:
+            for n in range(owners):
+                user, key = create_key(db, f"bench-{uuid.uuid4().hex[:8]}-{n}")
+                self.owners.append(user.id)
+                self.keys[user.id] = key
+        self.chunks = 0
+
+    def words(self, n: int) -> str:
+        return " ".join(self.vocab[i] for i in self.np_rng.choice(VOCAB, size=n, p=self.p))
+
+    def grow(self, total: int) -> float:
+        """Add chunks, spread evenly over the owners, until there are `total`; seconds it took."""
+        from ingestflow import lexical
+        from ingestflow.db import ChunkText, Document, session_scope
+        from ingestflow.vectors import DocumentVectors, chunk_id, open_vector_store
+
+        store = open_vector_store(self.settings)
+        url = self.settings.sqlalchemy_url
+        t0 = time.perf_counter()
+        turn = 0
+        while self.chunks < total:
+            batch = []  # a document of each owner per round, so every owner holds about as many chunks
+            per_owner = min(CHUNKS_PER_DOC, -(-(total - self.chunks) // len(self.owners)))
+            for owner in self.owners:
+                if self.chunks >= total:
+                    break
+                n = min(per_owner, total - self.chunks)
+                with session_scope(url) as db:
+                    doc = Document(owner_id=owner, sha256=uuid.uuid4().hex, filename=f"d{turn}.md", title=f"d{turn}",
+                                   kind="text", format="md", mime_type="text/markdown", size_bytes=1,
+                                   vector_indexed=True, chunk_count=n)
+                    db.add(doc)
+                    db.flush()
+                    doc_id = doc.id
+                vectors = self.np_rng.standard_normal((n, DIM)).astype(np.float32)
+                vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+                texts = [self.words(WORDS_PER_CHUNK) for _ in range(n)]
+                ids = [chunk_id(doc_id, i) for i in range(n)]
+                metas = [{"owner_id": owner, "document_id": doc_id, "chunk_index": i, "kind": "text",
+                          "title": f"d{turn}", "page_start": 1, "page_end": 1} for i in range(n)]
+                batch.append(DocumentVectors(owner, doc_id, ids, vectors.tolist(), texts, metas))
+                with session_scope(url) as db:
+                    lexical.replace_chunks(db, [doc_id], [
+                        ChunkText(id=c, owner_id=owner, document_id=doc_id, chunk_index=i, kind="text",
+                                  collection=None, text=t, meta=m)
+                        for i, (c, t, m) in enumerate(zip(ids, texts, metas, strict=True))])
+                self.chunks += n
+            store.replace_documents(batch)
+            turn += 1
+        return time.perf_counter() - t0
+
+
+def measure(corpus: Corpus, queries: int, mode: str) -> tuple[float, float]:
+    latencies = []
+    with httpx.Client(base_url=f"http://127.0.0.1:{API}", timeout=300) as http:
+        for n in range(queries + 5):
+            owner = corpus.rng.choice(corpus.owners)
+            q = corpus.words(corpus.rng.randint(3, 6))
+            t0 = time.perf_counter()
+            r = http.get("/v1/search", params={"q": q, "k": 10, "mode": mode},
+                         headers={"Authorization": f"Bearer {corpus.keys[owner]}"})
+            elapsed = (time.perf_counter() - t0) * 1000
+            assert r.status_code == 200, r.text
+            assert r.json()["hits"], (q, owner)
+            if n >= 5:  # the first few warm the model and the connections
+                latencies.append(elapsed)
+    latencies.sort()
+    return statistics.median(latencies), latencies[int(0.95 * (len(latencies) - 1))]
+
+
+def remove(corpus: Corpus) -> None:
+    from sqlalchemy import delete
+
+    from ingestflow.db import User, session_scope
+    from ingestflow.vectors import open_vector_store
+
+    store = open_vector_store(corpus.settings)
+    for owner in corpus.owners:
+        store.drop_owner(owner)
+    with session_scope(corpus.settings.sqlalchemy_url) as db:
+        db.execute(delete(User).where(User.id.in_(corpus.owners)))  # documents and chunk rows cascade
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--large", action="store_true", help="also 1M chunks")
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--sizes", default="10000,100000", help="chunk counts to measure at, comma-separated")
+    ap.add_argument("--owners", default="10,1000", help="owner counts to spread them over")
+    args = ap.parse_args()
+    sizes = [int(n) for n in args.sizes.split(",")] + ([1_000_000] if args.large else [])
+    data = Path(tempfile.mkdtemp(prefix="ingestflow-search-bench-"))
+    env = {**os.environ, "INGESTFLOW_DATA_DIR": str(data), "INGESTFLOW_POSTGRES_PORT": str(PG),
+           "INGESTFLOW_CHROMA_PORT": str(CHROMA), "INGESTFLOW_API_PORT": str(API),
+           "INGESTFLOW_QUERY_RATE_PER_S": "0", "PREFECT_API_URL": f"http://127.0.0.1:{BASE + 20}/api",
+           "PREFECT_CLIENT_MAX_RETRIES": "0"}
+    os.environ.update(env)
+    procs, _url = start_servers(data)
+    api = None
+    try:
+        from ingestflow.db import init_db
+
+        settings = Settings()
+        init_db(settings.sqlalchemy_url)
+        api = start_api(env)
+        print(TODAY)
+        print(f"{'chunks':>9} {'owners':>6} {'insert s':>9}  hybrid p50/p95 ms   vector-only p50/p95 ms")
+        for owners in [int(n) for n in args.owners.split(",")]:
+            corpus = Corpus(settings, owners, random.Random(owners))
+            for size in sizes:
+                took = corpus.grow(size)
+                hybrid = measure(corpus, args.queries, "hybrid")
+                vector = measure(corpus, args.queries, "vector")
+                print(f"{size:>9,} {owners:>6} {took:>9.0f}  {hybrid[0]:>7.1f} / {hybrid[1]:<7.1f}    "
+                      f"{vector[0]:>7.1f} / {vector[1]:<7.1f}", flush=True)
+            remove(corpus)
+    finally:
+        engine = get_engine(Settings().sqlalchemy_url)
+        engine.dispose()  # the bench's own pooled connections first
+        for proc in [p for p in (api, *procs) if p is not None]:
+            # SIGINT: PostgreSQL's fast shutdown (SIGTERM waits for every client to leave).
+            proc.send_signal(signal.SIGINT if proc is procs[0] else signal.SIGTERM)
+            proc.wait(timeout=60)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
