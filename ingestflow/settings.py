@@ -31,6 +31,19 @@ class Settings(BaseSettings):
     dask_workers: int = 1
     dask_threads_per_worker: int = 2
     worker_limit: int = Field(default=4, description="flow runs the Prefect process worker runs at once")
+    # Memory stays bounded (stack/__init__.py, dask_recycle.py): Dask's own limit and lifetime restarts. A worker
+    # that is recycled hands its running tasks back to the scheduler, which runs them again on the fresh process.
+    dask_memory_limit: str = Field(
+        default="6GiB", description="per Dask worker process (Dask's --memory-limit: bytes, 4GiB, a fraction, auto)"
+    )
+    dask_recycle_above: float = Field(
+        default=0.7, ge=0, lt=0.8,
+        description="a worker past this share of its memory limit is restarted gracefully; 0: only Dask's own",
+    )
+    dask_worker_lifetime: str = Field(
+        default="4h", description="a worker is restarted gracefully after this long (longer than any stage); 0: never"
+    )
+    dask_worker_lifetime_stagger: str = Field(default="15m", description="lifetimes vary by this much either way")
     gpu_resource: bool = Field(default=False, description="ask Dask for a GPU for GPU stages; set at start-up")
     chroma_host: str = "127.0.0.1"
     chroma_port: int = 8001
