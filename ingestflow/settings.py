@@ -102,6 +102,12 @@ class Settings(BaseSettings):
     parse_max_unzipped_bytes: int = Field(
         default=1024 * 1024 * 1024, gt=0, description="most bytes a DOCX or PPTX may decompress to"
     )
+    # Parse children are not the Dask worker's memory (Dask watches its own process only): each is replaced
+    # after this many parses or once it holds more than this, measured after each parse.
+    parse_child_max_parses: int = Field(default=200, gt=0, description="parses one warm child does before a new one")
+    parse_child_max_rss_bytes: int = Field(
+        default=1536 * 1024 * 1024, gt=0, description="a warm child above this resident size is replaced"
+    )
 
     whisper_model: str | None = Field(default=None, description="path or name; packaged tiny.en if unset")
     whisper_device: Literal["auto", "cpu", "cuda"] = "auto"
