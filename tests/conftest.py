@@ -91,6 +91,30 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
     proc.wait(timeout=30)
 
 
+@pytest.fixture(scope="session")
+def chroma(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """A real Chroma server for the fast tier, started as the stack starts it (~1 s); its port."""
+    import subprocess
+    import sys
+
+    path = tmp_path_factory.mktemp("chroma")
+    port = int(os.environ.get("INGESTFLOW_TEST_PORT_BASE", "18000")) + 45
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "chroma"), "run", "--host", "127.0.0.1", "--port",
+                             str(port), "--path", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline, "Chroma did not start"
+        time.sleep(0.2)
+    yield port
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
 def fresh_database(postgres_server: tuple[Path, int], label: str) -> str:
     """A new, empty database on the shared server, at the latest schema; its URL."""
     import re

@@ -6,15 +6,11 @@ a real API key; bounded in examples (INGESTFLOW_FUZZ_EXAMPLES per operation) so 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -25,7 +21,6 @@ from ingestflow.auth import PREFIX
 from ingestflow.settings import Settings, get_settings
 
 PORT_BASE = int(os.environ.get("INGESTFLOW_TEST_PORT_BASE", "18000"))
-CHROMA_PORT = PORT_BASE + 45
 # Generated cases per operation in the fuzzing phase; the examples and coverage phases add their own.
 EXAMPLES = int(os.environ.get("INGESTFLOW_FUZZ_EXAMPLES", "25"))
 # Known before the schema is loaded, so schemathesis sends it through the schema's own security scheme and
@@ -61,27 +56,6 @@ schema = schemathesis.openapi.from_dict(APP.openapi(), config=schemathesis.Confi
 schema.app = APP  # requests go to the ASGI app in-process, as `from_asgi` would send them
 # Its 503 says "a dependency is down", and here Prefect and Dask are by construction: checked on its own below.
 fuzzed = schema.exclude(path="/health/detailed")
-
-
-@pytest.fixture(scope="module")
-def chroma(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """A real Chroma server, started as the stack starts it (~1 s)."""
-    path = tmp_path_factory.mktemp("chroma")
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "chroma"), "run", "--host", "127.0.0.1", "--port",
-                             str(CHROMA_PORT), "--path", str(path)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{CHROMA_PORT}/api/v2/heartbeat", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, "Chroma did not start"
-        time.sleep(0.2)
-    yield CHROMA_PORT
-    proc.terminate()
-    proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
