@@ -4,7 +4,8 @@ its lifetime ends.
 
 Why the trim: glibc keeps freed heap for reuse, and deployments/dask.yaml leaves its trim threshold adaptive
 (whisper's speed). In bench/soak_bench.py the worker grew 1448 -> 1910 MiB, and one malloc_trim(0) gave 374 MiB
-of it back: retained free memory, not a leak. Trimming once each time the worker falls idle costs stages nothing.
+of it back: retained free memory. Trimming once each time the worker falls idle costs stages nothing. It does
+not explain all growth (a later soak with it: 1204 -> 1770 MiB over 150 documents); the restart bounds the rest.
 
 Why the restart: Dask's own thresholds do not help a worker whose memory is models and allocator growth rather than task
 results. Past 80% of the limit it pauses (takes no new tasks, yet nothing it holds can be spilled, so it stays
