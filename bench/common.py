@@ -22,9 +22,11 @@ sys.path.insert(0, str(ROOT))
 def bench_stack(keep: bool = False) -> Iterator[tuple[Any, str, str, Any]]:
     """Yields (settings, base_url, api_key, stack)."""
     data_dir = Path(tempfile.mkdtemp(prefix="ingestflow-bench-"))
-    os.environ.update(INGESTFLOW_DATA_DIR=str(data_dir), INGESTFLOW_API_PORT="28000",
-                      INGESTFLOW_CHROMA_PORT="28001", INGESTFLOW_DASK_PORT="28010", INGESTFLOW_PREFECT_PORT="28020",
-                      INGESTFLOW_POSTGRES_PORT="28030")
+    # Ports of its own (INGESTFLOW_BENCH_PORT_BASE), so two benchmarks or a test run can share a machine.
+    base = int(os.environ.get("INGESTFLOW_BENCH_PORT_BASE", "28000"))
+    os.environ.update(INGESTFLOW_DATA_DIR=str(data_dir), INGESTFLOW_API_PORT=str(base),
+                      INGESTFLOW_CHROMA_PORT=str(base + 1), INGESTFLOW_DASK_PORT=str(base + 10),
+                      INGESTFLOW_PREFECT_PORT=str(base + 20), INGESTFLOW_POSTGRES_PORT=str(base + 30))
     from ingestflow.auth import create_key
     from ingestflow.db import session_scope
     from ingestflow.settings import Settings

@@ -34,6 +34,19 @@ class Settings(BaseSettings):
     background_nice: int = Field(default=10, ge=0, le=19, description=(
         "CPU niceness of the processing (Dask workers, the Prefect worker and its flow runs) against the API, "
         "Prefect server and PostgreSQL: uploads and searches answer first when the cores are busy"))
+    # Memory stays bounded (stack/__init__.py, dask_recycle.py): Dask's own limit and lifetime restarts. A worker
+    # that is recycled hands its running tasks back to the scheduler, which runs them again on the fresh process.
+    dask_memory_limit: str = Field(
+        default="6GiB", description="per Dask worker process (Dask's --memory-limit: bytes, 4GiB, a fraction, auto)"
+    )
+    dask_recycle_above: float = Field(
+        default=0.7, ge=0, lt=0.8,
+        description="a worker past this share of its memory limit is restarted gracefully; 0: only Dask's own",
+    )
+    dask_worker_lifetime: str = Field(
+        default="4h", description="a worker is restarted gracefully after this long (longer than any stage); 0: never"
+    )
+    dask_worker_lifetime_stagger: str = Field(default="15m", description="lifetimes vary by this much either way")
     gpu_resource: bool = Field(default=False, description="ask Dask for a GPU for GPU stages; set at start-up")
     chroma_host: str = "127.0.0.1"
     chroma_port: int = 8001
@@ -99,6 +112,12 @@ class Settings(BaseSettings):
     parse_max_pages: int = Field(default=2000, gt=0, description="most pages a PDF may have")
     parse_max_unzipped_bytes: int = Field(
         default=1024 * 1024 * 1024, gt=0, description="most bytes a DOCX or PPTX may decompress to"
+    )
+    # Parse children are not the Dask worker's memory (Dask watches its own process only): each is replaced
+    # after this many parses or once it holds more than this, measured after each parse.
+    parse_child_max_parses: int = Field(default=200, gt=0, description="parses one warm child does before a new one")
+    parse_child_max_rss_bytes: int = Field(
+        default=1536 * 1024 * 1024, gt=0, description="a warm child above this resident size is replaced"
     )
 
     whisper_model: str | None = Field(default=None, description="path or name; packaged tiny.en if unset")

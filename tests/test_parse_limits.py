@@ -214,3 +214,25 @@ def test_fixture_parses_as_it_did_in_process(parse: Parse, tmp_path: Path, name:
     assert json.loads((work / "parsed.json").read_text()) == json.loads(local.read_text())
     assert result.page_count == (len(doc.pages) or None)
     assert result.model and result.model.startswith("docling-")
+
+
+# ------------------------------------------------------------------------------------------ bounded memory
+
+
+def test_a_warm_child_is_replaced_after_its_parses_or_above_its_memory_bound(parse: Parse, tmp_path: Path) -> None:
+    tiny = tmp_path / "tiny.md"
+    tiny.write_text("# Note\n\nStill parses.\n")
+    worker._shutdown()  # earlier tests' warm child has parses of its own: start from a fresh one
+    parse(tiny, "md", parse_child_max_parses=2)
+    first = _idle_child_pid()
+    parse(tiny, "md", parse_child_max_parses=2)  # its second parse: replaced once it is done
+    second = _idle_child_pid()
+    assert second != first
+    with pytest.raises(ProcessLookupError):
+        os.kill(first, 0)  # stopped and reaped, not left running beside its replacement
+    parse(tiny, "md", parse_child_max_parses=2)
+    assert _idle_child_pid() == second  # one parse on the new child: kept
+    # A bound below what any Python process holds: replaced after every parse, and the parses still work.
+    _, work = parse(tiny, "md", parse_child_max_rss_bytes=1024 * 1024)
+    assert _idle_child_pid() != second
+    assert "Still parses." in (work / "content.md").read_text()

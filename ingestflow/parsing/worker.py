@@ -3,9 +3,11 @@
 Why a child: stage tasks run in Dask worker threads, and nothing stops a thread stuck in a C extension or a
 runaway recursion (Prefect's task timeout only logs that it cannot). A process can be killed, and its
 memory goes with it. Why warm: starting Python and importing docling costs seconds on this machine, so each
-worker process keeps its children and hands them one job after another; only a killed or crashed child is
-replaced (at once, so the next parse finds it importing or ready). One child per concurrent parse: two
-worker threads parsing at once use two children, and neither waits behind the other's clock.
+worker process keeps its children and hands them one job after another; a killed or crashed child is
+replaced (at once, so the next parse finds it importing or ready), and so is one that has done its share of
+parses or grown past its memory bound (`Recycle`): docling's caches and the allocator only grow in a process.
+One child per concurrent parse: two worker threads parsing at once use two children, and neither waits behind
+the other's clock.
 
 Why subprocess and not multiprocessing: Dask worker processes are daemonic, and multiprocessing refuses to
 start children from a daemonic process. The job and the reply travel as pickles over a socket pair; the
@@ -27,10 +29,15 @@ import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import psutil
 
 from ingestflow.errors import LimitExceeded, TransientError
 from ingestflow.parsing.limits import Limits, setting_name
+
+if TYPE_CHECKING:
+    from ingestflow.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +56,19 @@ class Job:
     limits: Limits
 
 
-def run(job: Job, timeout_s: float) -> int | None:
+@dataclass(frozen=True)
+class Recycle:
+    """When a warm child is replaced after a parse. The Dask worker's memory limit does not see children."""
+
+    max_parses: int
+    max_rss_bytes: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Recycle:
+        return cls(settings.parse_child_max_parses, settings.parse_child_max_rss_bytes)
+
+
+def run(job: Job, timeout_s: float, recycle: Recycle) -> int | None:
     """Parse `job` in a warm child; returns the page count. The clock starts when a ready child has the job,
     so a cold start is not charged to the document. Raises what the parse raised, LimitExceeded when the
     clock runs out (the child is killed), TransientError when the child dies of something else."""
@@ -67,8 +86,10 @@ def run(job: Job, timeout_s: float) -> int | None:
             reply = child.conn.recv()
         except (EOFError, OSError):
             raise TransientError(f"the parse process died while parsing ({child.stop()})") from None
+        child.parses += 1
     finally:
-        if reply is None:  # killed at the limit, died, or this thread was interrupted: it cannot be reused
+        # Killed at the limit, died, or this thread was interrupted: it cannot be reused. Or it has done enough.
+        if reply is None or child.worn_out(recycle):
             child.stop()
             _replace()
         else:
@@ -94,6 +115,7 @@ class _Child:
             )
         self.conn = Connection(mine.detach())
         self.ready = False
+        self.parses = 0
 
     def wait_ready(self) -> None:
         if self.ready:
@@ -109,6 +131,21 @@ class _Child:
 
     def alive(self) -> bool:
         return self.proc.poll() is None
+
+    def rss(self) -> int:
+        try:
+            return int(psutil.Process(self.proc.pid).memory_info().rss)
+        except psutil.NoSuchProcess:
+            return 0
+
+    def worn_out(self, recycle: Recycle) -> bool:
+        if self.parses >= recycle.max_parses:
+            log.info("parse process %d replaced after %d parses", self.proc.pid, self.parses)
+            return True
+        if (rss := self.rss()) > recycle.max_rss_bytes:
+            log.info("parse process %d replaced at %d MiB after %d parses", self.proc.pid, rss >> 20, self.parses)
+            return True
+        return False
 
     def stop(self) -> str:
         """Kill (a no-op if it is gone) and reap it; says how it ended."""

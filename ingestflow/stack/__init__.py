@@ -134,6 +134,14 @@ def stack_env(settings: Settings, gpu: bool) -> dict[str, str]:
     return env
 
 
+def worker_memory_args(settings: Settings) -> list[str]:
+    """Bounded memory for `dask worker`: Dask's limit (it pauses a worker at 80% and kills it at 95%), a
+    graceful restart at the end of a lifetime, and one before the pause when memory grows (dask_recycle.py)."""
+    return ["--memory-limit", settings.dask_memory_limit,
+            "--lifetime", settings.dask_worker_lifetime, "--lifetime-stagger", settings.dask_worker_lifetime_stagger,
+            "--lifetime-restart", "--preload", "ingestflow.dask_recycle"]
+
+
 def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -202,7 +210,8 @@ class Stack:
         # burst waited behind flow-run start-ups (2-3 CPU s each) and Dask stages.
         nice = ["nice", "-n", str(s.background_nice)] if s.background_nice else []
         worker = [*nice, str(BIN / "dask"), "worker", s.dask_scheduler, "--nworkers", str(s.dask_workers),
-                  "--nthreads", str(s.dask_threads_per_worker), "--name", "ingestflow-worker"]
+                  "--nthreads", str(s.dask_threads_per_worker), "--name", "ingestflow-worker",
+                  *worker_memory_args(s)]
         if gpu:
             worker += ["--resources", "GPU=1"]
         start(Child("dask-worker", worker, lambda: self._dask_workers() >= s.dask_workers))
