@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -61,8 +62,20 @@ def _hf_tokenizer(tokenizer_path: str) -> Any:
     return tokenizer
 
 
-@lru_cache(maxsize=4)
+# A fresh Dask worker (after a crash or a recycle) may start two chunk tasks at once: two threads importing
+# transformers and docling's tokenizer module together let one see transformers half-initialised, docling then
+# records it as missing, and every chunk in that process fails ("HuggingFaceTokenizer is not fully defined";
+# found by the kill matrix). Whatever imports them here does it under this lock.
+_BUILD_LOCK = threading.RLock()
+
+
 def _chunker(tokenizer_path: str, max_tokens: int) -> HybridChunker:
+    with _BUILD_LOCK:
+        return _build_chunker(tokenizer_path, max_tokens)
+
+
+@lru_cache(maxsize=4)
+def _build_chunker(tokenizer_path: str, max_tokens: int) -> HybridChunker:
     from docling_core.transforms.chunker.hybrid_chunker import HybridChunker
     from docling_core.transforms.chunker.tokenizer.huggingface import HuggingFaceTokenizer
 
@@ -82,5 +95,6 @@ def _chunker(tokenizer_path: str, max_tokens: int) -> HybridChunker:
 
 def count_tokens(text: str, *, tokenizer_path: Path | None = None) -> int:
     """Length of `text` as the encoder sees it, special tokens included."""
-    hf = _hf_tokenizer(str(tokenizer_path or embedding_model_path(None)))
+    with _BUILD_LOCK:
+        hf = _hf_tokenizer(str(tokenizer_path or embedding_model_path(None)))
     return len(hf(text)["input_ids"])
