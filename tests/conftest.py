@@ -173,3 +173,15 @@ def alice(stack: Any, request: pytest.FixtureRequest) -> Api:
 @pytest.fixture(scope="module")
 def bob(stack: Any, request: pytest.FixtureRequest) -> Api:
     return _api(stack, f"bob-{request.module.__name__}")
+
+
+def write_wav(path: Path, pcm: bytes, rate: int = 16_000) -> Path:
+    """16-bit mono PCM as a WAV file (the tests' way to make a recording of a given shape from a fixture)."""
+    import wave
+
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(pcm)
+    return path

@@ -8,7 +8,6 @@ import re
 import subprocess
 import sys
 import time
-import wave
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -25,7 +24,7 @@ from ingestflow.audio.subtitles import to_srt, to_vtt
 from ingestflow.audio.transcript import Transcript, Word, to_json, to_txt
 from ingestflow.errors import CorruptInput, PermanentError
 from ingestflow.text import words_of
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, write_wav
 
 AUDIO = FIXTURES / "audio"
 JFK_REFERENCE = (
@@ -215,15 +214,6 @@ def test_clips_in_every_container_agree() -> None:
         assert rate <= CLIP_MAX_WER, (a, b)
 
 
-def _write_wav(path: Path, pcm: bytes, rate: int) -> Path:
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(pcm)
-    return path
-
-
 def test_container_check_can_fail(tmp_path: Path) -> None:
     """The check above must catch a container decoded wrongly, by its words, not only by its length."""
     import av
@@ -235,9 +225,9 @@ def test_container_check_can_fail(tmp_path: Path) -> None:
             for out in resampler.resample(frame):
                 pcm += bytes(out.planes[0])[: out.samples * 2]
     bad = {
-        "silence": _write_wav(tmp_path / "silence.wav", bytes(len(pcm)), 16_000),
-        "first half only": _write_wav(tmp_path / "half.wav", bytes(pcm[: len(pcm) // 2]), 16_000),
-        "wrong sample rate (x2)": _write_wav(tmp_path / "fast.wav", bytes(pcm), 32_000),
+        "silence": write_wav(tmp_path / "silence.wav", bytes(len(pcm)), 16_000),
+        "first half only": write_wav(tmp_path / "half.wav", bytes(pcm[: len(pcm) // 2]), 16_000),
+        "wrong sample rate (x2)": write_wav(tmp_path / "fast.wav", bytes(pcm), 32_000),
     }
     for why, path in bad.items():
         transcript = whisper.transcribe(path, cpu_threads=THREADS)
@@ -245,7 +235,7 @@ def test_container_check_can_fail(tmp_path: Path) -> None:
         print(f"\n{why}: {to_txt(transcript).strip()!r}: {problems}")
         assert any(p.startswith("WER ") for p in problems), why
     # The control: the same samples written correctly pass.
-    good = whisper.transcribe(_write_wav(tmp_path / "good.wav", bytes(pcm), 16_000), cpu_threads=THREADS)
+    good = whisper.transcribe(write_wav(tmp_path / "good.wav", bytes(pcm), 16_000), cpu_threads=THREADS)
     assert not _clip_problems(good), _clip_problems(good)
 
 

@@ -8,14 +8,13 @@ from __future__ import annotations
 import re
 import time
 import uuid
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import FIXTURES, Api
+from tests.conftest import FIXTURES, Api, write_wav
 from tests.dashboard_browser import headless_chromium
 
 pytestmark = pytest.mark.slow
@@ -236,12 +235,7 @@ def _speech_after_silence(path: Path, silence_s: float) -> Path:
         for frame in container.decode(audio=0):
             for out in resampler.resample(frame):
                 pcm += bytes(out.planes[0])[: out.samples * 2]
-    with wave.open(str(path), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(16_000)
-        wav.writeframes(b"\x00\x00" * int(16_000 * silence_s) + bytes(pcm))
-    return path
+    return write_wav(path, b"\x00\x00" * int(16_000 * silence_s) + bytes(pcm))
 
 
 def test_dashboard_audio_player_seeks_to_the_cited_second(stack: Any, bob: Api, browser: Any, tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import time
-import wave
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
@@ -17,11 +16,10 @@ import numpy as np
 import pytest
 from distributed import Client
 
-from tests.conftest import Api
+from tests.conftest import FIXTURES, Api, write_wav
 from tests.test_e2e_jobs import long_note, wait_for
 
 pytestmark = pytest.mark.slow
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
 
 # Each stage once, cancel and delete taking turns; the graph stage both ways (it is caught deterministically,
 # behind the writer lock the test holds). Improve is milliseconds without an LLM: there is nothing to catch.
@@ -34,12 +32,7 @@ def long_recording(path: Path, repeats: int = 12) -> Path:
     from faster_whisper import decode_audio
 
     pcm = np.tile(decode_audio(str(FIXTURES / "audio" / "jfk.flac"), sampling_rate=16000), repeats)
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(16000)
-        out.writeframes((np.clip(pcm, -1, 1) * 32767).astype("<i2").tobytes())
-    return path
+    return write_wav(path, (np.clip(pcm, -1, 1) * 32767).astype("<i2").tobytes())
 
 
 @contextmanager

@@ -20,11 +20,10 @@ import pytest
 
 from ingestflow.stack import BIN, _http_ok, _port_open
 from ingestflow.stack.supervisor import Child, Supervisor
-from tests.conftest import Api, _user
+from tests.conftest import FIXTURES, Api, _user
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = ROOT.parent / "shared" / "fixtures"
 DOCUMENTS = ["documents/multi_page.pdf", "documents/word_sample.docx", "documents/powerpoint_sample.pptx",
              "documents/wiki_duck.html", "audio/jfk.flac", "audio/sample_10s.mp3"]
 
