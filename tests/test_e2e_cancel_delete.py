@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from distributed import Client
 
+from ingestflow.graph import writer_lock_path
 from tests.conftest import FIXTURES, Api, write_wav
 from tests.test_e2e_jobs import long_note, wait_for
 
@@ -38,7 +39,7 @@ def long_recording(path: Path, repeats: int = 12) -> Path:
 @contextmanager
 def graph_writer_held(settings: Any) -> Iterator[Callable[[], None]]:
     """The graph writer lock, taken as the stages take it; yields the function that lets it go early."""
-    lock_path = settings.graph_path.with_name(settings.graph_path.name + ".writer.lock")
+    lock_path = writer_lock_path(settings)
     with lock_path.open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:

@@ -18,6 +18,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
+from ingestflow.graph import writer_lock_path
 from tests.conftest import Api
 
 pytestmark = pytest.mark.slow
@@ -198,7 +199,7 @@ def test_a_stage_busy_past_the_crash_window_completes_on_its_first_attempt(alice
     """The crash automation marks a run Crashed after 90 s without heartbeats: a stage that works longer than
     that (here the graph stage, held behind the graph writer lock this test takes) must not be declared dead."""
     settings = stack.settings
-    lock_path = settings.graph_path.with_name(settings.graph_path.name + ".writer.lock")
+    lock_path = writer_lock_path(settings)
     note = tmp_path / "patient.md"
     note.write_text("# Patience\n\nIngrid Larsen of Maersk waited in Aarhus for the long stage to finish.\n")
     with lock_path.open("a") as lock:

@@ -7,6 +7,7 @@ import fcntl
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ingestflow.errors import TransientError
@@ -34,6 +35,11 @@ def open_graph_store(settings: Settings, read_only: bool = False) -> GraphStore:
     raise ValueError(f"unknown graph backend {settings.graph_backend!r}")
 
 
+def writer_lock_path(settings: Settings) -> Path:
+    """The file every LadybugDB writer locks first (see `writing`)."""
+    return settings.graph_path.with_name(settings.graph_path.name + ".writer.lock")
+
+
 @contextmanager
 def writing(settings: Settings, timeout_s: float = 600) -> Iterator[GraphStore]:
     """The store opened for writing. LadybugDB allows one read-write process per database, so writers from
@@ -47,7 +53,7 @@ def writing(settings: Settings, timeout_s: float = 600) -> Iterator[GraphStore]:
         finally:
             store.close()
         return
-    lock_path = settings.graph_path.with_name(settings.graph_path.name + ".writer.lock")
+    lock_path = writer_lock_path(settings)
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with lock_path.open("a") as lock:
         deadline = time.monotonic() + timeout_s
