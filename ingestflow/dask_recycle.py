@@ -12,7 +12,7 @@ results. Past 80% of the limit it pauses (takes no new tasks, yet nothing it hol
 paused and the queue stalls); past 95% its nanny kills it, and the tasks it was running count as failed
 attempts (three, and Dask gives up on them). `Worker.close_gracefully`, which the lifetime timer calls, instead
 tells the scheduler first: the running tasks go back to it without counting a failure and run again on the
-fresh process the nanny starts, which loads its models again on first use (ingestflow/models.py).
+fresh process the nanny starts, which loads its models again before it registers (ingestflow/warmup.py).
 """
 
 from __future__ import annotations

@@ -29,7 +29,27 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/pip install -q --upgrade pip
 if [ "$TEST" = 1 ]; then
-  .venv/bin/pip install -q -c constraints.txt -e '.[dev]'
+  # llama-cpp-python has no wheel on PyPI: it compiles, and by default with -march=native, tuned to the build
+  # machine. Such a build on a machine reporting AMX and AVX-512 segfaulted at its first completion (issue 21), and
+  # pip's wheel cache would hand the same build to another machine. So it is built once for any x86-64-v3
+  # processor (AVX2, FMA, F16C; no AVX-512, no AMX) into a wheel directory named after those flags, installed from
+  # there, and made to generate before any test runs.
+  LLAMA_VERSION=$(sed -n 's/^llama[-_]cpp[-_]python==//p' constraints.txt)
+  LLAMA_FLAGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
+  LLAMA_FLAGS="$LLAMA_FLAGS -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+  LLAMA_WHEELS="${XDG_CACHE_HOME:-$HOME/.cache}/ingestflow/wheels/llama-cpp-python-$LLAMA_VERSION-x86-64-v3"
+  if [ "$(uname -m)" = x86_64 ] && ! ls "$LLAMA_WHEELS"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+    mkdir -p "$LLAMA_WHEELS"
+    echo "compiling llama-cpp-python $LLAMA_VERSION for x86-64-v3 (6-10 min on 2 cores, once per machine)" >&2
+    CMAKE_ARGS="$LLAMA_FLAGS" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
+      .venv/bin/pip wheel -q --no-cache-dir --no-deps -w "$LLAMA_WHEELS" "llama-cpp-python==$LLAMA_VERSION"
+  fi
+  .venv/bin/pip install -q -c constraints.txt --find-links "$LLAMA_WHEELS" -e '.[dev]'
+  if ! .venv/bin/python scripts/llm_smoke.py; then
+    echo "llama.cpp cannot generate on this machine (see above): the LLM tests would fail." >&2
+    echo "Remove $LLAMA_WHEELS and run this again; report the processor flags (lscpu) if it persists." >&2
+    exit 1
+  fi
   if ! command -v chromium >/dev/null; then
     apt_install chromium
   fi

@@ -4,6 +4,7 @@ and the accounting (wall, CPU seconds, attempt) each result carries back from th
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -13,10 +14,11 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 
-from ingestflow.errors import is_transient
+from ingestflow.errors import crossable, is_transient
 from ingestflow.pipeline import BY_NAME, StageResult
 from ingestflow.refs import DocumentRef
 
+log = logging.getLogger(__name__)
 RETRIES = 3
 RETRY_DELAYS: list[float] = [2, 10, 30]
 
@@ -54,9 +56,19 @@ def _over_documents(fn: Callable[..., Any], batched: bool) -> Callable[[list[Doc
         from prefect.runtime import task_run
 
         attempt = int(task_run.run_count or 1)
-        if batched:
-            return _timed(lambda: fn(refs), attempt)
-        return [r for ref in refs for r in _timed(functools.partial(fn, ref), attempt)]
+        try:
+            if batched:
+                return _timed(lambda: fn(refs), attempt)
+            return [r for ref in refs for r in _timed(functools.partial(fn, ref), attempt)]
+        except Exception as exc:
+            # The flow receives it from a Dask worker: one that cannot be unpickled there arrived as a TypeError
+            # about its constructor instead of the stage's error (issue 21).
+            crossing = crossable(exc)
+            if crossing is exc:
+                raise
+            log.warning("%s failed; it leaves the worker as %r", fn.__name__, crossing, exc_info=exc)
+        # Raised outside the handler, so the original does not travel along as its context.
+        raise crossing
 
     # Prefect names and keys the task by these.
     run.__name__, run.__qualname__, run.__module__ = fn.__name__, fn.__qualname__, fn.__module__

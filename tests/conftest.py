@@ -3,7 +3,11 @@ ports of its own, in a temporary data directory, once per test session."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import socket
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +15,24 @@ from typing import Any
 
 import httpx
 import pytest
+
+# Tests reach only what they start themselves (issue 21: with `ingestflow up` running, a test that expected Prefect
+# to be down found it on the default port). Until a fixture starts a service and points the environment at it,
+# every service address is a port bound here and never listened on, so connecting to it is refused at once, and
+# the data directory is a fresh one. A developer's own settings (a shell's INGESTFLOW_* or PREFECT_API_URL) do not
+# reach the tests either; the tests' own knobs do.
+_TEST_KNOBS = ("INGESTFLOW_TEST_PORT_BASE", "INGESTFLOW_FUZZ_EXAMPLES", "INGESTFLOW_FIXTURES", "INGESTFLOW_NEO4J_")
+_CLOSED = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+_CLOSED.bind(("127.0.0.1", 0))
+CLOSED_PORT: int = _CLOSED.getsockname()[1]
+for _name in [k for k in os.environ if k.startswith("INGESTFLOW_") and not k.startswith(_TEST_KNOBS)]:
+    del os.environ[_name]
+_DATA = tempfile.mkdtemp(prefix="ingestflow-tests-")
+atexit.register(shutil.rmtree, _DATA, ignore_errors=True)
+os.environ.update({f"INGESTFLOW_{name}_PORT": str(CLOSED_PORT)
+                   for name in ("API", "CHROMA", "DASK", "PREFECT", "POSTGRES")})
+os.environ.update(INGESTFLOW_DATA_DIR=_DATA, PREFECT_API_URL=f"http://127.0.0.1:{CLOSED_PORT}/api",
+                  PREFECT_HOME=str(Path(_DATA) / "prefect"))
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
 if not FIXTURES.exists():  # CI clones main next to shared/, as does a developer checkout

@@ -19,7 +19,6 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import pickle
 import signal
 import socket
 import subprocess
@@ -231,17 +230,13 @@ def parse_to_files(job: Job) -> int | None:
     return len(doc.pages) if getattr(doc, "pages", None) else None
 
 
-def _portable(exc: Exception) -> Exception:
-    """The exception itself when it survives pickling (ours always do), else its type and message."""
-    from ingestflow.errors import IngestError
+def _portable(exc: Exception) -> BaseException:
+    """The exception itself when it survives pickling (ours always do), else its type, message and verdict."""
+    from ingestflow.errors import IngestError, crossable
 
     if not isinstance(exc, IngestError):
         log.warning("parse failed", exc_info=exc)
-    try:
-        pickle.loads(pickle.dumps(exc))
-        return exc
-    except Exception:
-        return RuntimeError(f"{type(exc).__name__}: {exc}")
+    return crossable(exc)
 
 
 def _exit_with_parent() -> None:

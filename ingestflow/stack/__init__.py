@@ -134,10 +134,11 @@ def stack_env(settings: Settings, gpu: bool) -> dict[str, str]:
     return env
 
 
-def worker_memory_args(settings: Settings) -> list[str]:
-    """Bounded memory for `dask worker`: Dask's limit (it pauses a worker at 80% and kills it at 95%), a
-    graceful restart at the end of a lifetime, and one before the pause when memory grows (dask_recycle.py)."""
-    return ["--memory-limit", settings.dask_memory_limit,
+def worker_args(settings: Settings) -> list[str]:
+    """`dask worker`'s preloads and bounded memory: the libraries and models imported before the first task
+    (warmup.py), Dask's limit (it pauses a worker at 80% and kills it at 95%), a graceful restart at the end of a
+    lifetime, and one before the pause when memory grows (dask_recycle.py)."""
+    return ["--preload", "ingestflow.warmup", "--memory-limit", settings.dask_memory_limit,
             "--lifetime", settings.dask_worker_lifetime, "--lifetime-stagger", settings.dask_worker_lifetime_stagger,
             "--lifetime-restart", "--preload", "ingestflow.dask_recycle"]
 
@@ -211,10 +212,11 @@ class Stack:
         nice = ["nice", "-n", str(s.background_nice)] if s.background_nice else []
         worker = [*nice, str(BIN / "dask"), "worker", s.dask_scheduler, "--nworkers", str(s.dask_workers),
                   "--nthreads", str(s.dask_threads_per_worker), "--name", "ingestflow-worker",
-                  *worker_memory_args(s)]
+                  *worker_args(s)]
         if gpu:
             worker += ["--resources", "GPU=1"]
-        start(Child("dask-worker", worker, lambda: self._dask_workers() >= s.dask_workers))
+        # It registers once its preload has imported the stages' libraries and loaded their models (warmup.py).
+        start(Child("dask-worker", worker, lambda: self._dask_workers() >= s.dask_workers), timeout=300)
         start(Child(
             "chroma",
             [str(BIN / "chroma"), "run", "--host", "127.0.0.1", "--port", str(s.chroma_port),
