@@ -41,7 +41,7 @@ from ingestflow.retrieval import retrieve
 from ingestflow.search import ChunkHit, Provenance, SearchFilters, embed_texts
 from ingestflow.settings import Settings
 from ingestflow.text import markdown_to_text
-from ingestflow.vectors import TURNS, open_vector_store
+from ingestflow.vectors import TURNS, chunk_id, open_vector_store
 
 log = logging.getLogger(__name__)
 
@@ -210,14 +210,32 @@ def _where(source: Source) -> str:
     return ""
 
 
-def answer_prompt(question: str, sources: list[Source], context: list[ContextTurn]) -> str:
+def widened(settings: Settings, owner_id: str, sources: list[Source]) -> dict[int, str]:
+    """What the LLM reads of each recording's source: its window with the windows either side. Windows are a few
+    sentences, cut so a citation points at the seconds that say it; the answer may need the sentence before or
+    after. Only the text read widens: the source, and its citation, stay the window."""
+    around: dict[int, tuple[str, str]] = {}
+    for s in sources:
+        if s.start_s is not None and ":" in s.chunk_id:
+            index = int(s.chunk_id.rsplit(":", 1)[1])
+            around[s.n] = (chunk_id(s.document_id, index - 1), chunk_id(s.document_id, index + 1))
+    found = lexical.texts(settings.sqlalchemy_url, owner_id, [i for pair in around.values() for i in pair])
+    by_n = {s.n: s for s in sources}
+    return {n: " ".join(t for t in (found.get(before), by_n[n].text, found.get(after)) if t)
+            for n, (before, after) in around.items()}
+
+
+def answer_prompt(question: str, sources: list[Source], context: list[ContextTurn],
+                  reading: dict[int, str] | None = None) -> str:
+    """The LLM's prompt: the earlier turns, the passages (each as `reading` widens it) and the question."""
     parts = []
     if context:
         earlier = "\n".join(f"{t.role}: {t.text}" for t in sorted(context, key=lambda t: t.index))
         parts.append(f"Earlier in this conversation (context only, not a source):\n{earlier}")
+    reading = reading or {}
     passages = "\n\n".join(
         f"[{s.n}] {s.title}{' (' + _where(s) + ')' if _where(s) else ''}:\n"
-        f"{markdown_to_text(s.text)[:PROMPT_PASSAGE_CHARS]}"
+        f"{markdown_to_text(reading.get(s.n, s.text))[:PROMPT_PASSAGE_CHARS]}"
         for s in sources
     )
     parts.append(f"Passages:\n{passages}")
@@ -263,7 +281,8 @@ def ask(
     answer = NOT_FOUND
     if sources and settings.llm_backend:
         try:
-            answer = _keep_valid_citations(generate(answer_prompt(question, sources, context), settings), sources)
+            prompt = answer_prompt(question, sources, context, widened(settings, owner_id, sources))
+            answer = _keep_valid_citations(generate(prompt, settings), sources)
             mode = "llm"
         except IngestError as exc:
             log.warning("LLM answer failed, answering extractively: %s", exc)

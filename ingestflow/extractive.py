@@ -43,9 +43,9 @@ def extractive_answer(settings: Settings, sources: list[Source], vector: list[fl
 
     A sentence's score mixes its own similarity with its passage's, so a sentence that merely sounds like
     the question loses to one from the passage that is about it. The answer opens with the best sentence of
-    the passage that ranked first (the hybrid ranking knows exact terms, which sentence similarity does not),
-    then the best sentence overall; others join only when they are close to it and on topic themselves, so a
-    weak question gets a short answer rather than a padded one.
+    the passage that ranked first (the hybrid ranking knows exact terms, which sentence similarity does not)
+    where that sentence is on topic itself, then the best sentence overall; others join only when they are close
+    to it and on topic themselves, so a weak question gets a short answer rather than a padded one.
     """
     candidates = [(s, text) for s in sources[:ANSWER_PASSAGES] for text in sentences(s.text)]
     if not candidates:
@@ -59,6 +59,10 @@ def extractive_answer(settings: Settings, sources: list[Source], vector: list[fl
     if best < MIN_SENTENCE_SCORE:
         return NOT_FOUND
     lead = next((r for r in scored if r[3] is sources[0]), scored[0])
+    if lead[1] < EXTRA_SENTENCE_MIN:
+        # Nothing in the first-ranked passage is on topic itself: it ranked on a shared word ("Prepared for the
+        # Board of Trustees", 0.41, for "who has to prepare the rail agreement", issue 22). The best sentence opens.
+        lead = scored[0]
     picked: list[tuple[Source, str]] = [(lead[3], lead[4])]
     if lead is not scored[0]:
         picked.append((scored[0][3], scored[0][4]))

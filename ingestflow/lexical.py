@@ -75,6 +75,16 @@ def insert_chunks(db: Session, rows: Sequence[ChunkText]) -> int:
     return len(new)
 
 
+def texts(url: str, owner_id: str, ids: Sequence[str]) -> dict[str, str]:
+    """The owner's chunk texts by id (ids that are not theirs, or not there, are left out)."""
+    if not ids or not available(url):
+        return {}
+    with session_scope(url, read_only=True) as db:
+        rows = db.execute(select(ChunkText.id, ChunkText.text).where(ChunkText.owner_id == owner_id,
+                                                                     ChunkText.id.in_(list(ids))))
+        return {row.id: row.text for row in rows}
+
+
 def delete_document(url: str, document_id: str) -> None:
     with session_scope(url) as db:
         db.execute(delete(ChunkText).where(ChunkText.document_id == document_id))

@@ -19,7 +19,7 @@ from tasks.common import stage_task
 
 
 def chunk_recording(ref: DocumentRef) -> list[dict[str, Any]]:
-    """Chunks of the improved transcript by time; each keeps its start and end seconds."""
+    """Windows of a few sentences of the improved transcript (10-30 s); each keeps its start and end seconds."""
     settings = get_settings()
     transcript = Transcript.from_dict(json.loads(ref.transcript_improved.read_text()))
     tokenizer = embedding_model_path(settings.embedding_model)

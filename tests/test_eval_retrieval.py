@@ -45,6 +45,18 @@ FLOORS: dict[tuple[str, str, str], float] = {
 class Outcome:
     question: str
     rank: int | None  # 1-based rank of the first correct hit within DEPTH, or None
+    first: str = ""  # what ranked first instead, when the answer did not
+
+
+def _where(hit: dict[str, Any]) -> str:
+    if hit.get("start_s") is not None:
+        return f"{hit['start_s']:.0f}-{hit['end_s']:.0f}s"
+    return f"p{hit.get('page')}" if hit.get("page") is not None else ""
+
+
+def describe(hit: dict[str, Any]) -> str:
+    """A competing hit in one line: its document, page or seconds, and the start of its text."""
+    return f"{hit.get('title', '?')} {_where(hit)}: {' '.join(hit['text'].split())[:70]!r}"
 
 
 def load_qa() -> dict[str, Any]:
@@ -81,7 +93,7 @@ def evaluate(api: Api, doc_ids: dict[str, str], questions: list[dict[str, Any]],
         assert r.status_code == 200, r.text
         hits = r.json()["hits"]
         rank = next((i for i, hit in enumerate(hits, 1) if is_answer(hit, item, doc_ids)), None)
-        outcomes.append(Outcome(item["id"], rank))
+        outcomes.append(Outcome(item["id"], rank, describe(hits[0]) if hits and rank != 1 else ""))
     return outcomes
 
 
@@ -136,8 +148,10 @@ def test_recall_by_mode_on_both_parts(corpus: tuple[Api, dict[str, str]], stack:
             measured |= {(mode, name, "r@1"): r1, (mode, name, "r@5"): r5, (mode, name, "mrr"): mrr(outcomes)}
             print(f"  {name:<8} {mode:<13} recall@1 {r1:.3f} ({n1}/{len(items)})  recall@5 {r5:.3f} ({n5}/"
                   f"{len(items)})  MRR {mrr(outcomes):.3f}")
-            missed = [f"{o.question}:{o.rank}" for o in outcomes if o.rank != 1]
-            print(f"           not first: {' '.join(missed) or '-'}")
+            missed = [o for o in outcomes if o.rank != 1]
+            print(f"           not first: {' '.join(f'{o.question}:{o.rank}' for o in missed) or '-'}")
+            for o in missed:  # what beat the answer: the cause to fix, per mode
+                print(f"             {o.question:<28} first: {o.first}")
     for key, floor in FLOORS.items():
         assert measured[key] >= floor, f"{key} fell to {measured[key]:.3f} (floor {floor})"
 

@@ -248,3 +248,29 @@ def test_migrate_vectors_moves_a_single_collection_store_losing_nothing(settings
     again = migrate_vectors(settings)[0]
     assert again.unplaced == 1 and not again.removed
     assert settings.chroma_collection in [c.name for c in client.list_collections()]
+
+
+def test_the_llm_reads_a_recording_window_with_its_neighbours_and_cites_the_window(settings: Settings) -> None:
+    """Windows are a few sentences (cut for precise citations): the prompt gives the LLM the windows either side
+    of a cited one to read, while the source keeps its own text and seconds; a document's pages are not widened,
+    and another owner's windows are never read."""
+    from ingestflow.chat import Source, answer_prompt, widened
+
+    owner, other = _owner(settings, "memo"), _owner(settings, "someone-else")
+    windows = ["Remind me to call the dentist on Monday.", "The bike shop called back about the rear wheel.",
+               "It will cost about forty euros and is ready on Saturday."]
+    memo = _document(settings, owner, "voice memo", windows, kind="audio")
+    report = _document(settings, owner, "report", TEXTS["billing"])
+    theirs = _document(settings, other, "their memo", ["A secret of someone else."], kind="audio")
+    cited = Source(n=1, document_id=memo, chunk_id=chunk_id(memo, 1), text=windows[1], score=0.1, vector_score=0.5,
+                   title="voice memo", kind="audio", start_s=12.5, end_s=24.0)
+    page = Source(n=2, document_id=report, chunk_id=chunk_id(report, 1), text=TEXTS["billing"][1], score=0.05,
+                  vector_score=0.4, title="report", kind="text", page=1)
+    foreign = Source(n=3, document_id=theirs, chunk_id=chunk_id(theirs, 1), text="", score=0.01, vector_score=0.1,
+                     title="their memo", kind="audio", start_s=0.0, end_s=5.0)
+    reading = widened(settings, owner, [cited, page, foreign])
+    assert reading[1] == " ".join(windows)  # the window before, the window, the window after
+    assert 2 not in reading and "secret" not in reading.get(3, "")
+    prompt = answer_prompt("How much is the bike repair?", [cited, page], [], reading)
+    assert "[1] voice memo (12-24 s):\nRemind me to call the dentist" in prompt and "forty euros" in prompt
+    assert cited.text == windows[1] and (cited.start_s, cited.end_s) == (12.5, 24.0)

@@ -58,31 +58,46 @@ def _split_word(word: Word, count_tokens: Callable[[str], int], max_tokens: int)
     return out
 
 
+def _split_by_time(words: list[Word], max_s: float) -> list[list[Word]]:
+    """Consecutive pieces of a run of words, each spanning at most max_s (a single longer word stays whole)."""
+    pieces: list[list[Word]] = []
+    for word in words:
+        if pieces and word["end"] - pieces[-1][0]["start"] <= max_s:
+            pieces[-1].append(word)
+        else:
+            pieces.append([word])
+    return pieces
+
+
+# Windows of a few sentences. A citation is only as precise as the window it points at, and one vector per window
+# blurs every topic in it: with 60 s chunks, every recording of a minute or less was cited as one window from its
+# first second to its last (issue 22). A window closes once it spans TARGET_S, before a sentence would take it
+# past MAX_S (or past HARD_S while it is still under MIN_S), and at a paragraph break once it spans MIN_S; a
+# single sentence longer than HARD_S is cut by its word timestamps into pieces of at most MAX_S.
+MIN_S, TARGET_S, MAX_S, HARD_S = 10.0, 20.0, 30.0, 45.0
+
+
 def chunk_by_time(
     transcript: Transcript,
     *,
     count_tokens: Callable[[str], int],
     max_tokens: int = 256,
-    target_s: float = 60,
 ) -> list[dict[str, Any]]:
-    """Chunks of consecutive segments, about `target_s` long, each within `max_tokens` by `count_tokens`.
-
-    A segment too long for one chunk is cut by words using its word timestamps, so every chunk still points at
-    the seconds that say it. A paragraph boundary past half the target closes a chunk early: chunks then follow
-    changes of topic rather than the clock.
-    """
+    """Windows of consecutive sentences (segments of a raw transcript), 10-30 s long where the sentences allow,
+    each within `max_tokens` by `count_tokens` and pointing at the seconds that say it."""
     units: list[tuple[float, float, str, int]] = []  # start, end, text, paragraph
     for i, seg in enumerate(transcript.segments):
         text = seg.get("text", "").strip()
         if not text:
             continue
         para = seg.get("paragraph", i if not transcript.cleaned else 0)
-        if count_tokens(text) <= max_tokens:
+        if count_tokens(text) <= max_tokens and float(seg["end"]) - float(seg["start"]) <= HARD_S:
             units.append((float(seg["start"]), float(seg["end"]), text, para))
             continue
         words = [w for w in segment_words(seg) if w["word"].strip()]
-        for piece in _split_to_fit(words, count_tokens, max_tokens):
-            units.append((piece[0]["start"], piece[-1]["end"], join_words(piece), para))
+        for fitting in _split_to_fit(words, count_tokens, max_tokens):
+            for piece in _split_by_time(fitting, MAX_S):
+                units.append((piece[0]["start"], piece[-1]["end"], join_words(piece), para))
 
     chunks: list[dict[str, Any]] = []
     current: list[tuple[float, float, str, int]] = []
@@ -117,10 +132,12 @@ def chunk_by_time(
     for unit in units:
         if current:
             span = current[-1][1] - current[0][0]
+            joined = unit[1] - current[0][0]
             new_paragraph = transcript.cleaned and unit[3] != current[-1][3]
             if (
-                span >= target_s
-                or (new_paragraph and span >= target_s / 2)
+                span >= TARGET_S
+                or (joined > MAX_S and (span >= MIN_S or joined > HARD_S))
+                or (new_paragraph and span >= MIN_S)
                 or count_tokens(render([*current, unit])) > max_tokens
             ):
                 flush()
