@@ -22,6 +22,7 @@ from tests.conftest import FIXTURES, Api, _key
 pytestmark = pytest.mark.slow
 
 QA_SET = Path(__file__).with_name("qa_set.json")
+GENERATED = Path(__file__).with_name("data") / "eval"  # made by scripts/make_eval_fixtures.py
 PARTS = ("dev", "held_out")
 DEPTH = 10  # hits asked for; MRR counts a first correct hit down to here
 # (mode, part, measure) -> floor, about two questions below what was measured when they were set:
@@ -62,6 +63,13 @@ def describe(hit: dict[str, Any]) -> str:
 def load_qa() -> dict[str, Any]:
     data: dict[str, Any] = json.loads(QA_SET.read_text())
     return data
+
+
+def fixture_path(name: str, kind: str) -> Path:
+    """A file of the QA set: ../shared/fixtures/<kind>/<name> where it is there, else the generated one in
+    tests/data/eval/. kind is "documents" or "audio", the list of qa_set.json that names it."""
+    shared = FIXTURES / kind / name
+    return shared if shared.exists() else GENERATED / name
 
 
 def _folded(text: str) -> str:
@@ -115,7 +123,7 @@ def corpus(stack: Any) -> tuple[Api, dict[str, str]]:
     """The fixtures uploaded by a user of their own, so other modules' uploads cannot change the ranking."""
     qa = load_qa()
     api = Api(f"http://127.0.0.1:{stack.settings.api_port}", _key(stack.settings, f"eval-{uuid.uuid4().hex[:8]}"))
-    paths = [FIXTURES / "documents" / n for n in qa["documents"]] + [FIXTURES / "audio" / n for n in qa["audio"]]
+    paths = [fixture_path(n, "documents") for n in qa["documents"]] + [fixture_path(n, "audio") for n in qa["audio"]]
     uploads = {}
     for path in paths:
         r = api.upload(path)
