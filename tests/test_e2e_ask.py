@@ -20,6 +20,7 @@ import pytest
 
 from ingestflow.graph.base import EntitySummary
 from tests.conftest import FIXTURES, Api, _key
+from tests.test_eval_retrieval import fixture_path
 
 slow = pytest.mark.slow
 
@@ -429,8 +430,8 @@ def test_qa_set_is_well_formed() -> None:
     assert len({q["id"] for q in qa["questions"]}) == len(qa["questions"])
     assert sum(1 for q in qa["questions"] if q.get("split") == "held_out") >= 40
     for item in qa["questions"]:
-        assert item["document"] in files and (FIXTURES / ("audio" if item["document"] in qa["audio"] else
-                                                          "documents") / item["document"]).exists()
+        kind = "audio" if item["document"] in qa["audio"] else "documents"
+        assert item["document"] in files and fixture_path(item["document"], kind).exists()
         assert not ("page" in item and "seconds" in item)
         assert isinstance(item.get("page", 1), int | list) and isinstance(item.get("contains", ""), str)
         assert item.get("split", "dev") in ("dev", "held_out")

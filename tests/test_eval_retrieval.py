@@ -25,21 +25,31 @@ QA_SET = Path(__file__).with_name("qa_set.json")
 GENERATED = Path(__file__).with_name("data") / "eval"  # made by scripts/make_eval_fixtures.py
 PARTS = ("dev", "held_out")
 DEPTH = 10  # hits asked for; MRR counts a first correct hit down to here
-# (mode, part, measure) -> floor, about two questions below what was measured when they were set:
-#                    dev (36)  r@1 / r@5 / MRR         held-out (57)  r@1 / r@5 / MRR
-#   vector           0.917 / 0.944 / 0.935             0.702 / 0.912 / 0.781
-#   lexical          1.000 / 1.000 / 1.000             0.895 / 0.982 / 0.933
-#   hybrid           1.000 / 1.000 / 1.000             0.825 / 0.982 / 0.892
-#   hybrid+graph     1.000 / 1.000 / 1.000             0.825 / 0.982 / 0.892
+# (mode, part, measure) -> floor, about two questions below what was measured when they were set (2026-12-04,
+# sentence windows for recordings; the held-out part grew by the 43 ho2- questions of issue 22, written before any
+# ranking change, over recordings and PDF tables):
+#                    dev (36)  r@1 / r@5 / MRR         held-out (100)  r@1 / r@5 / MRR
+#   vector           0.889 / 0.944 / 0.914             0.630 / 0.930 / 0.746
+#   lexical          0.972 / 1.000 / 0.986             0.830 / 0.960 / 0.885
+#   hybrid           1.000 / 1.000 / 1.000             0.840 / 0.970 / 0.899
+#   hybrid+graph     1.000 / 1.000 / 1.000             0.830 / 0.970 / 0.894
+# held-out hybrid by kind: recordings (24) 0.750 / 0.917, PDFs (45) 0.889 / 1.000, other (31) 0.839 / 0.968.
 FLOORS: dict[tuple[str, str, str], float] = {
-    ("vector", "dev", "r@1"): 0.86, ("vector", "dev", "r@5"): 0.89,
-    ("vector", "held_out", "r@1"): 0.66, ("vector", "held_out", "r@5"): 0.87,
+    ("vector", "dev", "r@1"): 0.83, ("vector", "dev", "r@5"): 0.89,
+    ("vector", "held_out", "r@1"): 0.61, ("vector", "held_out", "r@5"): 0.91,
     ("lexical", "dev", "r@1"): 0.94, ("lexical", "dev", "r@5"): 0.94,
-    ("lexical", "held_out", "r@1"): 0.85, ("lexical", "held_out", "r@5"): 0.94,
+    ("lexical", "held_out", "r@1"): 0.81, ("lexical", "held_out", "r@5"): 0.94,
     ("hybrid", "dev", "r@1"): 0.94, ("hybrid", "dev", "r@5"): 0.94,
-    ("hybrid", "held_out", "r@1"): 0.78, ("hybrid", "held_out", "r@5"): 0.94,
-    ("hybrid+graph", "dev", "r@1"): 0.94, ("hybrid+graph", "held_out", "r@1"): 0.78,
+    ("hybrid", "held_out", "r@1"): 0.82, ("hybrid", "held_out", "r@5"): 0.95,
+    ("hybrid+graph", "dev", "r@1"): 0.94, ("hybrid+graph", "held_out", "r@1"): 0.81,
 }
+
+
+def kind_of(item: dict[str, Any], qa: dict[str, Any]) -> str:
+    """recording, pdf or other: the kinds the measurement is reported by."""
+    if item["document"] in qa["audio"]:
+        return "recording"
+    return "pdf" if item["document"].endswith(".pdf") else "other"
 
 
 @dataclass(frozen=True)
@@ -137,7 +147,8 @@ def corpus(stack: Any) -> tuple[Api, dict[str, str]]:
 
 def test_recall_by_mode_on_both_parts(corpus: tuple[Api, dict[str, str]], stack: Any) -> None:
     api, doc_ids = corpus
-    questions = load_qa()["questions"]
+    qa = load_qa()
+    questions = qa["questions"]
     modes: dict[str, dict[str, Any]] = {
         "vector": {"mode": "vector"}, "lexical": {"mode": "lexical"}, "hybrid": {"mode": "hybrid", "rerank": False},
         "hybrid+graph": {"mode": "hybrid", "rerank": False, "expand": "graph"},
@@ -156,12 +167,22 @@ def test_recall_by_mode_on_both_parts(corpus: tuple[Api, dict[str, str]], stack:
             measured |= {(mode, name, "r@1"): r1, (mode, name, "r@5"): r5, (mode, name, "mrr"): mrr(outcomes)}
             print(f"  {name:<8} {mode:<13} recall@1 {r1:.3f} ({n1}/{len(items)})  recall@5 {r5:.3f} ({n5}/"
                   f"{len(items)})  MRR {mrr(outcomes):.3f}")
+            for kind in ("recording", "pdf", "other"):
+                of_kind = [o for o, q in zip(outcomes, items, strict=True) if kind_of(q, qa) == kind]
+                if of_kind:
+                    print(f"           {kind:<10} ({len(of_kind):>3})  recall@1 {recall(of_kind, 1)[1]:.3f}  "
+                          f"recall@5 {recall(of_kind, 5)[1]:.3f}  MRR {mrr(of_kind):.3f}")
             missed = [o for o in outcomes if o.rank != 1]
             print(f"           not first: {' '.join(f'{o.question}:{o.rank}' for o in missed) or '-'}")
             for o in missed:  # what beat the answer: the cause to fix, per mode
                 print(f"             {o.question:<28} first: {o.first}")
     for key, floor in FLOORS.items():
         assert measured[key] >= floor, f"{key} fell to {measured[key]:.3f} (floor {floor})"
+    # The fusion never loses to one of its own inputs (issue 22).
+    for name in PARTS:
+        for at in ("r@1", "r@5"):
+            parts = max(measured[("vector", name, at)], measured[("lexical", name, at)])
+            assert measured[("hybrid", name, at)] >= parts, f"hybrid {name} {at} below one of its lists ({parts:.3f})"
 
 
 def test_graph_expansion_reports_its_entities(corpus: tuple[Api, dict[str, str]]) -> None:
