@@ -1,4 +1,6 @@
-"""Make the held-out evaluation fixtures in tests/data/eval/ (the ho2- questions of tests/qa_set.json).
+"""Make the evaluation fixtures in tests/data/eval/: the held-out ho2- questions of tests/qa_set.json (recordings
+and PDFs) and, with --part dev, the development dv- questions (recordings named dev_, made for tuning how
+recordings are cut into search windows, issue 22; the held-out files and questions are left as they are).
 
 Recordings: several topics each, spoken by espeak-ng sentence by sentence with short pauses, encoded to MP3 (PyAV).
 PDFs: multi-page reports with an introduction page, results/cost tables and a conclusions page, written by fpdf2
@@ -12,8 +14,9 @@ Regenerate (espeak-ng from Debian, fpdf2 kept outside the project venv):
     apt-get install -y espeak-ng
     python3 -m pip install --target /tmp/pdflib fpdf2
     PYTHONPATH=/tmp/pdflib .venv/bin/python scripts/make_eval_fixtures.py --verify --write-qa
+    .venv/bin/python scripts/make_eval_fixtures.py --part dev --verify --write-qa
 
-Questions were written before any ranking was tuned on them; do not rephrase them to suit the ranking.
+The ho2- questions were written before any ranking was tuned on them; do not rephrase them to suit the ranking.
 """
 
 from __future__ import annotations
@@ -203,6 +206,147 @@ AUDIO_QUESTIONS: list[dict[str, Any]] = [
     {"id": "ho2-car-service-cost", "question": "What will the garage charge for the car?",
      "document": "voice_memo_reminders.mp3",
      "expect": ["four hundred pounds", "400 pounds", "400"]},
+]
+
+# The DEVELOPMENT recordings (file names dev_, questions dv-, split "dev"): made for tuning how recordings are cut
+# into search windows (issue 22), so, unlike the ho2- ones above, they may be tuned on. Written the same way: several
+# topics each, facts said mid-way, words that recur across topics; wording kept to what Whisper tiny.en hears right
+# (no "X hundred and Y", no digit-by-digit reference numbers, no "bill").
+DEV_RECORDINGS: dict[str, dict[str, Any]] = {
+    "dev_gp_surgery_call.mp3": {
+        "voices": {"R": "en-gb", "P": "en-us"},
+        "topics": [
+            [
+                ("R", "Good morning, Oakwood Medical Centre, Helen speaking. How can I help?"),
+                ("P", "Hello Helen, this is Daniel Morris. I have a few things to ask, if that is all right."),
+            ],
+            [
+                ("P", "First, I asked for my repeat prescription for my asthma inhaler on Monday."),
+                ("R", "Let me check. Doctor Collins approved it this morning."),
+                ("R", "It will be ready to collect from Green Cross Pharmacy after four o'clock tomorrow."),
+                ("P", "Great, my old inhaler is almost empty."),
+            ],
+            [
+                ("P", "Second, I had a blood test last week and nobody has called me about it."),
+                ("R", "Your blood test came back normal, apart from a low iron level."),
+                ("R", "The doctor would like to check your iron again in three months, so please book a new test "
+                      "in June."),
+            ],
+            [
+                ("P", "And can I book an appointment for my daughter Lucy? She has had a cough for two weeks."),
+                ("R", "The first free appointment is on Wednesday at ten past eleven with our nurse, Amy Walker."),
+                ("R", "Please bring Lucy's red book with you, and come ten minutes early."),
+            ],
+            [
+                ("R", "One last thing. The flu vaccine clinic is on Saturday the eighth of November."),
+                ("R", "You can book Lucy in for the nasal spray at the same time."),
+                ("P", "Thank you Helen, that is very helpful. Goodbye."),
+            ],
+        ],
+    },
+    "dev_housing_repair_call.mp3": {
+        "voices": {"O": "en-us", "T": "en-gb"},
+        "topics": [
+            [
+                ("O", "Good morning, Riverside Housing repairs, my name is Mark."),
+                ("T", "Hi Mark, my name is Grace Wilson. I rent the top floor flat at forty Park Road."),
+            ],
+            [
+                ("T", "Water is coming through my bathroom ceiling, from the pipes in the loft."),
+                ("O", "That is an emergency, so a plumber will come today."),
+                ("O", "Our plumber, Tony Reed, will be with you between two and five this afternoon."),
+                ("O", "Until then, please turn off the water at the main tap under the kitchen sink."),
+            ],
+            [
+                ("T", "There is also black mould on the bedroom wall, and it keeps coming back."),
+                ("O", "We will send a surveyor to look at the mould on the nineteenth of March."),
+                ("O", "If the wall needs treatment, the work usually takes two weeks."),
+            ],
+            [
+                ("T", "The water from the ceiling has ruined my bathroom carpet."),
+                ("O", "You can claim up to fifty pounds for the carpet."),
+                ("O", "Please send us the claim form with a photo of the damage."),
+            ],
+            [
+                ("T", "Last thing, the lock on my front door is broken and it will not close."),
+                ("O", "We will send someone to change the whole lock on Friday morning, and there is no charge "
+                      "for that."),
+                ("O", "Thank you for calling, and sorry about all the trouble."),
+            ],
+        ],
+    },
+    "dev_project_standup.mp3": {
+        "voices": {"L": "en-gb", "S": "en-us", "A": "en-us"},
+        "topics": [
+            [
+                ("L", "Morning everyone, this is the stand-up for the mobile app project, on the eleventh of March."),
+                ("L", "Sam, would you like to go first?"),
+            ],
+            [
+                ("S", "Sure. Yesterday I fixed the login bug on Android phones."),
+                ("S", "Today I am building the payment screen, and it should be ready for testing on Thursday."),
+            ],
+            [
+                ("A", "This is Anna. I finished the new search page, but the test server keeps crashing."),
+                ("L", "Thanks Anna. Raj from the server team will look at it after lunch."),
+            ],
+            [
+                ("L", "Next, the release. The new version goes to the app store on the twenty eighth of March."),
+                ("L", "Our fifty test users will get it one week earlier."),
+            ],
+            [
+                ("L", "On costs, the cloud servers cost us eight thousand pounds last month, up from five thousand."),
+                ("L", "Please turn off the test servers every night."),
+            ],
+            [
+                ("L", "Finally, the client demo for Parker Foods is on Friday at four o'clock."),
+                ("L", "Anna will show the search page and Sam will show the payment screen. Thanks everyone."),
+            ],
+        ],
+    },
+}
+
+DEV_AUDIO_QUESTIONS: list[dict[str, Any]] = [
+    {"id": "dv-gp-inhaler-pickup", "question": "When can Daniel pick up his inhaler, and from where?",
+     "document": "dev_gp_surgery_call.mp3", "expect": ["Green Cross Pharmacy", "Green Cross"]},
+    {"id": "dv-gp-who-signed", "question": "Which doctor signed off the repeat prescription?",
+     "document": "dev_gp_surgery_call.mp3", "expect": ["Doctor Collins", "Dr. Collins", "Dr Collins"]},
+    {"id": "dv-gp-blood-result", "question": "What did Daniel's blood results show?",
+     "document": "dev_gp_surgery_call.mp3", "expect": ["low iron level", "iron level"]},
+    {"id": "dv-gp-retest", "question": "How long until the iron needs checking again?",
+     "document": "dev_gp_surgery_call.mp3", "expect": ["three months", "3 months"]},
+    {"id": "dv-gp-lucy-appointment", "question": "When is Lucy's appointment for her cough, and who will see her?",
+     "document": "dev_gp_surgery_call.mp3", "expect": ["Amy Walker", "Wednesday at ten past eleven",
+                                                        "Wednesday at 10 past 11"]},
+    {"id": "dv-gp-flu-clinic", "question": "What date is the flu jab clinic?",
+     "document": "dev_gp_surgery_call.mp3", "expect": ["eighth of November", "8th of November", "8 November"]},
+    {"id": "dv-housing-address", "question": "Where does the tenant with the leak live?",
+     "document": "dev_housing_repair_call.mp3", "expect": ["forty Park Road", "40 Park Road"]},
+    {"id": "dv-housing-plumber", "question": "Who is coming to fix the leak, and what time?",
+     "document": "dev_housing_repair_call.mp3", "expect": ["Tony Reed"]},
+    {"id": "dv-housing-stop-tap", "question": "Where do I shut off the water supply?",
+     "document": "dev_housing_repair_call.mp3", "expect": ["kitchen sink"]},
+    {"id": "dv-housing-damp-survey", "question": "When will someone check the mould on the wall?",
+     "document": "dev_housing_repair_call.mp3",
+     "expect": ["nineteenth of March", "19th of March", "19 March", "March 19"]},
+    {"id": "dv-housing-carpet-claim", "question": "How much can Grace get back for the ruined carpet?",
+     "document": "dev_housing_repair_call.mp3", "expect": ["fifty pounds", "50 pounds", "50"]},
+    {"id": "dv-housing-lock", "question": "When will the broken door lock be replaced?",
+     "document": "dev_housing_repair_call.mp3", "expect": ["Friday morning"]},
+    {"id": "dv-standup-login-bug", "question": "What problem did Sam solve on Android?",
+     "document": "dev_project_standup.mp3", "expect": ["login bug"]},
+    {"id": "dv-standup-payment-ready", "question": "When is the payment screen due to be tried out?",
+     "document": "dev_project_standup.mp3", "expect": ["testing on Thursday"]},
+    {"id": "dv-standup-server-help", "question": "Who will help with the test server problem?",
+     "document": "dev_project_standup.mp3", "expect": ["Raj"]},
+    {"id": "dv-standup-release-date", "question": "When does the new version of the app come out?",
+     "document": "dev_project_standup.mp3",
+     "expect": ["twenty eighth of March", "28th of March", "28 March", "March 28"]},
+    {"id": "dv-standup-cloud-costs", "question": "What was last month's spend on hosting?",
+     "document": "dev_project_standup.mp3",
+     "expect": ["eight thousand pounds", "8,000 pounds", "8000 pounds", "8,000", "8000"]},
+    {"id": "dv-standup-client-demo", "question": "What time are we presenting to Parker Foods?",
+     "document": "dev_project_standup.mp3", "expect": ["four o'clock", "4 o'clock", "Friday at four", "Friday at 4"]},
 ]
 
 # The PDFs: each page a list of blocks, ("h1"|"h2"|"p", text) or ("table", [header, row, ...]).
@@ -546,9 +690,50 @@ def check_pdf(name: str, questions: list[dict[str, Any]]) -> list[str]:
 # --- main -----------------------------------------------------------------------------------------------------
 
 
+# The groups of recordings: (recordings, questions, split, id prefix, name of the file listing what was spoken).
+GROUPS: dict[str, tuple[dict[str, dict[str, Any]], list[dict[str, Any]], str, str, str]] = {
+    "held_out": (RECORDINGS, AUDIO_QUESTIONS, "held_out", "ho2-", "recordings.json"),
+    "dev": (DEV_RECORDINGS, DEV_AUDIO_QUESTIONS, "dev", "dv-", "dev_recordings.json"),
+}
+
+
+def make_audio(group: str, verify: bool, problems: list[str]) -> list[dict[str, Any]]:
+    """Write one group's recordings (and, with verify, their transcripts); return its questions with seconds."""
+    recordings, questions, split, _, listing = GROUPS[group]
+    qa_items: list[dict[str, Any]] = []
+    script: dict[str, Any] = {}
+    for name, spec in recordings.items():
+        script[name] = synthesize(name, spec)
+        print(f"{name}: {script[name][-1]['seconds'][1] + 0.8:.1f} s, {(OUT / name).stat().st_size} bytes")
+    (OUT / listing).write_text(json.dumps(script, indent=1) + "\n")
+    if not verify:
+        return qa_items
+    from ingestflow.audio.whisper import transcribe
+
+    transcripts = {name: transcribe(OUT / name, device="cpu") for name in recordings}
+    for name, t in transcripts.items():
+        (OUT / (Path(name).stem + ".transcript.txt")).write_text(t.text + "\n")
+    for q in questions:
+        found = answer_seconds(transcripts[q["document"]], q["expect"])
+        if found is None:
+            print(f"  {q['id']:<28} MISSING {q['expect']}")
+            problems.append(q["id"])
+            continue
+        seconds, text = found
+        spoken = [s["seconds"] for s in script[q["document"]]
+                  if s["seconds"][0] < seconds[1] and s["seconds"][1] > seconds[0]]
+        print(f"  {q['id']:<28} {seconds} {text!r} (synthesized at {spoken})")
+        qa_items.append({"id": q["id"], "question": q["question"], "document": q["document"],
+                         "seconds": seconds, "split": split})
+    return qa_items
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", choices=["audio", "pdf"], help="make only one kind")
+    ap.add_argument("--part", choices=["held_out", "dev"], default="held_out",
+                    help="held_out (default): the ho2- recordings and PDFs; dev: only the dev_ recordings and "
+                         "their dv- questions (no PDFs), leaving the held-out files and questions alone")
     ap.add_argument("--verify", action="store_true", help="transcribe / parse and check every answer is there")
     ap.add_argument("--write-qa", action="store_true", help="with --verify: put the questions in tests/qa_set.json")
     args = ap.parse_args()
@@ -556,30 +741,8 @@ def main() -> int:
     problems: list[str] = []
     qa_items: list[dict[str, Any]] = []
     if args.only != "pdf":
-        script: dict[str, Any] = {}
-        for name, spec in RECORDINGS.items():
-            script[name] = synthesize(name, spec)
-            print(f"{name}: {script[name][-1]['seconds'][1] + 0.8:.1f} s, {(OUT / name).stat().st_size} bytes")
-        (OUT / "recordings.json").write_text(json.dumps(script, indent=1) + "\n")
-        if args.verify:
-            from ingestflow.audio.whisper import transcribe
-
-            transcripts = {name: transcribe(OUT / name, device="cpu") for name in RECORDINGS}
-            for name, t in transcripts.items():
-                (OUT / (Path(name).stem + ".transcript.txt")).write_text(t.text + "\n")
-            for q in AUDIO_QUESTIONS:
-                found = answer_seconds(transcripts[q["document"]], q["expect"])
-                if found is None:
-                    print(f"  {q['id']:<28} MISSING {q['expect']}")
-                    problems.append(q["id"])
-                    continue
-                seconds, text = found
-                spoken = [s["seconds"] for s in script[q["document"]]
-                          if s["seconds"][0] < seconds[1] and s["seconds"][1] > seconds[0]]
-                print(f"  {q['id']:<28} {seconds} {text!r} (synthesized at {spoken})")
-                qa_items.append({"id": q["id"], "question": q["question"], "document": q["document"],
-                                 "seconds": seconds, "split": "held_out"})
-    if args.only != "audio":
+        qa_items += make_audio(args.part, args.verify, problems)
+    if args.only != "audio" and args.part == "held_out":
         for name, pages in PDFS.items():
             write_pdf(name, pages)
             print(f"{name}: {len(pages)} pages, {(OUT / name).stat().st_size} bytes")
@@ -589,24 +752,27 @@ def main() -> int:
     if problems:
         print("answers not found as the pipeline sees them:", " ".join(problems))
     if args.write_qa and args.verify:
-        write_qa([q for q in qa_items if q["id"] not in problems])
+        write_qa([q for q in qa_items if q["id"] not in problems], args.part)
     return 1 if problems else 0
 
 
-def write_qa(items: list[dict[str, Any]]) -> None:
-    """Replace the ho2- questions of tests/qa_set.json, one question a line as the file has them."""
+def write_qa(items: list[dict[str, Any]], group: str) -> None:
+    """Replace one group's questions (ho2- or dv-) of tests/qa_set.json, one question a line as the file has them;
+    the other questions stay as they are."""
+    recordings, _, _, prefix, _ = GROUPS[group]
     qa = json.loads(QA_SET.read_text())
     new_ids = {q["id"] for q in items}
-    kept = [q for q in qa["questions"] if not q["id"].startswith("ho2-") or q["id"] not in new_ids]
-    old_ho2 = {q["id"]: q for q in kept if q["id"].startswith("ho2-")}
-    kept = [q for q in kept if not q["id"].startswith("ho2-")]
-    questions = kept + [*old_ho2.values(), *items]
-    for name in RECORDINGS:
+    kept = [q for q in qa["questions"] if not q["id"].startswith(prefix) or q["id"] not in new_ids]
+    old = {q["id"]: q for q in kept if q["id"].startswith(prefix)}
+    kept = [q for q in kept if not q["id"].startswith(prefix)]
+    questions = kept + [*old.values(), *items]
+    for name in recordings:
         if name not in qa["audio"]:
             qa["audio"].append(name)
-    for name in PDFS:
-        if name not in qa["documents"]:
-            qa["documents"].append(name)
+    if group == "held_out":
+        for name in PDFS:
+            if name not in qa["documents"]:
+                qa["documents"].append(name)
     buf = io.StringIO()
     buf.write("{\n")
     buf.write(f'  "about": {json.dumps(qa["about"], ensure_ascii=False)},\n')
@@ -616,7 +782,7 @@ def write_qa(items: list[dict[str, Any]]) -> None:
     buf.write(",\n".join(f"    {json.dumps(q, ensure_ascii=False)}" for q in questions))
     buf.write("\n  ]\n}\n")
     QA_SET.write_text(buf.getvalue())
-    print(f"tests/qa_set.json: {len(questions)} questions, {len(items)} ho2-")
+    print(f"tests/qa_set.json: {len(questions)} questions, {len(items)} {prefix}")
 
 
 if __name__ == "__main__":
