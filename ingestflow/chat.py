@@ -41,7 +41,7 @@ from ingestflow.retrieval import retrieve
 from ingestflow.search import ChunkHit, Provenance, SearchFilters, embed_texts
 from ingestflow.settings import Settings
 from ingestflow.text import markdown_to_text
-from ingestflow.vectors import TURNS, chunk_id, open_vector_store
+from ingestflow.vectors import TURNS, chunk_id, chunk_index, open_vector_store
 
 log = logging.getLogger(__name__)
 
@@ -214,15 +214,12 @@ def widened(settings: Settings, owner_id: str, sources: list[Source]) -> dict[in
     """What the LLM reads of each recording's source: its window with the windows either side. Windows are a few
     sentences, cut so a citation points at the seconds that say it; the answer may need the sentence before or
     after. Only the text read widens: the source, and its citation, stay the window."""
-    around: dict[int, tuple[str, str]] = {}
-    for s in sources:
-        if s.start_s is not None and ":" in s.chunk_id:
-            index = int(s.chunk_id.rsplit(":", 1)[1])
-            around[s.n] = (chunk_id(s.document_id, index - 1), chunk_id(s.document_id, index + 1))
+    timed = [s for s in sources if s.start_s is not None]
+    around = {s.n: (chunk_id(s.document_id, chunk_index(s.chunk_id) - 1),
+                    chunk_id(s.document_id, chunk_index(s.chunk_id) + 1)) for s in timed}
     found = lexical.texts(settings.sqlalchemy_url, owner_id, [i for pair in around.values() for i in pair])
-    by_n = {s.n: s for s in sources}
-    return {n: " ".join(t for t in (found.get(before), by_n[n].text, found.get(after)) if t)
-            for n, (before, after) in around.items()}
+    return {s.n: " ".join(t for t in (found.get(around[s.n][0]), s.text, found.get(around[s.n][1])) if t)
+            for s in timed}
 
 
 def answer_prompt(question: str, sources: list[Source], context: list[ContextTurn],

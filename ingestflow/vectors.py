@@ -50,6 +50,11 @@ def chunk_id(document_id: str, index: int) -> str:
     return f"{document_id}:{index:05d}"
 
 
+def chunk_index(chunk_id: str) -> int:
+    """The index a chunk id was made from (chunk_id's inverse)."""
+    return int(chunk_id.rsplit(":", 1)[1])
+
+
 def where_clause(conditions: Mapping[str, Any]) -> dict[str, Any] | None:
     """A Chroma `where` from field -> value (a list or tuple means any of them; None is no condition)."""
     conds: list[dict[str, Any]] = []

@@ -28,11 +28,14 @@ log = logging.getLogger("distributed.worker.warmup")
 
 
 def _chunker(settings: Settings) -> None:
+    from docling_core.types.doc import DoclingDocument
+
     from ingestflow.models import embedding_model_path
     from ingestflow.parsing import chunking
 
     path = embedding_model_path(settings.embedding_model)
-    chunking._chunker(str(path), settings.chunk_max_tokens)
+    # An empty document goes the chunk stage's way: docling's chunker and tokenizer built, transformers imported.
+    chunking.chunk(DoclingDocument(name="warm"), tokenizer_path=path, max_tokens=settings.chunk_max_tokens)
     chunking.count_tokens("warm", tokenizer_path=path)
 
 
@@ -48,9 +51,7 @@ def _whisper(settings: Settings) -> None:
 
     from ingestflow.audio import whisper
 
-    model, _label = whisper.load_model(settings.whisper_model, device=settings.whisper_device,
-                                       compute_type=settings.whisper_compute_type,
-                                       cpu_threads=settings.whisper_cpu_threads)
+    model, _label = whisper.configured_model(settings)
     # One second of silence through the VAD: loads the silero model the stage's first file would.
     segments, _info = model.transcribe(np.zeros(16_000, dtype=np.float32), vad_filter=True, word_timestamps=True)
     list(segments)

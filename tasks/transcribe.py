@@ -29,10 +29,7 @@ def transcribe_document(ref: DocumentRef) -> TranscribeResult:
         on_segment=lambda end_s, _duration: progress.advance(end_s),
     )
     write_atomic(ref.transcript_raw, json.dumps(transcript.to_dict()))
-    _model, label = whisper.load_model(
-        settings.whisper_model, device=settings.whisper_device, compute_type=settings.whisper_compute_type,
-        cpu_threads=settings.whisper_cpu_threads,
-    )
+    _model, label = whisper.configured_model(settings)
     return TranscribeResult(
         language=transcript.language,
         language_probability=transcript.language_probability,

@@ -18,6 +18,8 @@ from ingestflow.errors import CorruptInput, PermanentError
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
 
+    from ingestflow.settings import Settings
+
 log = logging.getLogger(__name__)
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -117,6 +119,12 @@ def _load(source: str, label: str, device: Device, compute_type: str | None, thr
         raise PermanentError(f"could not load whisper model {label!r}: {exc}") from exc
     log.info("whisper %s loaded on cpu (%s, %d threads) in %.1fs", label, ctype, threads, time.monotonic() - t0)
     return whisper, f"faster-whisper {fw_version} / {label} {ctype} cpu"
+
+
+def configured_model(settings: Settings) -> tuple[WhisperModel, str]:
+    """The cached model the settings name (what the transcribe stage uses), and its label."""
+    return load_model(settings.whisper_model, device=settings.whisper_device,
+                      compute_type=settings.whisper_compute_type, cpu_threads=settings.whisper_cpu_threads)
 
 
 def clear_model_cache() -> None:

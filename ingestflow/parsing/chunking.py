@@ -62,10 +62,10 @@ def _hf_tokenizer(tokenizer_path: str) -> Any:
     return tokenizer
 
 
-# A fresh Dask worker (after a crash or a recycle) may start two chunk tasks at once: two threads importing
-# transformers and docling's tokenizer module together let one see transformers half-initialised, docling then
-# records it as missing, and every chunk in that process fails ("HuggingFaceTokenizer is not fully defined";
-# found by the kill matrix). Whatever imports them here does it under this lock.
+# Two threads importing transformers and docling's tokenizer module together let one see transformers
+# half-initialised; docling then records it as missing and every chunk in that process fails ("HuggingFaceTokenizer
+# is not fully defined"). A Dask worker imports them before its first task (ingestflow/warmup.py, which also covers
+# embed and transcribe); this lock keeps a process without that preload (tests, a worker started by hand) safe here.
 _BUILD_LOCK = threading.RLock()
 
 
