@@ -60,7 +60,7 @@ class Page(BaseModel):
 
 
 class SearchHit(BaseModel):
-    """A passage as search returns it and chat cites it: the chunk, its rank score and where it comes from."""
+    """A passage as search returns it and chat cites it: the chunk, its score and where it comes from."""
 
     chunk_id: str
     document_id: str

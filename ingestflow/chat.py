@@ -2,9 +2,10 @@
 
 Retrieval is split about 70/30: DOC_K passages from the documents (the sources an answer may cite) and
 TURN_K earlier turns of the same conversation (what an LLM is shown to understand the question, never cited;
-reported as chat_context_used). Both go through the hybrid ranking of ingestflow/retrieval.py: passages by
-meaning and by their words, fused; turns likewise, from the owner's `turns` vector collection and the turns'
-rows in SQL, where they are stored first.
+reported as chat_context_used). Passages go through the hybrid search of ingestflow/retrieval.py (meaning and
+words scored together); turns are found by meaning in the owner's `turns` vector collection and by their words
+in SQL, where they are stored first, and the two lists fused by rank (a turn found only by its words has no
+vector fetched to score it by).
 
 Follow-ups ("and when is it due?") name nothing themselves, so the search vector is the mean of two readings:
 the question alone, and the question appended to the conversation's last user questions (the latest turns,
@@ -73,7 +74,7 @@ class Source(Provenance):
     document_id: str
     chunk_id: str
     text: str
-    score: float  # the fused ranking score; sources are numbered in its order
+    score: float  # the search score; sources are numbered in its order
     vector_score: float  # cosine similarity of the passage to the question's search vector
     cited: bool = False
 

@@ -11,7 +11,7 @@ import pytest
 
 from ingestflow import lexical
 from ingestflow.db import ChunkText, Document, User, session_scope
-from ingestflow.ranking import fuse
+from ingestflow.ranking import combine, fuse, min_max, scaled_to_best
 from ingestflow.search import SearchFilters, embed_texts
 from ingestflow.settings import Settings
 from ingestflow.vectors import DocumentVectors, VectorStore, chunk_id, collection_name, where_clause
@@ -78,6 +78,14 @@ def test_where_clause_and_fusion() -> None:
     fused = fuse([(["a", "b", "c"], 1.0), (["b", "d"], 1.0)])
     assert max(fused, key=fused.__getitem__) == "b"  # second and first beats first alone
     assert fused["a"] > fused["c"] and fused["d"] == pytest.approx(1 / 62)
+    # Scores, not ranks: a clear lead in meaning outweighs a near tie in words ...
+    combined = combine({"a": 0.56, "b": 0.41, "c": 0.20}, {"a": 0.95, "b": 1.0}, exact=set())
+    assert max(combined, key=combined.__getitem__) == "a"
+    assert combined["c"] == 0.0 and combined["b"] == pytest.approx(0.6 * 0.21 / 0.36 + 0.4)
+    # ... and holding the query's exact terms (a figure, a code) is worth more than either near tie.
+    with_code = combine({"a": 0.56, "b": 0.54, "c": 0.20}, {"a": 1.0, "b": 0.9}, exact={"b"})
+    assert with_code["b"] > with_code["a"]
+    assert min_max({"x": 0.3, "y": 0.3}) == {"x": 0.0, "y": 0.0} and scaled_to_best({"x": 0.0}) == {"x": 0.0}
     with pytest.raises(ValueError):
         collection_name("chunks", "no spaces allowed")
 
