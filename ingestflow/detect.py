@@ -9,6 +9,7 @@ from pathlib import Path
 import puremagic
 
 from ingestflow.errors import UnsupportedFormat
+from ingestflow.text_encoding import decode
 
 TEXT_FORMATS = {"pdf", "docx", "pptx", "html", "md"}
 AUDIO_FORMATS = {"wav", "mp3", "m4a", "flac", "ogg", "mp4"}
@@ -75,15 +76,11 @@ def _mp4_brand(head: bytes) -> str:
 
 
 def _text_format(head: bytes) -> str | None:
+    """html or md for text in any encoding ingestflow.text_encoding reads (the head of the file: a character
+    cut at its end is fine); None for anything else."""
     try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError:
-        # A multi-byte character cut at the end of the sniffed window is still text.
-        try:
-            text = head[:-4].decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-    if "\x00" in text:
+        text = decode(head, partial=True).text
+    except UnsupportedFormat:
         return None
     lowered = text.lstrip("\ufeff \t\r\n").lower()
     if lowered.startswith(("<!doctype html", "<html")) or "<html" in lowered[:1024]:

@@ -179,3 +179,21 @@ def test_health_detailed_reports_every_dependency(alice: Api) -> None:
     report = alice.get("/health/detailed").json()
     assert report["ok"], report
     assert {"database", "prefect", "dask", "chroma", "graph", "models"} <= set(report["dependencies"])
+
+
+def test_text_in_other_encodings_reads_as_saved(alice: Api) -> None:
+    """Issue 23: a Markdown note saved as UTF-16 with a byte-order mark (Notepad's "Unicode") and a web page in
+    windows-1252 that says so are accepted, and their stored content and search hits read as the original."""
+    note = "# Boiler visit\n\nThe engineer Zoë Müller charged 85 € — “call-out” included — for the façade flue.\n"
+    page = ('<!DOCTYPE html><html><head><meta charset="windows-1252"><title>Caf\u00e9</title></head><body>'
+            "<h1>Café opening</h1><p>The crème brûlée costs 4,50 € at the Zürich café.</p></body></html>")
+    for name, data, phrase in [("visit-utf16.md", note.encode("utf-16"), "Zoë Müller charged 85 €"),
+                               ("cafe-1252.html", page.encode("cp1252"), "crème brûlée costs 4,50 €")]:
+        r = alice.upload_bytes(name, data)
+        assert r.status_code == 202, r.text
+        job = alice.wait_job(r.json()["job_id"])
+        assert job["status"] == "completed", job
+        content = alice.get(f"/v1/documents/{r.json()['document_id']}/content").text
+        assert phrase in content, content
+        hits = alice.get("/v1/search", q=phrase, k=3, document_id=r.json()["document_id"]).json()["hits"]
+        assert hits and phrase in hits[0]["text"], hits

@@ -23,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -222,9 +223,18 @@ def parse_to_files(job: Job) -> int | None:
     from ingestflow.parsing import limits
     from ingestflow.parsing.conversion import convert, to_markdown
     from ingestflow.parsing.persistence import save_document
+    from ingestflow.text_encoding import TEXT_ENCODED, as_utf8
 
-    limits.check(job.source, job.fmt, job.limits)
-    doc = convert(job.source, job.fmt, artifacts_path=job.artifacts_path, ocr=job.ocr)
+    with tempfile.TemporaryDirectory(prefix="ingestflow-parse-") as tmp:
+        source = job.source
+        if job.fmt in TEXT_ENCODED:  # read in the encoding it was saved in; the limits and docling see UTF-8
+            data = job.source.read_bytes()
+            utf8 = as_utf8(data, job.fmt)
+            if utf8 != data:
+                source = Path(tmp) / job.source.name  # the same name: docling names the document after it
+                source.write_bytes(utf8)
+        limits.check(source, job.fmt, job.limits)
+        doc = convert(source, job.fmt, artifacts_path=job.artifacts_path, ocr=job.ocr)
     save_document(doc, job.parsed_json)
     write_atomic(job.content_md, to_markdown(doc))
     return len(doc.pages) if getattr(doc, "pages", None) else None
