@@ -11,7 +11,9 @@ import puremagic
 from ingestflow.errors import UnsupportedFormat
 from ingestflow.text_encoding import decode
 
-TEXT_FORMATS = {"pdf", "docx", "pptx", "html", "md"}
+# Photos and scans of pages are documents too: OCR'd like a scanned PDF (ingestflow/parsing/images.py).
+IMAGE_FORMATS = {"png", "jpeg", "tiff", "bmp", "webp"}
+TEXT_FORMATS = {"pdf", "docx", "pptx", "html", "md"} | IMAGE_FORMATS
 AUDIO_FORMATS = {"wav", "mp3", "m4a", "flac", "ogg", "mp4"}
 
 MIME = {
@@ -20,6 +22,11 @@ MIME = {
     "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
     "html": "text/html",
     "md": "text/markdown",
+    "png": "image/png",
+    "jpeg": "image/jpeg",
+    "tiff": "image/tiff",
+    "bmp": "image/bmp",
+    "webp": "image/webp",
     "wav": "audio/wav",
     "mp3": "audio/mpeg",
     "m4a": "audio/mp4",
@@ -31,6 +38,14 @@ MIME = {
 # puremagic's extension guesses, folded onto the formats the pipeline takes.
 _MAGIC_TO_FORMAT = {
     ".pdf": "pdf",
+    ".png": "png",
+    ".jpg": "jpeg",
+    ".jpeg": "jpeg",
+    ".jfif": "jpeg",
+    ".tif": "tiff",
+    ".tiff": "tiff",
+    ".bmp": "bmp",
+    ".webp": "webp",
     ".wav": "wav",
     ".mp3": "mp3",
     ".flac": "flac",
@@ -116,7 +131,8 @@ def detect(path: Path) -> Detected:
 
 
 _NAME_FAMILY = {ext: "audio" for ext in ("wav", "mp3", "m4a", "aac", "flac", "ogg", "oga", "opus", "mp4", "mov")}
-_NAME_FAMILY.update({ext: "text" for ext in ("pdf", "docx", "pptx", "html", "htm", "md", "markdown", "txt")})
+_NAME_FAMILY.update({ext: "text" for ext in ("pdf", "docx", "pptx", "html", "htm", "md", "markdown", "txt",
+                                              "png", "jpg", "jpeg", "tif", "tiff", "bmp", "webp")})
 
 
 def check_name_agrees(filename: str, detected: Detected) -> None:

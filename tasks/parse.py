@@ -26,9 +26,10 @@ def parse_document(ref: DocumentRef) -> ParseResult:
         ocr=settings.ocr_enabled,
         limits=Limits.from_settings(settings),
     )
-    pages = worker.run(job, timeout_s=settings.parse_timeout_s, recycle=worker.Recycle.from_settings(settings))
+    parsed = worker.run(job, timeout_s=settings.parse_timeout_s, recycle=worker.Recycle.from_settings(settings))
     pipeline = "layout" if settings.docling_artifacts_path else "native"
-    return ParseResult(page_count=pages, model=f"docling-{version('docling-slim')}-{pipeline}")
+    return ParseResult(page_count=parsed.pages, model=f"docling-{version('docling-slim')}-{pipeline}",
+                       note="; ".join(parsed.notes) or None)
 
 
 @stage_task("parse")

@@ -197,3 +197,31 @@ def test_text_in_other_encodings_reads_as_saved(alice: Api) -> None:
         assert phrase in content, content
         hits = alice.get("/v1/search", q=phrase, k=3, document_id=r.json()["document_id"]).json()["hits"]
         assert hits and phrase in hits[0]["text"], hits
+
+
+def test_a_photo_of_a_notice_is_ocrd_and_cited_by_page(alice: Api, tmp_path: Path) -> None:
+    """Issue 23: a PNG photo of a typed notice is OCR'd, chunked, embedded and found with its page; a photo with
+    no text completes with no chunks and says so."""
+    from tests.test_images import NOTICE, typed_photo
+
+    photo = tmp_path / "notice.png"
+    typed_photo(NOTICE).save(photo)
+    r = alice.upload(photo)
+    assert r.status_code == 202, r.text
+    job = alice.wait_job(r.json()["job_id"])
+    assert job["status"] == "completed", job
+    hits = alice.get("/v1/search", q="when is the community hall on Mill Lane closed", k=3,
+                     document_id=r.json()["document_id"]).json()["hits"]
+    assert hits and "Friday 16 January" in hits[0]["text"] and hits[0]["page"] == 1, hits
+
+    from PIL import Image
+
+    sky = tmp_path / "sky.jpg"
+    Image.new("RGB", (640, 480), (120, 170, 230)).save(sky)
+    r = alice.upload(sky)
+    assert r.status_code == 202, r.text
+    job = alice.wait_job(r.json()["job_id"])
+    assert job["status"] == "completed", job
+    assert any("no text" in note for note in job["notes"]), job
+    status = alice.get(f"/v1/documents/{r.json()['document_id']}/indexing-status").json()
+    assert status["chunk_count"] == 0, status

@@ -85,7 +85,7 @@ def rebuild(native: DoclingDocument, path: Path, *, ocr: bool, notes: list[str])
 
     doc = _assemble(native, elements)
     if not doc.texts:
-        notes.append("no text found in the PDF")
+        notes.append("no text found on any page")
     return doc, ocr_pages
 
 

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from rapidocr import RapidOCR
 
 # 3x = 216 dpi, docling's own OCR default: small print stays legible without making OCR much slower.
-_OCR_SCALE = 3.0
+OCR_SCALE = 3.0
 _RAPIDOCR_MODELS = ("PP-OCRv6_det_small.onnx", "ch_ppocr_mobile_v2.0_cls_mobile.onnx", "PP-OCRv6_rec_small.onnx")
 
 
@@ -56,11 +56,14 @@ def ocr_page(path: Path, page_no: int, size: Size) -> list[tuple[str, BoundingBo
     with pypdfium2_lock:
         pdf = pdfium.PdfDocument(path)
         try:
-            image = pdf[page_no - 1].render(scale=_OCR_SCALE).to_pil().convert("RGB")
+            image = pdf[page_no - 1].render(scale=OCR_SCALE).to_pil().convert("RGB")
         finally:
             pdf.close()
 
-    result = engine(np.asarray(image))
+    # No text-line angle classifier: pages are rendered upright (photos are turned by their EXIF orientation),
+    # and the classifier turned a clean, slightly tilted line of a photographed notice upside down ("while the
+    # heating boiler is replaced..." read as "wWho b ch"); without it the line reads right.
+    result = engine(np.asarray(image), use_cls=False)
     # The call is typed as returning any stage's output; with det+rec on it is the full result.
     boxes, texts = getattr(result, "boxes", None), getattr(result, "txts", None)
     if boxes is None or texts is None:
@@ -70,8 +73,8 @@ def ocr_page(path: Path, page_no: int, size: Size) -> list[tuple[str, BoundingBo
     for quad, text in zip(boxes.tolist(), texts, strict=True):
         if not text.strip():
             continue
-        xs = [x / _OCR_SCALE for x, _ in quad]
-        ys = [y / _OCR_SCALE for _, y in quad]
+        xs = [x / OCR_SCALE for x, _ in quad]
+        ys = [y / OCR_SCALE for _, y in quad]
         bbox = BoundingBox(
             l=min(xs), r=max(xs), t=size.height - min(ys), b=size.height - max(ys), coord_origin=CoordOrigin.BOTTOMLEFT
         )

@@ -68,8 +68,14 @@ class Recycle:
         return cls(settings.parse_child_max_parses, settings.parse_child_max_rss_bytes)
 
 
-def run(job: Job, timeout_s: float, recycle: Recycle) -> int | None:
-    """Parse `job` in a warm child; returns the page count. The clock starts when a ready child has the job,
+@dataclass(frozen=True)
+class Parsed:
+    pages: int | None
+    notes: list[str]  # what the user should know: pages without text, OCR off or failed, nothing found
+
+
+def run(job: Job, timeout_s: float, recycle: Recycle) -> Parsed:
+    """Parse `job` in a warm child; returns its page count and notes. The clock starts when a ready child has the job,
     so a cold start is not charged to the document. Raises what the parse raised, LimitExceeded when the
     clock runs out (the child is killed), TransientError when the child dies of something else."""
     child = _checkout()
@@ -97,7 +103,8 @@ def run(job: Job, timeout_s: float, recycle: Recycle) -> int | None:
     kind, value = reply
     if kind == "error":
         raise value
-    return int(value) if value is not None else None
+    parsed: Parsed = value
+    return parsed
 
 
 # ------------------------------------------------------------------------------------------- parent side
@@ -216,28 +223,34 @@ def serve(fd: int) -> None:
         conn.send(reply)
 
 
-def parse_to_files(job: Job) -> int | None:
-    """Check the limits, convert, write parsed JSON and markdown; the page count. Runs in the child (and
-    in-process in tests that compare the two)."""
+def parse_to_files(job: Job) -> Parsed:
+    """Check the limits, convert, write parsed JSON and markdown; the page count and the notes. Runs in the child
+    (and in-process in tests that compare the two)."""
     from ingestflow.atomic_files import write_atomic
+    from ingestflow.detect import IMAGE_FORMATS
     from ingestflow.parsing import limits
-    from ingestflow.parsing.conversion import convert, to_markdown
+    from ingestflow.parsing.conversion import convert_detailed, to_markdown
+    from ingestflow.parsing.images import image_to_pdf
     from ingestflow.parsing.persistence import save_document
     from ingestflow.text_encoding import TEXT_ENCODED, as_utf8
 
     with tempfile.TemporaryDirectory(prefix="ingestflow-parse-") as tmp:
-        source = job.source
-        if job.fmt in TEXT_ENCODED:  # read in the encoding it was saved in; the limits and docling see UTF-8
+        source, fmt = job.source, job.fmt
+        if fmt in TEXT_ENCODED:  # read in the encoding it was saved in; the limits and docling see UTF-8
             data = job.source.read_bytes()
-            utf8 = as_utf8(data, job.fmt)
+            utf8 = as_utf8(data, fmt)
             if utf8 != data:
                 source = Path(tmp) / job.source.name  # the same name: docling names the document after it
                 source.write_bytes(utf8)
-        limits.check(source, job.fmt, job.limits)
-        doc = convert(source, job.fmt, artifacts_path=job.artifacts_path, ocr=job.ocr)
+        elif fmt in IMAGE_FORMATS:  # a page per frame, OCR'd as a scanned PDF is
+            source, fmt = Path(tmp) / f"{job.source.stem}.pdf", "pdf"
+            image_to_pdf(job.source, source, job.limits.max_pages)
+        limits.check(source, fmt, job.limits)
+        conversion = convert_detailed(source, fmt, artifacts_path=job.artifacts_path, ocr=job.ocr)
+    doc = conversion.document
     save_document(doc, job.parsed_json)
     write_atomic(job.content_md, to_markdown(doc))
-    return len(doc.pages) if getattr(doc, "pages", None) else None
+    return Parsed(len(doc.pages) if getattr(doc, "pages", None) else None, conversion.notes)
 
 
 def _portable(exc: Exception) -> BaseException:
