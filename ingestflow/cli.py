@@ -127,13 +127,19 @@ def _track(client: object, jobs: dict[str, str], wait: bool) -> int:
     return failed
 
 
-@app.command()
+def _formats_help() -> str:
+    from ingestflow.detect import FORMATS
+
+    return ", ".join(f"{f.label} (.{', .'.join(f.extensions)})" for f in FORMATS.values())
+
+
+@app.command(help=f"Upload files or folders; shows a live progress bar per job. Accepted: {_formats_help()}; "
+                  "a file is told by its content, not its name.")
 def ingest(
     paths: list[Path],
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="follow jobs until they end")] = True,
     collection: Annotated[str | None, typer.Option(help="collection to file the documents under")] = None,
 ) -> None:
-    """Upload files or folders; shows a live progress bar per job."""
     from ingestflow.client import ApiClient
 
     client = ApiClient(get_settings())

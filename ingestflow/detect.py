@@ -11,29 +11,44 @@ import puremagic
 from ingestflow.errors import UnsupportedFormat
 from ingestflow.text_encoding import decode
 
-# Photos and scans of pages are documents too: OCR'd like a scanned PDF (ingestflow/parsing/images.py).
-IMAGE_FORMATS = {"png", "jpeg", "tiff", "bmp", "webp"}
-TEXT_FORMATS = {"pdf", "docx", "pptx", "html", "md"} | IMAGE_FORMATS
-AUDIO_FORMATS = {"wav", "mp3", "m4a", "flac", "ogg", "mp4"}
 
-MIME = {
-    "pdf": "application/pdf",
-    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-    "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-    "html": "text/html",
-    "md": "text/markdown",
-    "png": "image/png",
-    "jpeg": "image/jpeg",
-    "tiff": "image/tiff",
-    "bmp": "image/bmp",
-    "webp": "image/webp",
-    "wav": "audio/wav",
-    "mp3": "audio/mpeg",
-    "m4a": "audio/mp4",
-    "flac": "audio/flac",
-    "ogg": "audio/ogg",
-    "mp4": "video/mp4",
-}
+@dataclass(frozen=True)
+class Format:
+    """One format the pipeline takes: its kind (which stages run), what it is called, its MIME type and the file
+    name extensions it goes by. Everything that lists formats (the 415 reason, GET /v1/formats, the dashboard's
+    drop zone, the CLI's help) reads this table."""
+
+    name: str
+    kind: str  # "text" (parsed) | "audio" (transcribed)
+    label: str
+    mime_type: str
+    extensions: tuple[str, ...]
+
+
+FORMATS = {f.name: f for f in (
+    Format("pdf", "text", "PDF", "application/pdf", ("pdf",)),
+    Format("docx", "text", "Word", "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+           ("docx",)),
+    Format("pptx", "text", "PowerPoint",
+           "application/vnd.openxmlformats-officedocument.presentationml.presentation", ("pptx",)),
+    Format("html", "text", "HTML", "text/html", ("html", "htm")),
+    Format("md", "text", "Markdown or plain text", "text/markdown", ("md", "markdown", "txt")),
+    # Photos and scans of pages are documents too: OCR'd like a scanned PDF (ingestflow/parsing/images.py).
+    Format("png", "text", "PNG image", "image/png", ("png",)),
+    Format("jpeg", "text", "JPEG image", "image/jpeg", ("jpg", "jpeg")),
+    Format("tiff", "text", "TIFF image", "image/tiff", ("tif", "tiff")),
+    Format("bmp", "text", "BMP image", "image/bmp", ("bmp",)),
+    Format("webp", "text", "WEBP image", "image/webp", ("webp",)),
+    Format("wav", "audio", "WAV audio", "audio/wav", ("wav",)),
+    Format("mp3", "audio", "MP3 audio", "audio/mpeg", ("mp3",)),
+    Format("m4a", "audio", "M4A/AAC audio", "audio/mp4", ("m4a", "aac")),
+    Format("flac", "audio", "FLAC audio", "audio/flac", ("flac",)),
+    Format("ogg", "audio", "Ogg/Opus audio", "audio/ogg", ("ogg", "oga", "opus")),
+    Format("mp4", "audio", "MP4/MOV video (its sound)", "video/mp4", ("mp4", "mov", "m4v")),
+)}
+IMAGE_FORMATS = {"png", "jpeg", "tiff", "bmp", "webp"}
+TEXT_FORMATS = {name for name, f in FORMATS.items() if f.kind == "text"}
+AUDIO_FORMATS = {name for name, f in FORMATS.items() if f.kind == "audio"}
 
 # puremagic's extension guesses, folded onto the formats the pipeline takes.
 _MAGIC_TO_FORMAT = {
@@ -68,7 +83,7 @@ class Detected:
 
     @property
     def mime_type(self) -> str:
-        return MIME[self.format]
+        return FORMATS[self.format].mime_type
 
 
 def _ooxml(path: Path) -> str | None:
@@ -126,13 +141,10 @@ def detect(path: Path) -> Detected:
     text_fmt = _text_format(head)
     if text_fmt:
         return Detected("text", text_fmt)
-    kinds = ", ".join(sorted(TEXT_FORMATS | AUDIO_FORMATS))
-    raise UnsupportedFormat(f"unrecognised file content; supported formats: {kinds}")
+    raise UnsupportedFormat(f"unrecognised file content; supported formats: {', '.join(sorted(FORMATS))}")
 
 
-_NAME_FAMILY = {ext: "audio" for ext in ("wav", "mp3", "m4a", "aac", "flac", "ogg", "oga", "opus", "mp4", "mov")}
-_NAME_FAMILY.update({ext: "text" for ext in ("pdf", "docx", "pptx", "html", "htm", "md", "markdown", "txt",
-                                              "png", "jpg", "jpeg", "tif", "tiff", "bmp", "webp")})
+_NAME_FAMILY = {ext: f.kind for f in FORMATS.values() for ext in f.extensions}
 
 
 def check_name_agrees(filename: str, detected: Detected) -> None:

@@ -105,6 +105,12 @@ def test_the_page_loads_its_modules_from_static_and_nothing_from_elsewhere(page:
     assert modules <= scripts.keys(), modules - scripts.keys()  # every module is reached from main.js
     assert ("/v1/stages", "application/json") in served.app
     assert served.outside == [] and errors == [], (served.outside, errors)
+    # The drop zone says which formats the server takes, and the file picker offers them (GET /v1/formats).
+    assert ("/v1/formats", "application/json") in served.app
+    hint = p.locator("#drop-zone .hint").inner_text()
+    assert all(label in hint for label in ("PDF", "Word", "PNG image", "MP3 audio")), hint
+    accept = (p.locator("#file-input").get_attribute("accept") or "").split(",")
+    assert {".pdf", ".docx", ".md", ".tiff", ".jpg", ".mp3", ".mov"} <= set(accept), accept
 
 
 def test_document_markdown_renders_and_none_of_its_markup_runs(page: tuple[Any, Served, list[str]]) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ingestflow import storage
-from ingestflow.detect import check_name_agrees, detect
+from ingestflow.detect import Detected, check_name_agrees, detect
 from ingestflow.errors import CorruptInput, PermanentError, TransientError, UnsupportedFormat, is_transient
 from tests.conftest import FIXTURES
 
@@ -78,3 +78,20 @@ def test_errors_pickle_and_classify() -> None:
     assert is_transient(TransientError("x")) and not is_transient(CorruptInput("x"))
     assert is_transient(ConnectionError("reset")) and not is_transient(ValueError("bug"))
     assert isinstance(CorruptInput("x"), PermanentError)
+
+
+def test_formats_are_listed_from_one_table() -> None:
+    """GET /v1/formats, the 415 reason and the name check all read ingestflow.detect.FORMATS (issue 23)."""
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from ingestflow.detect import FORMATS
+
+    body = TestClient(create_app()).get("/v1/formats").json()
+    listed = {f["name"]: f for f in body["formats"]}
+    assert listed.keys() == FORMATS.keys()
+    assert listed["tiff"] == {"name": "tiff", "kind": "text", "label": "TIFF image", "mime_type": "image/tiff",
+                              "extensions": ["tif", "tiff"]}
+    assert listed["m4a"]["kind"] == "audio" and "aac" in listed["m4a"]["extensions"]
+    with pytest.raises(UnsupportedFormat, match="named like a text file"):
+        check_name_agrees("scan.png", Detected("audio", "mp3"))

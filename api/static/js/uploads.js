@@ -108,9 +108,20 @@ function onUploaded(file, data, { item, status, gen }) {
   }
 }
 
+/** The drop zone's hint and the file picker's filter, from the formats the server takes (GET /v1/formats). */
+function showFormats(input) {
+  fetch('/v1/formats').then((r) => (r.ok ? r.json() : null)).then((body) => {
+    if (!body) return;
+    const hint = $('#drop-zone .hint');
+    hint.textContent = `${body.formats.map((f) => f.label).join(', ')} — several at once`;
+    input.accept = body.formats.flatMap((f) => f.extensions.map((e) => `.${e}`)).join(',');
+  }).catch(() => { /* the hint keeps its wording; the server still says what it refuses */ });
+}
+
 export function wireUploads() {
   const zone = $('#drop-zone');
   const input = $('#file-input');
+  showFormats(input);
   ['dragenter', 'dragover'].forEach((t) => zone.addEventListener(t, (e) => {
     e.preventDefault();
     if (e.dataTransfer) e.dataTransfer.dropEffect = 'copy';
