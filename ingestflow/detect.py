@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,9 @@ FORMATS = {f.name: f for f in (
            "application/vnd.openxmlformats-officedocument.presentationml.presentation", ("pptx",)),
     Format("html", "text", "HTML", "text/html", ("html", "htm")),
     Format("md", "text", "Markdown or plain text", "text/markdown", ("md", "markdown", "txt")),
+    Format("asciidoc", "text", "AsciiDoc", "text/asciidoc", ("adoc", "asciidoc")),
+    # A table: each row is chunked with its column names (docling's table serialisation).
+    Format("csv", "text", "CSV table", "text/csv", ("csv", "tsv")),
     # Photos and scans of pages are documents too: OCR'd like a scanned PDF (ingestflow/parsing/images.py).
     Format("png", "text", "PNG image", "image/png", ("png",)),
     Format("jpeg", "text", "JPEG image", "image/jpeg", ("jpg", "jpeg")),
@@ -45,7 +49,12 @@ FORMATS = {f.name: f for f in (
     Format("flac", "audio", "FLAC audio", "audio/flac", ("flac",)),
     Format("ogg", "audio", "Ogg/Opus audio", "audio/ogg", ("ogg", "oga", "opus")),
     Format("mp4", "audio", "MP4/MOV video (its sound)", "video/mp4", ("mp4", "mov", "m4v")),
+    # A transcript with its timings: the transcribe stage reads its cues instead of listening, and every later
+    # stage treats it as a recording, cited by seconds.
+    Format("vtt", "audio", "WebVTT subtitles", "text/vtt", ("vtt",)),
+    Format("srt", "audio", "SRT subtitles", "application/x-subrip", ("srt",)),
 )}
+SUBTITLE_FORMATS = {"vtt", "srt"}
 IMAGE_FORMATS = {"png", "jpeg", "tiff", "bmp", "webp"}
 TEXT_FORMATS = {name for name, f in FORMATS.items() if f.kind == "text"}
 AUDIO_FORMATS = {name for name, f in FORMATS.items() if f.kind == "audio"}
@@ -105,8 +114,8 @@ def _mp4_brand(head: bytes) -> str:
     return "m4a" if brand in (b"M4A ", b"M4B ") else "mp4"
 
 
-def _text_format(head: bytes) -> str | None:
-    """html or md for text in any encoding ingestflow.text_encoding reads (the head of the file: a character
+def _text_format(head: bytes, name: str) -> str | None:
+    """html, csv or md for text in any encoding ingestflow.text_encoding reads (the head of the file: a character
     cut at its end is fine); None for anything else."""
     try:
         text = decode(head, partial=True).text
@@ -115,10 +124,44 @@ def _text_format(head: bytes) -> str | None:
     lowered = text.lstrip("\ufeff \t\r\n").lower()
     if lowered.startswith(("<!doctype html", "<html")) or "<html" in lowered[:1024]:
         return "html"
+    if re.match(r"webvtt(?:[ \t\r\n]|$)", lowered):
+        return "vtt"
+    if _SRT_CUE.match(lowered):
+        return "srt"
+    if _delimited(text, strong=not name.lower().endswith((".csv", ".tsv"))):
+        return "csv"
+    if name.lower().endswith((".adoc", ".asciidoc")):
+        return "asciidoc"  # plain text to the bytes: its name tells its markup from Markdown's
     return "md"
 
 
-def detect(path: Path) -> Detected:
+_DELIMITERS = ",;\t|"
+# An SRT file opens with its first cue: a number, then "00:00:01,000 --> 00:00:04,000".
+_SRT_CUE = re.compile(r"\d+[ \t]*\r?\n[ \t]*\d{1,2}:\d{2}:\d{2}[,.]\d{1,3}[ \t]*-->")
+
+
+def _delimited(text: str, *, strong: bool) -> bool:
+    """Rows of one delimiter-separated table: every complete line of the head splits into the same number of
+    fields (two or more). Named .csv, two lines will do; otherwise (a note whose lines each hold one comma is
+    not a table) at least five lines of at least three fields, and no Markdown table (its rows start with '|')."""
+    import csv
+
+    lines = [line for line in text.splitlines()[:50] if line.strip()]
+    if len(text.splitlines()) > 1 and not text.endswith(("\n", "\r")):
+        lines = lines[:-1]  # the last line of a cut head may be cut too
+    if len(lines) < (5 if strong else 2) or lines[0].lstrip().startswith("|"):
+        return False
+    try:
+        dialect = csv.Sniffer().sniff("\n".join(lines), _DELIMITERS)
+    except csv.Error:
+        return False
+    widths = {len(row) for row in csv.reader(lines, dialect)}
+    return len(widths) == 1 and widths.pop() >= (3 if strong else 2)
+
+
+def detect(path: Path, name: str = "") -> Detected:
+    """What the file is, by its content; `name` (the upload's file name) only tells text flavours apart: a CSV
+    table from text whose lines happen to hold the same number of commas, AsciiDoc from Markdown."""
     with path.open("rb") as fh:
         head = fh.read(8192)
     if not head:
@@ -138,9 +181,9 @@ def detect(path: Path) -> Detected:
         fmt = _MAGIC_TO_FORMAT.get(guess.extension.lower())
         if fmt:
             return Detected("text" if fmt in TEXT_FORMATS else "audio", fmt)
-    text_fmt = _text_format(head)
+    text_fmt = _text_format(head, name)
     if text_fmt:
-        return Detected("text", text_fmt)
+        return Detected(FORMATS[text_fmt].kind, text_fmt)
     raise UnsupportedFormat(f"unrecognised file content; supported formats: {', '.join(sorted(FORMATS))}")
 
 

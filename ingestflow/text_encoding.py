@@ -42,7 +42,7 @@ _DECLARATION_WINDOW = 4096  # bytes of the opening searched for a declaration
 _AS_WINDOWS_1252 = {"iso8859-1", "latin-1", "ascii"}  # browsers read these labels as windows-1252
 _WESTERN = {"cp1252", "iso8859_15", "latin_1"}  # charset-normalizer's names
 _WESTERN_MARGIN = 0.1  # of charset-normalizer's "chaos" (0: clean, 1: noise) above the best guess
-TEXT_ENCODED = ("md", "html")  # formats read as text, in whatever encoding they were saved
+TEXT_ENCODED = ("md", "html", "csv", "asciidoc")  # formats read as text, in whatever encoding they were saved
 _MAX_CONTROL_SHARE = 0.01  # of the characters: control characters (tab, newlines, form feed aside) or U+FFFD
 
 

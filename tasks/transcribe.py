@@ -7,6 +7,8 @@ import json
 from ingestflow.atomic_files import write_atomic
 from ingestflow.audio import whisper
 from ingestflow.audio.probe import probe
+from ingestflow.audio.subtitles import read_cues
+from ingestflow.detect import SUBTITLE_FORMATS
 from ingestflow.pipeline import TranscribeResult
 from ingestflow.progress import StageProgress
 from ingestflow.refs import DocumentRef
@@ -16,6 +18,12 @@ from tasks.common import stage_task
 
 def transcribe_document(ref: DocumentRef) -> TranscribeResult:
     settings = get_settings()
+    if ref.format in SUBTITLE_FORMATS:  # the words and their seconds are in the file: nothing to hear
+        transcript = read_cues(ref.source.read_bytes(), ref.format, ref.language)
+        write_atomic(ref.transcript_raw, json.dumps(transcript.to_dict()))
+        return TranscribeResult(language=transcript.language, duration_s=transcript.duration_s,
+                                segments=len(transcript.segments), model=transcript.model,
+                                note="no cues with text" if transcript.is_empty else None)
     info = probe(ref.source)
     progress = StageProgress(ref.job_id, "Transcribing", info.duration_s, "s")
     transcript = whisper.transcribe(

@@ -112,3 +112,20 @@ def test_bad_audio_is_refused(alice: Api) -> None:
             continue
         assert r.status_code == 415, (name, r.status_code, r.text)
         assert r.json()["detail"], name
+
+
+def test_a_subtitle_file_is_a_transcript_cited_by_seconds(alice: Api) -> None:
+    """Issue 23: a WebVTT upload runs the recording plan with its cues as the transcript (nothing to hear), and a
+    hit cites the seconds of the cue that says it."""
+    from tests.test_subtitle_input import VTT
+
+    r = alice.upload_bytes("repairs-call.vtt", VTT.encode("utf-8"))
+    assert r.status_code == 202, r.text
+    job = alice.wait_job(r.json()["job_id"])
+    assert job["status"] == "completed", job
+    doc = alice.get(f"/v1/documents/{r.json()['document_id']}").json()
+    assert (doc["kind"], doc["format"], doc["duration_s"]) == ("audio", "vtt", 9.125), doc
+    hits = alice.get("/v1/search", q="When will the plumber Tony Reed come?", k=3,
+                     document_id=r.json()["document_id"]).json()["hits"]
+    assert hits and "Tony Reed" in hits[0]["text"], hits
+    assert hits[0]["start_s"] <= 4.25 and hits[0]["end_s"] >= 9.0, hits[0]

@@ -225,3 +225,28 @@ def test_a_photo_of_a_notice_is_ocrd_and_cited_by_page(alice: Api, tmp_path: Pat
     assert any("no text" in note for note in job["notes"]), job
     status = alice.get(f"/v1/documents/{r.json()['document_id']}/indexing-status").json()
     assert status["chunk_count"] == 0, status
+
+
+def test_a_csv_row_is_found_with_its_column_names(alice: Api) -> None:
+    """Issue 23: a CSV upload becomes a table whose every row chunk names its columns, so a question about one
+    row's value finds that row; an AsciiDoc upload keeps its sections."""
+    from tests.test_text_formats import BRANCHES
+
+    r = alice.upload_bytes("branches.csv", BRANCHES.encode("utf-8"))
+    assert r.status_code == 202, r.text
+    doc = alice.get(f"/v1/documents/{r.json()['document_id']}").json()
+    assert doc["format"] == "csv", doc
+    job = alice.wait_job(r.json()["job_id"])
+    assert job["status"] == "completed", job
+    hits = alice.get("/v1/search", q="How did the Hillside branch change on 2023?", k=3,
+                     document_id=r.json()["document_id"]).json()["hits"]
+    assert hits and "Hillside, Change on 2023 = -21%" in hits[0]["text"], hits
+    # An AsciiDoc guide is parsed as AsciiDoc, its sections the hits' heading paths.
+    from tests.test_text_formats import ADOC
+
+    r = alice.upload_bytes("boiler-guide.adoc", ADOC.encode("utf-8"))
+    assert r.status_code == 202, r.text
+    assert alice.wait_job(r.json()["job_id"])["status"] == "completed"
+    hits = alice.get("/v1/search", q="how long do I press the reset button", k=3,
+                     document_id=r.json()["document_id"]).json()["hits"]
+    assert hits and hits[0]["headings"] == ["Boiler Guide", "Resetting the boiler"], hits

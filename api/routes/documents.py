@@ -53,7 +53,7 @@ def upload(
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(exc)) from exc
     try:
         try:
-            detected = detect(tmp)
+            detected = detect(tmp, filename)
             check_name_agrees(filename, detected)
         except UnsupportedFormat as exc:
             raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, exc.message) from exc

@@ -84,3 +84,38 @@ def to_srt(transcript: Transcript) -> str:
 
 def to_vtt(transcript: Transcript) -> str:
     return WebVTT(captions=_captions(transcript, escape=True)).content
+
+
+def _seconds(stamp: str) -> float:
+    """'00:01:02.500' (WebVTT) or '00:01:02,500' (SRT), hours optional, as seconds."""
+    parts = stamp.replace(",", ".").split(":")
+    return round(float(sum(float(p) * 60**i for i, p in enumerate(reversed(parts)))), 3)
+
+
+def read_cues(data: bytes, fmt: str, language: str | None) -> Transcript:
+    """A subtitle file (fmt "srt" or "vtt") as a raw transcript, a segment per cue with its seconds, read in the
+    encoding it was saved in; markup (<i>, <v Speaker>) and entities are reduced to the words. The improve stage
+    joins the cues into sentences as it joins Whisper's segments. Raises CorruptInput when no cue can be read."""
+    import html
+    from importlib.metadata import version
+
+    from webvtt import from_buffer
+    from webvtt.errors import MalformedFileError
+
+    from ingestflow.audio.transcript import Segment
+    from ingestflow.errors import CorruptInput
+    from ingestflow.text_encoding import decode
+
+    label = "SRT" if fmt == "srt" else "WebVTT"
+    text = decode(data).text.lstrip("\ufeff")
+    try:
+        captions = from_buffer(io.StringIO(text), format=fmt).captions
+        segments = [Segment(id=i, start=_seconds(c.start), end=_seconds(c.end), text=words)
+                    for i, c in enumerate(captions) if (words := " ".join(html.unescape(c.text).split()))]
+    except (MalformedFileError, ValueError) as exc:
+        raise CorruptInput(f"the {label} file could not be read: {exc}") from exc
+    if not captions and "-->" in text:  # webvtt-py skips a cue it cannot read; none read is a broken file
+        raise CorruptInput(f"the {label} file could not be read: none of its cues has valid timings")
+    return Transcript(language=language or "en", language_probability=0.0,
+                      duration_s=max((s["end"] for s in segments), default=0.0), segments=segments,
+                      model=f"{label} cues (webvtt-py {version('webvtt-py')})")

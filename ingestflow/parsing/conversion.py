@@ -23,9 +23,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FORMATS: tuple[str, ...] = ("pdf", "docx", "pptx", "html", "md")
-_SUFFIXES = {"pdf": ".pdf", "docx": ".docx", "pptx": ".pptx", "html": ".html", "md": ".md"}
-_LABELS = {"pdf": "PDF", "docx": "DOCX", "pptx": "PPTX", "html": "HTML", "md": "Markdown"}
+_SUFFIXES = {"pdf": ".pdf", "docx": ".docx", "pptx": ".pptx", "html": ".html", "md": ".md", "csv": ".csv",
+             "asciidoc": ".adoc"}
+FORMATS: tuple[str, ...] = tuple(_SUFFIXES)  # what docling converts here (images arrive as PDFs)
+_LABELS = {"pdf": "PDF", "docx": "DOCX", "pptx": "PPTX", "html": "HTML", "md": "Markdown", "csv": "CSV",
+           "asciidoc": "AsciiDoc"}
 
 
 @dataclass
@@ -134,6 +136,8 @@ def _check_pdf_readable(path: Path) -> None:
 def _converter(fmt: str, artifacts_path: str | None, ocr: bool) -> DocumentConverter:
     from docling.datamodel.base_models import InputFormat
     from docling.document_converter import (
+        AsciiDocFormatOption,
+        CsvFormatOption,
         DocumentConverter,
         HTMLFormatOption,
         MarkdownFormatOption,
@@ -147,6 +151,8 @@ def _converter(fmt: str, artifacts_path: str | None, ocr: bool) -> DocumentConve
         "pptx": InputFormat.PPTX,
         "html": InputFormat.HTML,
         "md": InputFormat.MD,
+        "csv": InputFormat.CSV,
+        "asciidoc": InputFormat.ASCIIDOC,
     }[fmt]
     if fmt == "pdf":
         option: Any = _standard_pdf_option(Path(artifacts_path), ocr) if artifacts_path else _native_pdf_option()
@@ -156,6 +162,8 @@ def _converter(fmt: str, artifacts_path: str | None, ocr: bool) -> DocumentConve
             "pptx": PowerpointFormatOption,
             "html": HTMLFormatOption,
             "md": MarkdownFormatOption,
+            "csv": CsvFormatOption,
+            "asciidoc": AsciiDocFormatOption,
         }[fmt]()
     converter = DocumentConverter(allowed_formats=[input_format], format_options={input_format: option})
     try:

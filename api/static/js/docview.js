@@ -94,8 +94,11 @@ export async function openDoc(documentId, focus = null) {
   view._focus = focus;
   if (doc.kind === 'audio') {
     $('#doc-tools').hidden = false;
-    loadAudio(doc); // in parallel with the transcript
-    if (focus && Number.isFinite(focus.start_s)) seekAudio(focus.start_s);
+    // A subtitle file (text/vtt, SRT) is a transcript with its seconds and nothing to play.
+    const playable = /^(audio|video)\//.test(doc.mime_type || 'audio/');
+    if (playable) loadAudio(doc); // in parallel with the transcript
+    else if (state.audio.documentId) releaseAudio();
+    if (playable && focus && Number.isFinite(focus.start_s)) seekAudio(focus.start_s);
     await loadTranscript(doc, $('#doc-version').value, focus, token);
   } else {
     if (state.audio.documentId) releaseAudio();
