@@ -54,10 +54,14 @@ FORMATS = {f.name: f for f in (
     Format("vtt", "audio", "WebVTT subtitles", "text/vtt", ("vtt",)),
     Format("srt", "audio", "SRT subtitles", "application/x-subrip", ("srt",)),
 )}
-SUBTITLE_FORMATS = {"vtt", "srt"}
-IMAGE_FORMATS = {"png", "jpeg", "tiff", "bmp", "webp"}
 TEXT_FORMATS = {name for name, f in FORMATS.items() if f.kind == "text"}
 AUDIO_FORMATS = {name for name, f in FORMATS.items() if f.kind == "audio"}
+# How the parse and transcribe stages take each in: documents saved as text are decoded from the encoding they were
+# saved in, images OCR'd page by page, subtitles read cue by cue instead of listened to.
+TEXT_ENCODED = {name for name, f in FORMATS.items() if f.kind == "text" and f.mime_type.startswith("text/")}
+IMAGE_FORMATS = {name for name, f in FORMATS.items() if f.mime_type.startswith("image/")}
+SUBTITLE_FORMATS = {name for name, f in FORMATS.items()
+                    if f.kind == "audio" and not f.mime_type.startswith(("audio/", "video/"))}
 
 # puremagic's extension guesses, folded onto the formats the pipeline takes.
 _MAGIC_TO_FORMAT = {
@@ -115,8 +119,8 @@ def _mp4_brand(head: bytes) -> str:
 
 
 def _text_format(head: bytes, name: str) -> str | None:
-    """html, csv or md for text in any encoding ingestflow.text_encoding reads (the head of the file: a character
-    cut at its end is fine); None for anything else."""
+    """The text flavour (html, vtt, srt, csv, asciidoc, md) of text in any encoding ingestflow.text_encoding
+    reads (the head of the file: a character cut at its end is fine); None for anything else."""
     try:
         text = decode(head, partial=True).text
     except UnsupportedFormat:
@@ -128,11 +132,15 @@ def _text_format(head: bytes, name: str) -> str | None:
         return "vtt"
     if _SRT_CUE.match(lowered):
         return "srt"
-    if _delimited(text, strong=not name.lower().endswith((".csv", ".tsv"))):
+    if _delimited(text, strong=not _named(name, "csv")):
         return "csv"
-    if name.lower().endswith((".adoc", ".asciidoc")):
+    if _named(name, "asciidoc"):
         return "asciidoc"  # plain text to the bytes: its name tells its markup from Markdown's
     return "md"
+
+
+def _named(name: str, fmt: str) -> bool:
+    return name.rsplit(".", 1)[-1].lower() in FORMATS[fmt].extensions if "." in name else False
 
 
 _DELIMITERS = ",;\t|"
@@ -180,7 +188,7 @@ def detect(path: Path, name: str = "") -> Detected:
     for guess in guesses:
         fmt = _MAGIC_TO_FORMAT.get(guess.extension.lower())
         if fmt:
-            return Detected("text" if fmt in TEXT_FORMATS else "audio", fmt)
+            return Detected(FORMATS[fmt].kind, fmt)
     text_fmt = _text_format(head, name)
     if text_fmt:
         return Detected(FORMATS[text_fmt].kind, text_fmt)

@@ -34,15 +34,15 @@ _BOMS = (
     (codecs.BOM_UTF16_LE, "utf-16-le"),
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
-_DECLARED = re.compile(
-    rb"""<meta[^>]{0,300}?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]{1,40})|<\?xml[^>]{0,200}?encoding\s*=\s*["']([A-Za-z0-9_.:-]{1,40})""",
-    re.IGNORECASE,
-)
+# A page's own declaration: <meta charset=...>, <meta http-equiv ... charset=...>, or an XML declaration. Group 1 is
+# what comes before the label, group 2 the label.
+_DECLARATION = (r"""(<meta[^>]{0,300}?charset\s*=\s*["']?\s*|<\?xml[^>]{0,200}?encoding\s*=\s*["'])"""
+                r"([A-Za-z0-9_.:-]{1,40})")
+_DECLARED = re.compile(_DECLARATION.encode("ascii"), re.IGNORECASE)
 _DECLARATION_WINDOW = 4096  # bytes of the opening searched for a declaration
 _AS_WINDOWS_1252 = {"iso8859-1", "latin-1", "ascii"}  # browsers read these labels as windows-1252
 _WESTERN = {"cp1252", "iso8859_15", "latin_1"}  # charset-normalizer's names
 _WESTERN_MARGIN = 0.1  # of charset-normalizer's "chaos" (0: clean, 1: noise) above the best guess
-TEXT_ENCODED = ("md", "html", "csv", "asciidoc")  # formats read as text, in whatever encoding they were saved
 _MAX_CONTROL_SHARE = 0.01  # of the characters: control characters (tab, newlines, form feed aside) or U+FFFD
 
 
@@ -93,7 +93,7 @@ def _declared(data: bytes) -> str | None:
     match = _DECLARED.search(head)
     if match is None:
         return None
-    label = (match.group(1) or match.group(2)).decode("ascii")
+    label = match.group(2).decode("ascii")
     try:
         name = codecs.lookup(label).name
     except LookupError:
@@ -129,13 +129,13 @@ def _readable(text: str, encoding: str, *, declared: bool) -> Decoded:
 
 
 def as_utf8(data: bytes, fmt: str) -> bytes:
-    """A Markdown or HTML file's bytes as UTF-8 without a byte-order mark, what the parser reads; an HTML page's
-    declared charset says UTF-8 too, or the parser would decode its UTF-8 bytes a second time, as windows-1252."""
+    """A text document's bytes as UTF-8 without a byte-order mark, what the parser reads; an HTML page's declared
+    charset (meta or XML declaration) says UTF-8 too, or the parser would decode its UTF-8 bytes a second time, as
+    windows-1252."""
     decoded = decode(data)
     if decoded.encoding == "utf-8" and not data.startswith(codecs.BOM_UTF8):
         return data  # already what the parser reads, declaration and all
     text = decoded.text
     if fmt == "html":
-        text = re.sub(r"""(<meta[^>]{0,300}?charset\s*=\s*["']?\s*)[A-Za-z0-9_.:-]{1,40}""", r"\1utf-8", text,
-                      count=1, flags=re.IGNORECASE)
+        text = re.sub(_DECLARATION, r"\1utf-8", text, flags=re.IGNORECASE)  # each of them: they must agree
     return text.encode("utf-8")

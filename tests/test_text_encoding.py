@@ -59,6 +59,9 @@ def test_html_is_read_by_its_declared_charset(tmp_path: Path) -> None:
     path = tmp_path / "page.html"
     path.write_bytes(data)
     assert detect(path) == Detected("text", "html")
+    # An XHTML page declares its encoding in its XML declaration as well: both declarations are rewritten.
+    xhtml = '<?xml version="1.0" encoding="windows-1252"?>\n' + PAGE
+    assert as_utf8(xhtml.encode("cp1252"), "html").decode("utf-8") == xhtml.replace("windows-1252", "utf-8")
     # A page labelled ISO-8859-1 is read as windows-1252, as browsers do: byte 80 is the euro sign.
     latin1 = PAGE.replace("windows-1252", "iso-8859-1").encode("cp1252")
     assert "5 €" in decode(latin1).text

@@ -13,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ingestflow.detect import FORMATS as DETECTED
 from ingestflow.errors import CorruptInput, PermanentError, UnsupportedFormat
 from ingestflow.parsing import native_pdf
 from ingestflow.parsing.ocr import rapidocr_model_paths
@@ -23,9 +24,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_SUFFIXES = {"pdf": ".pdf", "docx": ".docx", "pptx": ".pptx", "html": ".html", "md": ".md", "csv": ".csv",
-             "asciidoc": ".adoc"}
-FORMATS: tuple[str, ...] = tuple(_SUFFIXES)  # what docling converts here (images arrive as PDFs)
+FORMATS: tuple[str, ...] = ("pdf", "docx", "pptx", "html", "md", "csv", "asciidoc")  # images arrive as PDFs
+# The name docling picks a backend by: each format's first extension in ingestflow.detect's table.
+_SUFFIXES = {fmt: "." + DETECTED[fmt].extensions[0] for fmt in FORMATS}
 _LABELS = {"pdf": "PDF", "docx": "DOCX", "pptx": "PPTX", "html": "HTML", "md": "Markdown", "csv": "CSV",
            "asciidoc": "AsciiDoc"}
 

@@ -227,12 +227,12 @@ def parse_to_files(job: Job) -> Parsed:
     """Check the limits, convert, write parsed JSON and markdown; the page count and the notes. Runs in the child
     (and in-process in tests that compare the two)."""
     from ingestflow.atomic_files import write_atomic
-    from ingestflow.detect import IMAGE_FORMATS
+    from ingestflow.detect import IMAGE_FORMATS, TEXT_ENCODED
     from ingestflow.parsing import limits
     from ingestflow.parsing.conversion import convert_detailed, to_markdown
     from ingestflow.parsing.images import image_to_pdf
     from ingestflow.parsing.persistence import save_document
-    from ingestflow.text_encoding import TEXT_ENCODED, as_utf8
+    from ingestflow.text_encoding import as_utf8
 
     with tempfile.TemporaryDirectory(prefix="ingestflow-parse-") as tmp:
         source, fmt = job.source, job.fmt
