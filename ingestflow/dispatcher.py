@@ -17,12 +17,14 @@ import contextlib
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from uuid import UUID
 
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import PrefectClient, get_client
+from prefect.client.schemas.objects import State
 from prefect.deployments.flow_runs import arun_deployment
 from prefect.exceptions import ObjectNotFound
+from prefect.states import Crashed
 from sqlalchemy import func, or_, select
 
 from ingestflow.control import give_up_after_trouble, requeue, requeue_after_trouble
@@ -37,6 +39,12 @@ TERMINAL_PREFECT = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 SINGLE_PRIORITY = 10
 # Claimed jobs whose run was never recorded (the API died in between) go back to the queue after this.
 UNRECORDED_AFTER = timedelta(seconds=120)
+# A run stays Pending from the worker's hand-over until its process reads it (1-5 s here, 30 s at load 8).
+# A process that dies before that (the database restarting under the server: a 500 on reading the run)
+# leaves it Pending for good when the worker's report of the crash fails too; it never sends a heartbeat, so
+# the crash automation never sees it (a CI run on 04bcd49 held two such runs, and their owner's slots, for
+# the 15 minutes the test waited). Past this, the dispatcher calls it crashed.
+PENDING_AT_MOST = timedelta(seconds=180)
 
 @dataclass(frozen=True)
 class Claim:
@@ -165,6 +173,31 @@ def _apply_verdicts(settings: Settings, verdicts: dict[str, tuple[str, str, str]
                                            f"flow run ended {state.lower()}: {message}")
 
 
+def verdict_of(state: State | None, now: datetime) -> tuple[str, str] | None:
+    """What a flow run's state says about its job: None while it may still finish it."""
+    if state is None:
+        return None
+    kind, message = state.type.value, state.message or ""
+    if kind in TERMINAL_PREFECT:
+        return kind, message
+    if kind == "PENDING" and now - state.timestamp > PENDING_AT_MOST:
+        return "CRASHED", f"pending for {(now - state.timestamp).total_seconds():.0f} s: its process never started"
+    return None
+
+
+async def _read_verdict(client: PrefectClient, run_id: str) -> tuple[str, str] | None:
+    try:
+        run = await client.read_flow_run(UUID(run_id))
+    except ObjectNotFound:
+        return "MISSING", f"flow run {run_id} is unknown to Prefect"
+    verdict = verdict_of(run.state, utcnow())
+    if verdict is not None and run.state is not None and run.state.type.value == "PENDING":
+        # Say so in the Prefect UI too; a process that starts after all finds its job's key gone.
+        with contextlib.suppress(Exception):
+            await client.set_flow_run_state(run.id, Crashed(message=verdict[1]), force=True)
+    return verdict
+
+
 async def reconcile_once(settings: Settings) -> None:
     """Jobs whose flow run ended without the flow saying so (crash, cancel, kill, orchestrator errors) go back
     to the queue; none of that is the document's fault."""
@@ -175,16 +208,9 @@ async def reconcile_once(settings: Settings) -> None:
     seen: dict[str, tuple[str, str] | None] = {}
     async with get_client() as client:
         for p in pending:
-            if not p.runs:
-                continue
             for run_id in p.runs:
                 if run_id not in seen:
-                    try:
-                        run = await client.read_flow_run(UUID(run_id))
-                        state, message = (run.state.type.value, run.state.message or "") if run.state else ("", "")
-                        seen[run_id] = (state, message) if state in TERMINAL_PREFECT else None
-                    except ObjectNotFound:
-                        seen[run_id] = ("MISSING", f"flow run {run_id} is unknown to Prefect")
+                    seen[run_id] = await _read_verdict(client, run_id)
                 verdict = seen[run_id]
                 if verdict is not None:
                     verdicts[p.job_id] = (p.key, *verdict)

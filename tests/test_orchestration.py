@@ -147,6 +147,27 @@ def test_orchestrator_failures_requeue_without_blaming_the_document(settings: Se
         assert "gave up" in (job.infra_note or "")
 
 
+def test_a_run_whose_process_never_started_counts_as_crashed() -> None:
+    """Pending past PENDING_AT_MOST means the process died before reading its run (and the worker's report of
+    it failed, as when the database restarts under the Prefect server); no heartbeat will ever say so."""
+    from prefect.states import Cancelled, Completed, Crashed, Pending, Running, Scheduled
+
+    from ingestflow.dispatcher import PENDING_AT_MOST, verdict_of
+
+    now = utcnow()
+    late = now + PENDING_AT_MOST + timedelta(seconds=1)
+    assert verdict_of(Pending(), now) is None
+    verdict = verdict_of(Pending(), late)
+    assert verdict is not None and verdict[0] == "CRASHED" and "never started" in verdict[1]
+    # Only Pending: a run waiting for a free worker (Scheduled) or working (Running, watched by heartbeats)
+    # may take as long as it needs.
+    assert verdict_of(Scheduled(), late) is None and verdict_of(Running(), late) is None
+    assert verdict_of(None, late) is None
+    assert verdict_of(Crashed(message="no heartbeat"), now) == ("CRASHED", "no heartbeat")
+    assert verdict_of(Completed(), now) == ("COMPLETED", "")
+    assert verdict_of(Cancelled(), now) == ("CANCELLED", "")
+
+
 def test_a_job_whose_run_was_never_recorded_goes_back_to_the_queue(settings: Settings) -> None:
     from ingestflow.dispatcher import _apply_verdicts, _claim, _unrecorded
 
