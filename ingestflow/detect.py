@@ -32,6 +32,9 @@ FORMATS = {f.name: f for f in (
            ("docx",)),
     Format("pptx", "text", "PowerPoint",
            "application/vnd.openxmlformats-officedocument.presentationml.presentation", ("pptx",)),
+    # Every sheet's tables, each row chunked with its column names and headed by its sheet's name.
+    Format("xlsx", "text", "Excel workbook", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+           ("xlsx",)),
     Format("html", "text", "HTML", "text/html", ("html", "htm")),
     Format("md", "text", "Markdown or plain text", "text/markdown", ("md", "markdown", "txt")),
     Format("asciidoc", "text", "AsciiDoc", "text/asciidoc", ("adoc", "asciidoc")),
@@ -109,6 +112,8 @@ def _ooxml(path: Path) -> str | None:
         return "docx"
     if "ppt/presentation.xml" in names:
         return "pptx"
+    if "xl/workbook.xml" in names:
+        return "xlsx"
     return None
 
 
@@ -178,7 +183,7 @@ def detect(path: Path, name: str = "") -> Detected:
         fmt = _ooxml(path)
         if fmt:
             return Detected("text", fmt)
-        raise UnsupportedFormat("a ZIP archive that is neither a Word (.docx) nor a PowerPoint (.pptx) file")
+        raise UnsupportedFormat("a ZIP archive that is not a Word (.docx), PowerPoint (.pptx) or Excel (.xlsx) file")
     if head[4:8] == b"ftyp":
         return Detected("audio", _mp4_brand(head))
     try:

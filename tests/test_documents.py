@@ -274,8 +274,10 @@ def test_other_unreadable_inputs(tmp_path: Path) -> None:
         convert(DOCS / "multi_page.pdf", "docx")
     with pytest.raises(CorruptInput, match="no such file"):
         convert(tmp_path / "missing.pdf", "pdf")
-    with pytest.raises(UnsupportedFormat):
+    with pytest.raises(CorruptInput, match="XLSX could not be read"):
         convert(broken_docx, "xlsx")
+    with pytest.raises(UnsupportedFormat):
+        convert(broken_docx, "odt")
 
 
 def test_missing_layout_models_is_a_setup_error_not_a_corrupt_document(tmp_path: Path) -> None:

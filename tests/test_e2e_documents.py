@@ -227,9 +227,9 @@ def test_a_photo_of_a_notice_is_ocrd_and_cited_by_page(alice: Api, tmp_path: Pat
     assert status["chunk_count"] == 0, status
 
 
-def test_a_csv_row_is_found_with_its_column_names(alice: Api) -> None:
+def test_a_csv_row_is_found_with_its_column_names(alice: Api, tmp_path: Path) -> None:
     """Issue 23: a CSV upload becomes a table whose every row chunk names its columns, so a question about one
-    row's value finds that row; an AsciiDoc upload keeps its sections."""
+    row's value finds that row; so does every sheet of an Excel workbook; an AsciiDoc upload keeps its sections."""
     from tests.test_text_formats import BRANCHES
 
     r = alice.upload_bytes("branches.csv", BRANCHES.encode("utf-8"))
@@ -241,6 +241,17 @@ def test_a_csv_row_is_found_with_its_column_names(alice: Api) -> None:
     hits = alice.get("/v1/search", q="How did the Hillside branch change on 2023?", k=3,
                      document_id=r.json()["document_id"]).json()["hits"]
     assert hits and "Hillside, Change on 2023 = -21%" in hits[0]["text"], hits
+    # An Excel workbook: a row of its second sheet is found with its column names, cited by that sheet.
+    from tests.test_text_formats import workbook
+
+    r = alice.upload(workbook(tmp_path / "branch-report.xlsx"))
+    assert r.status_code == 202, r.text
+    assert alice.get(f"/v1/documents/{r.json()['document_id']}").json()["format"] == "xlsx"
+    assert alice.wait_job(r.json()["job_id"])["status"] == "completed"
+    hits = alice.get("/v1/search", q="When did Lukas Brandt start?", k=3,
+                     document_id=r.json()["document_id"]).json()["hits"]
+    assert hits and "Lukas Brandt, Start year = 2021" in hits[0]["text"], hits
+    assert hits[0]["headings"] == ["Staff"] and hits[0]["page"] == 2, hits[0]
     # An AsciiDoc guide is parsed as AsciiDoc, its sections the hits' heading paths.
     from tests.test_text_formats import ADOC
 

@@ -1,6 +1,7 @@
 """Text flavours other than Markdown and HTML (issue 23). CSV tables: told from text by their rows, read in the
 encoding they were saved in (a European Excel export is windows-1252 with semicolons), and chunked so that every
-row's values carry their column names. AsciiDoc: its sections become the chunks' heading paths."""
+row's values carry their column names. Excel workbooks: every sheet's tables the same way, each headed by its
+sheet's name. AsciiDoc: its sections become the chunks' heading paths."""
 
 from __future__ import annotations
 
@@ -91,3 +92,52 @@ def test_asciidoc_sections_are_heading_paths(tmp_path: Path) -> None:
     reset = next(c for c in chunks if "reset button" in c.text)
     assert reset.headings == ["Boiler Guide", "Resetting the boiler"]
     assert "## Contacts" in (tmp_path / "content.md").read_text()
+
+
+def workbook(path: Path) -> Path:
+    """Two sheets, as a branch report saved from Excel: figures per branch, then the staff list."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    branches = book.active
+    assert branches is not None
+    branches.title = "Branches"
+    branches.append(["Branch", "Members", "Loans", "Change"])
+    for row in [("Hillside", 870, 3912, "-21%"), ("Riverside", 1204, 5210, "+4%"), ("Old Town", 655, 2890, "+12%")]:
+        branches.append(row)
+    staff = book.create_sheet("Staff")
+    staff.append(["Name", "Role", "Start year"])
+    staff.append(["Amara Okafor", "Branch manager", 2019])
+    staff.append(["Lukas Brandt", "Archivist", 2021])
+    book.save(path)
+    return path
+
+
+def test_every_sheet_of_a_workbook_is_a_table_headed_by_its_name(tmp_path: Path) -> None:
+    source = workbook(tmp_path / "report.xlsx")
+    upload = tmp_path / "upload"
+    upload.write_bytes(source.read_bytes())
+    assert detect(upload, "") == Detected("text", "xlsx")  # by its content: the name does not matter
+    job = Job(upload, "xlsx", tmp_path / "parsed.json", tmp_path / "content.md", None, False,
+              Limits(64, 16, 100, 10**8))
+    parse_to_files(job)
+    chunks = chunk(load_document(tmp_path / "parsed.json"))
+    # One sheet per chunk here (docling would have merged both sheets' rows into one untitled chunk), each
+    # cited by its sheet's name and number.
+    assert [(c.headings, c.page_start, c.page_end) for c in chunks] == [(["Branches"], 1, 1), (["Staff"], 2, 2)]
+    assert "Hillside, Change = -21%" in chunks[0].text and "Riverside, Members = 1204" in chunks[0].text
+    assert "Lukas Brandt, Role = Archivist" in chunks[1].text and "Amara Okafor, Start year = 2019" in chunks[1].text
+    content = (tmp_path / "content.md").read_text()
+    assert "## Staff" in content and "| Amara Okafor" in content
+
+
+def test_a_zip_that_is_no_office_file_is_refused_with_the_formats_it_could_be(tmp_path: Path) -> None:
+    import zipfile
+
+    from ingestflow.errors import UnsupportedFormat
+
+    path = tmp_path / "photos.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("holiday.txt", "not an office file")
+    with pytest.raises(UnsupportedFormat, match=r"Excel \(\.xlsx\)"):
+        detect(path, "photos.zip")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ingestflow.detect import FORMATS as DETECTED
 from ingestflow.errors import CorruptInput, PermanentError, UnsupportedFormat
-from ingestflow.parsing import native_pdf
+from ingestflow.parsing import native_pdf, sheets
 from ingestflow.parsing.ocr import rapidocr_model_paths
 
 if TYPE_CHECKING:
@@ -24,10 +24,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FORMATS: tuple[str, ...] = ("pdf", "docx", "pptx", "html", "md", "csv", "asciidoc")  # images arrive as PDFs
+FORMATS: tuple[str, ...] = ("pdf", "docx", "pptx", "xlsx", "html", "md", "csv", "asciidoc")  # images arrive as PDFs
 # The name docling picks a backend by: each format's first extension in ingestflow.detect's table.
 _SUFFIXES = {fmt: "." + DETECTED[fmt].extensions[0] for fmt in FORMATS}
-_LABELS = {"pdf": "PDF", "docx": "DOCX", "pptx": "PPTX", "html": "HTML", "md": "Markdown", "csv": "CSV",
+_LABELS = {"pdf": "PDF", "docx": "DOCX", "pptx": "PPTX", "xlsx": "XLSX", "html": "HTML", "md": "Markdown", "csv": "CSV",
            "asciidoc": "AsciiDoc"}
 
 
@@ -87,6 +87,8 @@ def convert_detailed(path: Path, fmt: str, *, artifacts_path: Path | None = None
     if fmt == "pdf" and artifacts_path is None:
         doc, ocr_pages = native_pdf.rebuild(result.document, path, ocr=ocr, notes=notes)
         outcome = Conversion(document=doc, notes=notes, ocr_pages=ocr_pages)
+    elif fmt == "xlsx":
+        outcome.document = sheets.name_sheets(outcome.document)
     for note in outcome.notes:
         log.warning("%s: %s", path.name, note)
     return outcome
@@ -140,6 +142,7 @@ def _converter(fmt: str, artifacts_path: str | None, ocr: bool) -> DocumentConve
         AsciiDocFormatOption,
         CsvFormatOption,
         DocumentConverter,
+        ExcelFormatOption,
         HTMLFormatOption,
         MarkdownFormatOption,
         PowerpointFormatOption,
@@ -150,6 +153,7 @@ def _converter(fmt: str, artifacts_path: str | None, ocr: bool) -> DocumentConve
         "pdf": InputFormat.PDF,
         "docx": InputFormat.DOCX,
         "pptx": InputFormat.PPTX,
+        "xlsx": InputFormat.XLSX,
         "html": InputFormat.HTML,
         "md": InputFormat.MD,
         "csv": InputFormat.CSV,
@@ -161,6 +165,7 @@ def _converter(fmt: str, artifacts_path: str | None, ocr: bool) -> DocumentConve
         option = {
             "docx": WordFormatOption,
             "pptx": PowerpointFormatOption,
+            "xlsx": ExcelFormatOption,
             "html": HTMLFormatOption,
             "md": MarkdownFormatOption,
             "csv": CsvFormatOption,

@@ -67,7 +67,7 @@ def check(path: Path, fmt: str, limits: Limits) -> None:
         _check_markdown(path, limits.max_depth, limits.max_quote_depth)
     elif fmt == "pdf":
         _check_pages(path, limits.max_pages)
-    elif fmt in ("docx", "pptx"):
+    elif fmt in ("docx", "pptx", "xlsx"):
         _check_unzipped(path, limits.max_unzipped_bytes, fmt.upper())
 
 
