@@ -9,7 +9,19 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import errors, limits
-from api.routes import chat, dashboard, documents, entities, formats, health, jobs, search, stages, ws
+from api.routes import (
+    chat,
+    dashboard,
+    documents,
+    entities,
+    formats,
+    health,
+    jobs,
+    owner_settings,
+    search,
+    stages,
+    ws,
+)
 from ingestflow import storage
 from ingestflow.db import init_db
 from ingestflow.dispatcher import run_forever
@@ -32,7 +44,7 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
 
 def create_app() -> FastAPI:
     app = FastAPI(title="ingestflow", version="0.1.0", lifespan=lifespan)
-    for module in (documents, jobs, stages, formats, search, entities, chat, ws, health, dashboard):
+    for module in (documents, jobs, stages, formats, owner_settings, search, entities, chat, ws, health, dashboard):
         app.include_router(module.router)
     errors.install(app)
     app.add_middleware(limits.BodyIdleTimeout)

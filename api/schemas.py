@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StrictBool
 
 from ingestflow.jobview import JobView
 
@@ -49,7 +49,19 @@ class DocumentOut(IndexingStatus):
     duration_s: float | None
     language_probability: float | None
     created_at: datetime
+    redact: bool  # personal data replaced by typed placeholders in everything served
+    keep_original: bool  # the unredacted text kept for the owner (`version=original`)
+    redacted_spans: int | None  # how many were replaced, once the redact stage has run
     latest_job: JobView | None = None
+
+
+class OwnerSettings(BaseModel):
+    """An owner's defaults for uploads: redact every upload (an upload cannot opt out), and keep the
+    unredacted text of redacted uploads for the owner alone."""
+
+    model_config = ConfigDict(from_attributes=True)
+    redact_by_default: StrictBool = False
+    keep_original: StrictBool = False
 
 
 class Page(BaseModel):

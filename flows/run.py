@@ -140,7 +140,7 @@ def run_jobs(job_ids: list[str], dispatch_key: str | None, priority: int = 0) ->
             run.outcome[job_id] = "skipped"
             continue
         ref, done = claimed
-        run.docs[job_id] = _Doc(ref, [s for s in plan(ref.kind) if s.name not in done])
+        run.docs[job_id] = _Doc(ref, [s for s in plan(ref.kind, redact=ref.redact) if s.name not in done])
     for job_id in list(run.docs):
         run.advance(job_id)
     while run.running or any(run.ready.values()):

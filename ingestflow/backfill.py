@@ -107,7 +107,7 @@ def apply(db: Session, repairs: list[Repair]) -> list[dict[str, Any]]:
             doc = db.get(Document, rep.document_id)
             if doc is None:
                 continue
-            new = Job(document_id=doc.id, owner_id=doc.owner_id, kind=doc.kind)
+            new = Job.for_document(doc)
             db.add(new)
             db.flush()
             job_id = new.id

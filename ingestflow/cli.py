@@ -139,6 +139,9 @@ def ingest(
     paths: list[Path],
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="follow jobs until they end")] = True,
     collection: Annotated[str | None, typer.Option(help="collection to file the documents under")] = None,
+    redact: Annotated[bool, typer.Option(
+        "--redact", help="replace names, numbers, addresses and dates of birth by typed placeholders before "
+                         "anything is indexed")] = False,
 ) -> None:
     from ingestflow.client import ApiClient
 
@@ -146,7 +149,7 @@ def ingest(
     jobs: dict[str, str] = {}
     for f in _files(paths):
         try:
-            res = client.upload(f, collection)
+            res = client.upload(f, collection, redact)
         except RuntimeError as exc:
             console.print(f"[red]rejected[/] {f}: {exc}")
             continue

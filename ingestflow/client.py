@@ -43,8 +43,10 @@ class ApiClient:
         body: dict[str, Any] = r.json()
         return body
 
-    def upload(self, path: Path, collection: str | None = None) -> dict[str, Any]:
+    def upload(self, path: Path, collection: str | None = None, redact: bool = False) -> dict[str, Any]:
         data = {"collection": collection} if collection else {}
+        if redact:
+            data["redact"] = "true"
         with path.open("rb") as fh:
             return self._json(self.http.post("/v1/documents", files={"file": (path.name, fh)}, data=data))
 

@@ -26,6 +26,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    false,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -75,6 +76,10 @@ class User(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The owner's defaults for an upload that does not say: redact personal data, and keep the unredacted
+    # text beside the redacted one (readable by the owner alone, `version=original`).
+    redact_by_default: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    keep_original: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class ApiKey(Base):
@@ -101,6 +106,10 @@ class Document(Base):
     size_bytes: Mapped[int] = mapped_column(Integer)
     language: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Personal data replaced by typed placeholders before anything is chunked, embedded or graphed.
+    redact: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    keep_original: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    redacted_spans: Mapped[int | None] = mapped_column(Integer)
 
     vector_indexed: Mapped[bool] = mapped_column(Boolean, default=False)
     graph_indexed: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -153,6 +162,12 @@ class Job(Base):
     dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Whether the plan includes the redact stage (the document's setting when the job was made).
+    redact: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+    @classmethod
+    def for_document(cls, doc: Document) -> Job:
+        return cls(document_id=doc.id, owner_id=doc.owner_id, kind=doc.kind, redact=doc.redact)
 
 
 class Conversation(Base):

@@ -81,7 +81,7 @@ def _metrics(job: Job, name: str) -> StageMetrics | None:
 
 
 def _label(kind: str, name: str | None) -> str | None:
-    return next((s.label for s in plan(kind) if s.name == name), name)
+    return next((s.label for s in plan(kind, redact=True) if s.name == name), name)
 
 
 def _db_stages(job: Job) -> list[StageView]:
@@ -90,7 +90,7 @@ def _db_stages(job: Job) -> list[StageView]:
     done = job.completed_stages or []
     status = JobStatus(job.status)
     views = []
-    for spec in plan(job.kind):
+    for spec in plan(job.kind, redact=job.redact):
         m = _metrics(job, spec.name)
         if spec.name in done:
             ran_here = m is not None and m.flow_run_id == job.flow_run_id

@@ -1,6 +1,6 @@
 """The pipeline, declared once: every stage's name, label, kinds, placement, timeout and typed result.
 
-The flows run `plan(kind)`, the job bookkeeping applies each result to the document, the job view and the
+The flows run `plan(kind, redact=...)`, the job bookkeeping applies each result to the document, the job view and the
 dashboard (through `GET /v1/stages`) show the same list, and placement reads `gpu`. A stage's Prefect task
 lives in its own module under tasks/ and is bound to its name there (`tasks.common.stage_task`).
 Adding a stage means a `Stage` here, its result model, and its module.
@@ -66,6 +66,14 @@ class ParseResult(StageResult):
         doc.page_count = self.page_count
 
 
+class RedactResult(StageResult):
+    spans: int  # personal data replaced, all types together
+    by_type: dict[str, int] = {}
+
+    def apply(self, doc: Document) -> None:
+        doc.redacted_spans = self.spans
+
+
 class ChunkResult(StageResult):
     chunk_count: int
 
@@ -105,6 +113,7 @@ class Stage:
     model_slot: str | None = None  # key in Document.models that records result.model
     batched: bool = False  # the function takes many documents at once (see the module's docstring)
     groups_small: bool = False  # small documents share a task run
+    only_redacted: bool = False  # in the plan of documents whose personal data is redacted, and theirs alone
 
     def runs_with_others(self, ref: DocumentRef) -> bool:
         """Whether this document waits to join others at this stage rather than go alone."""
@@ -128,6 +137,8 @@ STAGES: tuple[Stage, ...] = (
           frozenset({AUDIO}), ImproveResult, timeout_s=1800, model_slot="improve"),
     Stage("parse", "parsing", "docling: structure, pages, headings; OCR for scanned pages", frozenset({TEXT}),
           ParseResult, timeout_s=1800, gpu=True, model_slot="parser", groups_small=True),
+    Stage("redact", "redacting", "Presidio: names, numbers, addresses and dates of birth become typed placeholders",
+          BOTH, RedactResult, timeout_s=1800, model_slot="redaction", groups_small=True, only_redacted=True),
     Stage("chunk", "chunking", "chunks with pages and headings, or start/end seconds", BOTH, ChunkResult,
           timeout_s=600, groups_small=True),
     Stage("embed", "embedding", "sentence-transformers vectors into ChromaDB", BOTH, EmbedResult,
@@ -140,9 +151,9 @@ STAGES: tuple[Stage, ...] = (
 BY_NAME = {s.name: s for s in STAGES}
 
 
-def plan(kind: str) -> list[Stage]:
-    """The stages a document of this kind goes through, in order."""
-    return [s for s in STAGES if kind in s.kinds]
+def plan(kind: str, *, redact: bool = False) -> list[Stage]:
+    """The stages a document of this kind goes through, in order; the redact stage where it is redacted."""
+    return [s for s in STAGES if kind in s.kinds and (redact or not s.only_redacted)]
 
 
 class StageMetrics(BaseModel):

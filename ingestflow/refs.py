@@ -21,6 +21,14 @@ class DocumentRef:
     work_dir: Path  # where stages leave what the next stage reads
     language: str | None = None  # given on upload; detected by transcription otherwise
     size_bytes: int = 0  # of the upload
+    redact: bool = False  # personal data replaced before chunking (the redact stage)
+    keep_original: bool = False  # the unredacted text kept apart for its owner
+
+    @property
+    def original_dir(self) -> Path:
+        """The unredacted parse or transcripts, where the owner's setting keeps them; nothing reads them but
+        `version=original`."""
+        return self.work_dir / "original"
 
     @property
     def parsed_json(self) -> Path:

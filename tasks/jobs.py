@@ -60,6 +60,8 @@ def start_job(job_id: str, dispatch_key: str | None, flow_run_id: str) -> tuple[
             work_dir=work_dir(settings, doc.id),
             language=doc.language,
             size_bytes=doc.size_bytes or 0,
+            redact=doc.redact,
+            keep_original=doc.keep_original,
         )
         return ref, skip
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, HTTPException, Query, Request, UploadFile, status
@@ -23,13 +24,39 @@ from ingestflow.detect import check_name_agrees, detect
 from ingestflow.errors import UnsupportedFormat
 from ingestflow.jobview import base_view
 from ingestflow.purge import purge_document
+from ingestflow.redaction.marker import is_redacted
 from ingestflow.refs import work_dir
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"], responses=errors.documented(401))
 
+# "current": what search and chat serve (redacted, for a redacted document); "original": the unredacted text,
+# where the owner's setting kept it.
+Version = Annotated[Literal["current", "original"], Query(description="current (redacted where the document "
+                                                                       "is) or original (kept unredacted)")]
+ORIGINAL = "original"
+
+
+def _derived(doc: Document, settings: SettingsDep, name: str, version: str) -> Path:
+    """The derived file to serve. For a redacted document: the redact stage's own output, never a fresh parse
+    or transcript a re-run has not redacted yet; the original only where it was kept."""
+    folder = work_dir(settings, doc.id)
+    if version == ORIGINAL:
+        if not doc.redact:
+            return folder / name  # nothing was redacted: the text is the original
+        path = folder / "original" / name
+        if not path.exists():
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no unredacted text was kept for this document "
+                                "(PUT /v1/settings keep_original=true keeps it for later uploads)")
+        return path
+    path = folder / name
+    if doc.redact and path.exists() and not is_redacted(path):
+        raise HTTPException(status.HTTP_409_CONFLICT, "the document is being redacted: try again when its job "
+                            "has finished")
+    return path
+
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=UploadAccepted,
-             responses=errors.documented(400, 408, 413, 415, 429))
+             responses=errors.documented(400, 408, 409, 413, 415, 429))
 def upload(
     request: Request,
     file: UploadFile,
@@ -40,6 +67,8 @@ def upload(
     language: Annotated[str | None, Form(max_length=16, pattern=NO_NUL)] = None,
     title: Annotated[str | None, Form(max_length=500, pattern=NO_NUL)] = None,
     collection: Annotated[str | None, Form(max_length=200, pattern=NO_NUL)] = None,
+    redact: Annotated[bool, Form(description="replace personal data by typed placeholders before indexing; "
+                                 "always so where the owner's setting says (PUT /v1/settings)")] = False,
 ) -> UploadAccepted:
     length = request.headers.get("content-length", "")
     declared = int(length) if length.isdigit() else 0
@@ -57,9 +86,17 @@ def upload(
             check_name_agrees(filename, detected)
         except UnsupportedFormat as exc:
             raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, exc.message) from exc
-        existing = db.scalar(select(Document.id).where(Document.owner_id == user.id, Document.sha256 == sha))
+        # The owner's setting is a policy: an upload can ask for redaction, never opt out of it.
+        redacting = redact or user.redact_by_default
+        existing = db.scalar(select(Document).where(Document.owner_id == user.id, Document.sha256 == sha))
         if existing:
-            return _duplicate(db, existing)
+            if existing.redact != redacting:
+                # Answering with the document as it is would hand back the unredacted text to an upload that
+                # asked for redaction (or the other way round).
+                raise HTTPException(status.HTTP_409_CONFLICT, f"these bytes are document {existing.id}, "
+                                    f"{'redacted' if existing.redact else 'not redacted'}; delete it to upload "
+                                    f"them {'without' if existing.redact else 'with'} redaction")
+            return _duplicate(db, existing.id)
         if settings.storage_quota_bytes is not None:
             # Counted under a lock on the owner's row, held to the commit below: parallel uploads of one owner
             # cannot both take the same room. Refused before the blob is stored, so nothing is left behind.
@@ -70,10 +107,10 @@ def upload(
     doc = Document(
         id=new_id(), owner_id=user.id, sha256=sha, filename=filename, title=title or filename, collection=collection,
         kind=detected.kind, format=detected.format, mime_type=detected.mime_type, size_bytes=size,
-        language=language,
+        language=language, redact=redacting, keep_original=redacting and user.keep_original,
     )
     db.add(doc)
-    job = Job(document_id=doc.id, owner_id=user.id, kind=doc.kind)
+    job = Job.for_document(doc)
     db.add(job)
     try:
         db.commit()  # both rows in one flush and one commit: the fewest round trips under a burst
@@ -138,11 +175,12 @@ def indexing_status(document_id: IdPath, db: SessionDep, user: CurrentUser) -> I
 # response_class=Response: no media type of its own, so the errors are documented as the JSON they are.
 @router.get("/{document_id}/content", response_class=Response, responses={
     200: {"content": {"text/markdown": {"schema": {"type": "string"}}}}, **errors.documented(404, 409)})
-def content(document_id: IdPath, db: SessionDep, user: CurrentUser, settings: SettingsDep) -> PlainTextResponse:
+def content(document_id: IdPath, db: SessionDep, user: CurrentUser, settings: SettingsDep,
+            version: Version = "current") -> PlainTextResponse:
     doc = owned(db, user, document_id)
     if doc.kind != "text":
         raise HTTPException(status.HTTP_409_CONFLICT, "an audio document has a transcript, not parsed content")
-    path = work_dir(settings, doc.id) / "content.md"
+    path = _derived(doc, settings, "content.md", version)
     if not path.exists():
         raise HTTPException(status.HTTP_409_CONFLICT, "the document has not been parsed yet")
     return PlainTextResponse(path.read_text(encoding="utf-8"), media_type="text/markdown; charset=utf-8")
@@ -175,7 +213,7 @@ def reindex(document_id: IdPath, db: SessionDep, user: CurrentUser) -> UploadAcc
     )
     if active:
         raise HTTPException(status.HTTP_409_CONFLICT, f"job {active.id} is still {active.status}")
-    job = Job(document_id=doc.id, owner_id=user.id, kind=doc.kind)
+    job = Job.for_document(doc)
     db.add(job)
     db.commit()
     return UploadAccepted(document_id=doc.id, job_id=job.id, status=JobStatus.queued.value, duplicate=False)
@@ -195,12 +233,15 @@ def transcript(
     user: CurrentUser,
     settings: SettingsDep,
     format: Literal["json", "txt", "srt", "vtt"] = "json",
-    version: Literal["raw", "improved"] = "improved",
+    version: Annotated[Literal["raw", "improved", "original"], Query(
+        description="raw (as transcribed), improved (cleaned; what is indexed) or original (the improved one "
+                    "unredacted, where it was kept)")] = "improved",
 ) -> Response:
     doc = owned(db, user, document_id)
     if doc.kind != "audio":
         raise HTTPException(status.HTTP_409_CONFLICT, "a text document has parsed content, not a transcript")
-    path = work_dir(settings, doc.id) / f"transcript.{version}.json"
+    which = "improved" if version == ORIGINAL else version
+    path = _derived(doc, settings, f"transcript.{which}.json", ORIGINAL if version == ORIGINAL else "current")
     if not path.exists():
         raise HTTPException(status.HTTP_409_CONFLICT, f"no {version} transcript yet: the job has not got that far")
     data = json.loads(path.read_text(encoding="utf-8"))

