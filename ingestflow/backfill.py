@@ -1,5 +1,7 @@
-"""What the backfill repairs: documents whose last job failed or is stuck, that miss an index, or that were
-indexed by another model version than the one configured now. Each gets a new job on the normal queue.
+"""What the backfill repairs: documents whose last job failed or is stuck, that miss an index, or that a stage
+made at another version of its rules (ingestflow.pipeline.Stage.version) or with another embedding model than
+the one configured now. Each gets a job on the normal queue; a stale stage's job re-runs that stage and the ones
+after it only, reusing what the stages before it made.
 
 "Missing an index" is also checked against the stores search reads: a document marked vector-indexed whose
 vectors are not in its owner's collection, or whose chunk texts are not in the lexical index (a store restored
@@ -15,6 +17,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ingestflow import pipeline
 from ingestflow.control import requeue
 from ingestflow.db import ChunkText, Document, Job, JobStatus, utcnow
 from ingestflow.errors import TransientError
@@ -31,7 +34,11 @@ class Repair:
     owner_id: str
     job_id: str | None
     reason: str
-    action: str  # "resume" (the same job goes again) or "reindex" (a new job from the start)
+    # "resume" (the same job goes again), "reindex" (a new job from the start) or "rerun" (a new job from
+    # `from_stage`, the stages before it reused)
+    action: str
+    from_stage: str | None = None
+    estimate_s: float | None = None  # what the stages to run took on this document last time, where known
 
 
 def _aware(dt: Any) -> Any:
@@ -89,10 +96,42 @@ def plan(db: Session, settings: Settings) -> list[Repair]:
         elif doc.id in unsearchable_docs:
             repairs.append(Repair(doc.id, doc.owner_id, job.id if job else None, unsearchable_docs[doc.id],
                                   "reindex"))
-        elif (doc.models or {}).get("embedding") not in (None, current_embedding):
-            repairs.append(Repair(doc.id, doc.owner_id, job.id if job else None,
-                                  f"embedded by {doc.models['embedding']}, now {current_embedding}", "reindex"))
+        else:
+            stale = stale_stage(doc, current_embedding)
+            if stale:
+                stage, reason = stale
+                repairs.append(Repair(doc.id, doc.owner_id, job.id if job else None, reason, "rerun", stage,
+                                      estimate(doc, job, stage)))
     return repairs
+
+
+def stale_stage(doc: Document, current_embedding: str) -> tuple[str, str] | None:
+    """The first stage of the document's plan whose output is out of date, and why."""
+    ran = doc.stage_versions or {}
+    stages = pipeline.plan(doc.kind, redact=doc.redact)
+    for stage in stages:
+        if stage.name == "embed" and (doc.models or {}).get("embedding") not in (None, current_embedding):
+            return stage.name, f"embedded by {doc.models['embedding']}, now {current_embedding}"
+        # A document from before stages recorded versions is left as it is: nothing says it is stale.
+        if ran and ran.get(stage.name) != stage.version:
+            was = ran.get(stage.name)
+            reason = (f"{stage.name} ran at version {was}, now {stage.version}" if was else
+                      f"{stage.name} never ran (version {stage.version} now)")
+            if stage.only_redacted and not doc.keep_original:
+                # Its input was replaced by its output and not kept: only the upload still says what was said.
+                return stages[0].name, reason + "; no unredacted text was kept, so it is read again from the upload"
+            return stage.name, reason
+    return None
+
+
+def estimate(doc: Document, job: Job | None, first: str) -> float | None:
+    """Seconds the stages from `first` on took in the document's last job (its per-stage accounting)."""
+    names = [s.name for s in pipeline.plan(doc.kind, redact=doc.redact)]
+    metrics = (job.stage_metrics or {}) if job else {}
+    todo = names[names.index(first):]
+    if not all(n in metrics for n in todo):
+        return None
+    return round(sum(float(metrics[n].get("wall_s", 0.0)) for n in todo), 2)
 
 
 def apply(db: Session, repairs: list[Repair]) -> list[dict[str, Any]]:
@@ -108,6 +147,9 @@ def apply(db: Session, repairs: list[Repair]) -> list[dict[str, Any]]:
             if doc is None:
                 continue
             new = Job.for_document(doc)
+            if rep.action == "rerun" and rep.from_stage:
+                names = [s.name for s in pipeline.plan(doc.kind, redact=doc.redact)]
+                new.resume, new.completed_stages = True, names[: names.index(rep.from_stage)]
             db.add(new)
             db.flush()
             job_id = new.id

@@ -209,6 +209,12 @@ def search(query: str, k: Annotated[int, typer.Option(help="hits to show")] = 5)
         console.print(f"[bold]{hit['score']:.3f}[/] {hit['title']} {where}\n  {hit['text'][:200]}")
 
 
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "?"
+    return f"{value:.1f} s" if value < 120 else f"{value / 60:.1f} min"
+
+
 @app.command()
 def backfill(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="only list what would be re-queued")] = False,
@@ -221,11 +227,14 @@ def backfill(
     if dry_run:
         with session_scope(settings.sqlalchemy_url) as db:
             repairs = sweep.plan(db, settings)
-        table = Table("document", "owner", "action", "reason")
+        table = Table("document", "owner", "action", "from stage", "estimate", "reason")
         for r in repairs:
-            table.add_row(r.document_id, r.owner_id, r.action, r.reason)
+            table.add_row(r.document_id, r.owner_id, r.action, r.from_stage or "", _seconds(r.estimate_s), r.reason)
         console.print(table)
-        console.print(f"{len(repairs)} document(s) would be re-queued")
+        known = [r.estimate_s for r in repairs if r.estimate_s is not None]
+        total = f"; about {_seconds(sum(known))} of stage work" if known else ""
+        unknown = f" ({len(repairs) - len(known)} with no accounting to go by)" if len(known) < len(repairs) else ""
+        console.print(f"{len(repairs)} document(s) would be re-queued{total}{unknown}")
         return
     # A real run goes through the deployment, so it shows in the Prefect UI like the scheduled ones.
     import asyncio

@@ -121,6 +121,8 @@ class Document(Base):
     language_probability: Mapped[float | None] = mapped_column(Float)
     # Which model and version produced each index, so the backfill can find stale ones.
     models: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Stage name -> the version of its rules it last ran at (ingestflow.pipeline.Stage.version).
+    stage_versions: Mapped[dict[str, str]] = mapped_column(JSON, default=dict, server_default="{}")
     last_error: Mapped[str | None] = mapped_column(Text)
     indexed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 

@@ -41,6 +41,7 @@ class JobView(BaseModel):
     id: str
     document_id: str
     kind: str
+    redact: bool = False  # its plan includes the redact stage
     status: JobStatus
     stage: str | None
     progress: int
@@ -121,6 +122,7 @@ def base_view(job: Job, settings: Settings) -> JobView:
         id=job.id,
         document_id=job.document_id,
         kind=job.kind,
+        redact=job.redact,
         status=status,
         stage=_label(job.kind, job.stage) if not status.terminal else None,
         progress=100 if status == JobStatus.completed else 0,

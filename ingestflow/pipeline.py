@@ -3,7 +3,8 @@
 The flows run `plan(kind, redact=...)`, the job bookkeeping applies each result to the document, the job view and the
 dashboard (through `GET /v1/stages`) show the same list, and placement reads `gpu`. A stage's Prefect task
 lives in its own module under tasks/ and is bound to its name there (`tasks.common.stage_task`).
-Adding a stage means a `Stage` here, its result model, and its module.
+Adding a stage means a `Stage` here, its result model, and its module; changing what a stage makes means
+raising its `version`, and the backfill re-runs it (and what follows) on the documents it made.
 
 Every stage's task takes a list of documents and returns one result per document, in order. A `batched`
 stage's function does too: one model call over all their chunks, one store write. The others work on one
@@ -20,7 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from ingestflow.redaction.analyzer import RULES_VERSION
 from ingestflow.refs import DocumentRef
+from ingestflow.summary import PROMPT_VERSION
 
 if TYPE_CHECKING:
     from ingestflow.db import Document
@@ -101,6 +104,11 @@ class GraphResult(StageResult):
         doc.graph_indexed = True
 
 
+class SummaryResult(StageResult):
+    mode: str  # extractive, or llm where one is configured and its summary passed the guard
+    sentences: int
+
+
 @dataclass(frozen=True)
 class Stage:
     name: str  # the Prefect task's name
@@ -114,6 +122,10 @@ class Stage:
     batched: bool = False  # the function takes many documents at once (see the module's docstring)
     groups_small: bool = False  # small documents share a task run
     only_redacted: bool = False  # in the plan of documents whose personal data is redacted, and theirs alone
+    # The stage's own rules or prompt: raised when what it makes from the same input changes. Each document
+    # records the version every stage ran at; the backfill re-runs a stage whose version moved, and the ones
+    # after it. (The model a stage ran, where it has one, is recorded beside it in Document.models.)
+    version: str = "1"
 
     def runs_with_others(self, ref: DocumentRef) -> bool:
         """Whether this document waits to join others at this stage rather than go alone."""
@@ -138,7 +150,8 @@ STAGES: tuple[Stage, ...] = (
     Stage("parse", "parsing", "docling: structure, pages, headings; OCR for scanned pages", frozenset({TEXT}),
           ParseResult, timeout_s=1800, gpu=True, model_slot="parser", groups_small=True),
     Stage("redact", "redacting", "Presidio: names, numbers, addresses and dates of birth become typed placeholders",
-          BOTH, RedactResult, timeout_s=1800, model_slot="redaction", groups_small=True, only_redacted=True),
+          BOTH, RedactResult, timeout_s=1800, model_slot="redaction", groups_small=True, only_redacted=True,
+          version=RULES_VERSION),
     Stage("chunk", "chunking", "chunks with pages and headings, or start/end seconds", BOTH, ChunkResult,
           timeout_s=600, groups_small=True),
     Stage("embed", "embedding", "sentence-transformers vectors into ChromaDB", BOTH, EmbedResult,
@@ -147,6 +160,9 @@ STAGES: tuple[Stage, ...] = (
           model_slot="ner", batched=True),
     Stage("graph", "graphing", "entities and relations into the graph store", BOTH, GraphResult, timeout_s=900,
           model_slot="graph", batched=True),
+    Stage("summarise", "summarising", "the most central sentences, each cited; an LLM's summary of them if it "
+          "names nothing they do not", BOTH, SummaryResult, timeout_s=900, model_slot="summary", groups_small=True,
+          version=PROMPT_VERSION),
 )
 BY_NAME = {s.name: s for s in STAGES}
 

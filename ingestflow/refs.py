@@ -47,6 +47,10 @@ class DocumentRef:
         return self.work_dir / "entities.json"
 
     @property
+    def summary_json(self) -> Path:
+        return self.work_dir / "summary.json"
+
+    @property
     def transcript_raw(self) -> Path:
         return self.work_dir / "transcript.raw.json"
 

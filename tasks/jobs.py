@@ -96,6 +96,7 @@ def record_stage(done: Sequence[tuple[str, StageResult]], dispatch_key: str | No
             doc = db.get(Document, job.document_id)
             assert doc is not None
             result.apply(doc)
+            doc.stage_versions = {**(doc.stage_versions or {}), stage.name: stage.version}
             if stage.model_slot and result.model:
                 doc.models = {**(doc.models or {}), stage.model_slot: result.model}
     return live

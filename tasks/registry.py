@@ -7,7 +7,17 @@ from typing import Any
 from prefect import Task
 
 from ingestflow.pipeline import STAGES
-from tasks import chunk, embed, entities, graph, improve, parse, redact, transcribe  # noqa: F401  (they register)
+from tasks import (  # noqa: F401  (they register)
+    chunk,
+    embed,
+    entities,
+    graph,
+    improve,
+    parse,
+    redact,
+    summarise,
+    transcribe,
+)
 from tasks.common import TASKS
 
 missing = {s.name for s in STAGES} - TASKS.keys()

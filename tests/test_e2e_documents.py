@@ -58,12 +58,19 @@ def test_every_fixture_completes(ingested: dict[str, dict[str, Any]], alice: Api
     for name, up in ingested.items():
         job = up["job"]
         assert job["status"] == "completed", (name, job)
-        assert [s["state"] for s in job["stages"]] == ["completed"] * 5, (name, job["stages"])
+        assert [s["state"] for s in job["stages"]] == ["completed"] * 6, (name, job["stages"])
         assert job["progress"] == 100
         flags = alice.get(f"/v1/documents/{up['document_id']}/indexing-status").json()
         assert flags["vector_indexed"] and flags["graph_indexed"] and flags["entities_extracted"], flags
         assert flags["chunk_count"] > 0
-        assert {"parser", "embedding", "ner", "graph"} <= set(flags["models"])
+        assert {"parser", "embedding", "ner", "graph", "summary"} <= set(flags["models"])
+        # Issue 24: a summary of sentences the document holds, each cited where it says it.
+        summary = alice.get(f"/v1/documents/{up['document_id']}/summary").json()
+        content = " ".join(alice.get(f"/v1/documents/{up['document_id']}/content").text.split())
+        assert summary["mode"] == "extractive" and summary["sentences"], (name, summary)
+        assert all(s["page"] is not None for s in summary["sentences"]) or not name.endswith((".pdf", ".pptx"))
+        words = [w for s in summary["sentences"] for w in s["text"].split()[:3]]
+        assert sum(w in content for w in words) >= 0.8 * len(words), (name, summary)
 
 
 def test_parsed_text_matches_expected(ingested: dict[str, dict[str, Any]], alice: Api) -> None:

@@ -190,9 +190,9 @@ def test_stages_are_declared_once_and_every_one_has_a_task() -> None:
     from ingestflow.pipeline import STAGES, plan
     from tasks.registry import task_for
 
-    assert [s.name for s in plan("text")] == ["parse", "chunk", "embed", "extract-entities", "graph"]
+    assert [s.name for s in plan("text")] == ["parse", "chunk", "embed", "extract-entities", "graph", "summarise"]
     assert [s.name for s in plan("audio")] == ["transcribe", "improve", "chunk", "embed", "extract-entities",
-                                               "graph"]
+                                               "graph", "summarise"]
     for stage in STAGES:
         task = task_for(stage.name)
         assert task.name == stage.name and task.timeout_seconds == stage.timeout_s

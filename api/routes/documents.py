@@ -26,6 +26,7 @@ from ingestflow.jobview import base_view
 from ingestflow.purge import purge_document
 from ingestflow.redaction.marker import is_redacted
 from ingestflow.refs import work_dir
+from ingestflow.summary import Summary
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"], responses=errors.documented(401))
 
@@ -184,6 +185,17 @@ def content(document_id: IdPath, db: SessionDep, user: CurrentUser, settings: Se
     if not path.exists():
         raise HTTPException(status.HTTP_409_CONFLICT, "the document has not been parsed yet")
     return PlainTextResponse(path.read_text(encoding="utf-8"), media_type="text/markdown; charset=utf-8")
+
+
+@router.get("/{document_id}/summary", response_model=Summary, responses=errors.documented(404, 409))
+def summary(document_id: IdPath, db: SessionDep, user: CurrentUser, settings: SettingsDep) -> Summary:
+    """A few sentences on what the document is about, each cited to its page or seconds (mode extractive), or
+    an LLM's summary of them where one is configured and it names nothing they do not (mode llm)."""
+    doc = owned(db, user, document_id)
+    path = work_dir(settings, doc.id) / "summary.json"
+    if not path.exists():
+        raise HTTPException(status.HTTP_409_CONFLICT, "no summary yet: the job has not got that far")
+    return Summary.model_validate_json(path.read_text(encoding="utf-8"))
 
 
 @router.delete("/{document_id}", status_code=status.HTTP_204_NO_CONTENT, responses=errors.documented(404, 503))

@@ -17,7 +17,7 @@ def read_settings(user: CurrentUser) -> OwnerSettings:
     return OwnerSettings.model_validate(user)
 
 
-@router.put("", response_model=OwnerSettings)
+@router.put("", response_model=OwnerSettings, responses=errors.documented(400))
 def write_settings(body: OwnerSettings, db: SessionDep, user: CurrentUser) -> OwnerSettings:
     """Applies to later uploads; a document keeps the setting it was uploaded with."""
     user.redact_by_default, user.keep_original = body.redact_by_default, body.keep_original

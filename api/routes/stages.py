@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from ingestflow.pipeline import STAGES
+from ingestflow.pipeline import STAGES, plan
 
 router = APIRouter(prefix="/v1/stages", tags=["stages"])
 
@@ -18,17 +18,20 @@ class StageOut(BaseModel):
     gpu: bool
     timeout_s: float
     order: int
+    only_redacted: bool  # planned for documents uploaded with redaction only
 
 
 class StagesOut(BaseModel):
     stages: list[StageOut]
     plans: dict[str, list[str]]  # kind -> stage names in the order a document of that kind runs them
+    redacted_plans: dict[str, list[str]]  # the same for a document uploaded with redaction
 
 
 @router.get("", response_model=StagesOut)
 def list_stages() -> StagesOut:
     """Every stage in pipeline order, and each document kind's plan."""
     stages = [StageOut(name=s.name, label=s.label, description=s.description, kinds=sorted(s.kinds), gpu=s.gpu,
-                       timeout_s=s.timeout_s, order=i) for i, s in enumerate(STAGES)]
+                       timeout_s=s.timeout_s, order=i, only_redacted=s.only_redacted) for i, s in enumerate(STAGES)]
     kinds = sorted({k for s in STAGES for k in s.kinds})
-    return StagesOut(stages=stages, plans={k: [s.name for s in STAGES if k in s.kinds] for k in kinds})
+    return StagesOut(stages=stages, plans={k: [s.name for s in plan(k)] for k in kinds},
+                     redacted_plans={k: [s.name for s in plan(k, redact=True)] for k in kinds})

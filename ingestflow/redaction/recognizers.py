@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
-_DIGIT_WORDS = {"zero": 1, "oh": 1, "o": 1, "nought": 1, "one": 1, "two": 1, "three": 1, "four": 1, "five": 1,
+_DIGIT_WORDS = {"zero": 1, "oh": 1, "o": 1, "or": 1, "nought": 1, "one": 1, "two": 1, "three": 1, "four": 1, "five": 1,
                 "six": 1, "seven": 1, "eight": 1, "nine": 1}
 _REPEAT = r"(?:double|triple)"
-_DIGIT_WORD = r"(?:zero|oh|o|nought|one|two|three|four|five|six|seven|eight|nine)"
+# "or" is how a speech recogniser often hears "oh" inside a number ("0770 or 09100, 123").
+_DIGIT_WORD = r"(?:zero|oh|o|or|nought|one|two|three|four|five|six|seven|eight|nine)"
 # A spoken run of digits ("oh seven seven double four nine six, one two three"), digits groups mixed in.
 _SPOKEN_RUN = re.compile(
     rf"\b(?:(?:{_REPEAT}[ -])?(?:{_DIGIT_WORD}|\d+))(?:[ ,.-]{{1,3}}(?:(?:{_REPEAT}[ -])?(?:{_DIGIT_WORD}|\d+)))+\b",
@@ -113,9 +114,10 @@ def spoken_numbers(text: str) -> list[Found]:
         run = m.group(0).rstrip(" ,.-")
         words = sum(1 for t in re.split(r"[ ,.-]+", run.lower()) if t in _DIGIT_WORDS or t in ("double", "triple"))
         digits = spoken_digits(run)
-        if words == 0 or digits < 6:
-            continue  # written digits are the other recognizers'; "one or two" is not a number
         start, end = m.start(), m.start() + len(run)
+        if digits < 6 or (words == 0 and not (digits >= 9 and _cue(text, start, _PHONE, 80))):
+            continue  # "one or two" is no number; digits as written are the other recognizers' unless a
+            # recogniser grouped them oddly after the words that ask for a phone number ("0770 09100 123")
         if _cue(text, start, _CARD, 80) and digits >= 12:
             found.append(Found("CREDIT_CARD", start, end, 0.7))
         elif _cue(text, start, _BANK, 60) and digits <= 12:

@@ -52,8 +52,38 @@ function renderDocMeta(doc) {
     const j = doc.latest_job;
     add('Latest job', el('span', {}, el('span', { class: `job-status status-${j.status}`, text: j.status }), ` #${shortId(j.id)}`));
   }
+  if (doc.redact) {
+    add('Redacted', Number.isFinite(doc.redacted_spans)
+      ? `${doc.redacted_spans} ${doc.redacted_spans === 1 ? 'item' : 'items'} of personal data replaced`
+      : 'personal data will be replaced');
+  }
   if (doc.last_error) add('Last error', el('span', { class: 'job-error', text: doc.last_error }));
   meta.append(dl);
+}
+
+/** The document's summary, each sentence linked to where the document says it (GET .../summary). */
+async function loadSummary(doc, token) {
+  const box = $('#doc-summary');
+  clear(box);
+  box.hidden = true;
+  let summary;
+  try {
+    summary = await api(`/v1/documents/${encodeURIComponent(doc.id)}/summary`);
+  } catch (_) {
+    return; // not made yet (the job is still running) or none: the view goes without
+  }
+  if (token !== state.docToken || !summary || !summary.text) return;
+  const cites = el('ol', { class: 'summary-cites' });
+  for (const s of summary.sentences) {
+    const where = citation({ start_s: s.start_s, end_s: s.end_s, page: s.page, page_end: s.page_end });
+    const focus = { text: s.text, sentence: s.text, page: s.page, start_s: s.start_s };
+    cites.append(el('li', {}, el('button', { type: 'button', class: 'linkish', text: where || 'in the text',
+      title: s.text, onclick: () => openDoc(doc.id, focus) })));
+  }
+  const how = summary.mode === 'llm' ? `written by ${summary.model} from the cited sentences` : 'the most central sentences';
+  box.append(el('h3', { text: 'Summary' }), el('p', { class: 'summary-text', text: summary.text }),
+    el('p', { class: 'muted small', text: `${how}; cited:` }), cites);
+  box.hidden = false;
 }
 
 /** Opens a document; focus (a search hit or a chat source) says which passage or second to show. */
@@ -90,6 +120,7 @@ export async function openDoc(documentId, focus = null) {
   rememberDoc(doc);
   $('#doc-title').textContent = doc.title || doc.filename || shortId(doc.id);
   renderDocMeta(doc);
+  loadSummary(doc, token); // beside the text, not before it
   view._doc = doc;
   view._focus = focus;
   if (doc.kind === 'audio') {

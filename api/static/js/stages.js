@@ -4,6 +4,7 @@
 import { clock, fmtDuration, parseTime } from './format.js';
 
 const PLAN = {};        // kind -> stage names in pipeline order
+const REDACTED_PLAN = {}; // the same for a job whose document is redacted
 const STAGE_LABEL = {}; // stage name -> its progress wording ("parsing")
 
 /** Fetches the declared stages; resolves true once they are known (false if the server could not say). */
@@ -12,6 +13,7 @@ export function loadStages() {
     if (!body) return false;
     for (const s of body.stages) STAGE_LABEL[s.name] = s.label;
     Object.assign(PLAN, body.plans);
+    Object.assign(REDACTED_PLAN, body.redacted_plans || body.plans);
     return true;
   }).catch(() => false); // the badges fill in from each job's own stage list
 }
@@ -22,7 +24,7 @@ export const badgeLabel = (name) => String(name).split('-').pop();
 /** The per-stage list, or one inferred from the kind's plan when the API has not given one yet. */
 export function stagesOf(job) {
   if (job.stages && job.stages.length) return { stages: job.stages, inferred: false };
-  const plan = PLAN[job.kind];
+  const plan = (job.redact ? REDACTED_PLAN : PLAN)[job.kind];
   if (!plan) return { stages: [], inferred: true };
   let current = false;
   const stages = plan.map((name) => {

@@ -1,0 +1,42 @@
+"""summarise: a few central sentences of the document, each cited to its page or seconds, or an LLM's summary
+of them where one is configured and its answer names nothing they do not (ingestflow/summary.py). Made from the
+chunks, so a redacted document's summary is made from its redacted text."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from ingestflow.atomic_files import write_atomic
+from ingestflow.models import embedding_model, embedding_model_name
+from ingestflow.pipeline import SummaryResult
+from ingestflow.refs import DocumentRef
+from ingestflow.settings import get_settings
+from ingestflow.summary import PROMPT_VERSION, extractive, with_llm
+from tasks.common import stage_task
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+def summarise_document(ref: DocumentRef) -> SummaryResult:
+    settings = get_settings()
+    model = embedding_model(settings.embedding_model)
+
+    def embed(texts: list[str]) -> np.ndarray:
+        return model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+
+    summary = extractive(json.loads(ref.chunks_json.read_text()), embed)
+    made_by = f"extractive ({embedding_model_name(settings.embedding_model)})"
+    if settings.llm_backend:
+        summary = with_llm(summary, settings)
+        if summary.model:
+            made_by = f"{summary.model}, prompt {PROMPT_VERSION}"
+    write_atomic(ref.summary_json, summary.model_dump_json())
+    return SummaryResult(mode=summary.mode, sentences=len(summary.sentences), model=made_by, note=summary.note)
+
+
+@stage_task("summarise")
+def summarise(ref: DocumentRef) -> SummaryResult:
+    """A short summary, each sentence cited where the document says it."""
+    return summarise_document(ref)
