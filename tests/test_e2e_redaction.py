@@ -113,10 +113,11 @@ def test_redacted_uploads_show_no_personal_data_anywhere(name: str, kind: str, p
     leaks = {p: [v[:200] for v in after if p in v][:2] for p in present if any(p in v for v in after)}
     assert not leaks, leaks
     assert "PERSON>" in " ".join(after)  # the text still reads, with typed placeholders
-    # Nothing was kept unredacted: the owner's setting did not ask for it.
+    # Nothing was kept unredacted: the owner's setting did not ask for it; the upload itself is not served.
     r = owner.get(f"/v1/documents/{redacted['document_id']}/" + ("transcript" if kind == "audio" else "content"),
                   version="original")
     assert r.status_code == 404, r.text
+    assert owner.get(f"/v1/documents/{redacted['document_id']}/file").status_code == 404
 
 
 def test_the_original_is_kept_only_when_the_owner_says_and_served_to_the_owner_alone(stack: Any) -> None:
@@ -129,6 +130,7 @@ def test_the_original_is_kept_only_when_the_owner_says_and_served_to_the_owner_a
     original = keeper.get(f"/v1/documents/{doc_id}/content", version="original")
     assert original.status_code == 200 and "Amara Okafor" in original.text
     assert other.get(f"/v1/documents/{doc_id}/content", version="original").status_code == 404
+    assert keeper.get(f"/v1/documents/{doc_id}/file").content == NOTE.encode()  # kept: its owner may have it
     hits = keeper.get("/v1/search", q="tenant Okafor boiler", k=5).json()["hits"]
     assert hits and all("Okafor" not in h["text"] for h in hits)
     # The same bytes cannot come back unredacted under this owner: the policy holds for every upload.

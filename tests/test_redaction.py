@@ -144,3 +144,24 @@ def test_the_redact_stage_is_planned_only_for_redacted_documents() -> None:
     assert "redact" not in [s.name for s in plan("text")]
     assert [s.name for s in plan("text", redact=True)][:3] == ["parse", "redact", "chunk"]
     assert [s.name for s in plan("audio", redact=True)][:4] == ["transcribe", "improve", "redact", "chunk"]
+
+
+# Measured on 2026-12-05 (bench/redaction_bench.py). Held out, never tuned on: the goals are 0.95 for phone,
+# e-mail, card and account numbers and 0.90 for names and addresses; e-mail (a spoken address with a space in
+# its domain), names and addresses are below them, and these floors are what was measured, not the goals.
+HELD_OUT_RECALL = {"PHONE_NUMBER": 1.0, "EMAIL_ADDRESS": 0.888, "CREDIT_CARD": 1.0, "IBAN_CODE": 1.0,
+                   "BANK_ACCOUNT": 1.0, "PERSON": 0.878, "ADDRESS": 0.833, "DATE_OF_BIRTH": 1.0}
+HELD_OUT_PRECISION = 0.985  # all types together
+
+
+def test_recall_and_precision_on_the_labelled_set_hold() -> None:
+    from bench.redaction_bench import SET, score
+
+    items = json.loads(SET.read_text())["items"]
+    held_out = score([i for i in items if i["split"] == "held_out"])
+    recall = {kind: round(held_out.recall(kind), 3) for kind in HELD_OUT_RECALL}
+    assert all(recall[k] >= floor for k, floor in HELD_OUT_RECALL.items()), recall
+    precision = sum(held_out.right.values()) / max(sum(held_out.predicted.values()), 1)
+    assert precision >= HELD_OUT_PRECISION, held_out.extras
+    dev = score([i for i in items if i["split"] == "dev"])
+    assert sum(dev.found.values()) == sum(dev.labelled.values()), dev.misses  # tuned on: every span found

@@ -272,7 +272,13 @@ def transcript(
           "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}},
     **errors.documented(404)})
 def original_file(document_id: IdPath, db: SessionDep, user: CurrentUser, settings: SettingsDep) -> FileResponse:
-    """The uploaded bytes as they came (lets the dashboard play a recording at a cited second)."""
+    """The uploaded bytes as they came (lets the dashboard play a recording at a cited second). A redacted
+    document's upload says everything the redaction took out: it is served only where its owner keeps the
+    original."""
     doc = owned(db, user, document_id)
+    if doc.redact and not doc.keep_original:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "the upload of a redacted document is not served: it holds "
+                            "the personal data the redaction took out (PUT /v1/settings keep_original=true keeps "
+                            "it for later uploads)")
     return FileResponse(storage.blob_path(settings.files_dir, doc.sha256), media_type=doc.mime_type,
                         filename=doc.filename)

@@ -131,13 +131,24 @@ def find(texts: Sequence[str]) -> list[list[Span]]:
         batch = BatchAnalyzerEngine(analyzer_engine=engine())
         results = batch.analyze_iterator(list(texts), language="en", entities=sorted(PLACEHOLDER),
                                          batch_size=32)
-    spans = [_merge(r) for r in results]
+    spans = [[s for s in _merge(r) if _plausible(text, s)] for text, r in zip(texts, results, strict=True)]
     names = _name_parts(texts, spans)
     if names:
         pattern = re.compile(r"\b(?:" + "|".join(sorted(map(re.escape, names), key=len, reverse=True)) + r")\b")
         spans = [_merge_spans(found, [Span(m.start(), m.end(), "PERSON") for m in pattern.finditer(text)])
                  for text, found in zip(texts, spans, strict=True)]
     return [_join_adjacent(text, found) for text, found in zip(texts, spans, strict=True)]
+
+
+_NOT_A_PERSON = re.compile(r"I['’]\w{1,2}", re.IGNORECASE)
+
+
+def _plausible(text: str, span: Span) -> bool:
+    """The small spaCy model takes "I'm" and "I've" at the start of a turn for a name now and then."""
+    from ingestflow.redaction.recognizers import NOT_A_NAME
+
+    said = text[span.start : span.end].strip()
+    return span.entity != "PERSON" or not (_NOT_A_PERSON.fullmatch(said) or said.lower() in NOT_A_NAME)
 
 
 def _join_adjacent(text: str, spans: list[Span]) -> list[Span]:

@@ -19,10 +19,8 @@ _REPEAT = r"(?:double|triple)"
 # "or" is how a speech recogniser often hears "oh" inside a number ("0770 or 09100, 123").
 _DIGIT_WORD = r"(?:zero|oh|o|or|nought|one|two|three|four|five|six|seven|eight|nine)"
 # A spoken run of digits ("oh seven seven double four nine six, one two three"), digits groups mixed in.
-_SPOKEN_RUN = re.compile(
-    rf"\b(?:(?:{_REPEAT}[ -])?(?:{_DIGIT_WORD}|\d+))(?:[ ,.-]{{1,3}}(?:(?:{_REPEAT}[ -])?(?:{_DIGIT_WORD}|\d+)))+\b",
-    re.IGNORECASE,
-)
+_SPOKEN_DIGIT = rf"(?:(?:{_REPEAT}[ -])?(?:{_DIGIT_WORD}|\d+))"
+_SPOKEN_RUN = re.compile(rf"\b(?:plus[ ,]+)?{_SPOKEN_DIGIT}(?:[ ,.-]{{1,3}}{_SPOKEN_DIGIT})+\b", re.IGNORECASE)
 _MONTHS = ("january|february|march|april|may|june|july|august|september|october|november|december|"
            "jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec")
 _ORDINAL_WORDS = ("first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|eleventh|twelfth|"
@@ -72,16 +70,26 @@ _ACCOUNT = re.compile(r"\b\d{8,12}\b")
 _ROUTING = re.compile(r"\b\d{9}\b")
 
 
+# A question's cue carries into its answer ("Your date of birth? It's the 3rd of February."): only a statement
+# ends a cue's reach.
+_SENTENCE_END = re.compile(r"[.!]\s+(?=[A-Z])")
+
+
 def _cue(text: str, start: int, cue: re.Pattern[str], before: int) -> bool:
-    return bool(cue.search(text[max(0, start - before) : start]))
+    """Whether the cue comes within `before` characters before `start`, in the same sentence or the question
+    just before it."""
+    window = text[max(0, start - before) : start]
+    return bool(cue.search(_SENTENCE_END.split(window)[-1]))
 
 
 _BIRTH = re.compile(r"\b(?:born|birth|dob|d\.o\.b|birthday)\b", re.IGNORECASE)
 _BANK = re.compile(r"\b(?:sort code|account|acct|routing|a/c)\b", re.IGNORECASE)
 _CARD = re.compile(r"\b(?:card|visa|mastercard|amex|long number)\b", re.IGNORECASE)
 _SORT = re.compile(r"\bsort code\b", re.IGNORECASE)
-_PHONE = re.compile(r"\b(?:phone|number|mobile|landline|call|ring|reach|contact|extension|cell|text)\b",
+_PHONE = re.compile(r"\b(?:phone|number|mobile|landline|call|ring|reach|contact|extension|cell|text|tel)\b",
                     re.IGNORECASE)
+# "number" alone asks as often for an order or tracking number as for a phone number.
+_PHONE_ONLY = re.compile(r"\b(?:phone|mobile|landline|call|ring|reach|contact|cell|tel)\b", re.IGNORECASE)
 
 
 def spoken_digits(run: str) -> int:
@@ -115,7 +123,7 @@ def spoken_numbers(text: str) -> list[Found]:
         words = sum(1 for t in re.split(r"[ ,.-]+", run.lower()) if t in _DIGIT_WORDS or t in ("double", "triple"))
         digits = spoken_digits(run)
         start, end = m.start(), m.start() + len(run)
-        if digits < 6 or (words == 0 and not (digits >= 9 and _cue(text, start, _PHONE, 80))):
+        if digits < 6 or (words == 0 and not (digits >= 9 and _cue(text, start, _PHONE_ONLY, 80))):
             continue  # "one or two" is no number; digits as written are the other recognizers' unless a
             # recogniser grouped them oddly after the words that ask for a phone number ("0770 09100 123")
         if _cue(text, start, _CARD, 80) and digits >= 12:
@@ -161,7 +169,11 @@ _NAME_CUE = re.compile(
     r"(?:\b(?:this is|my name is|my name's|name is|name's|i'm|i am|speaking with|speaking to|talking to|"
     r"spoke to|spoke with|spoken to|ask for|asked for|married to|son|daughter|husband|wife|partner|mother|"
     r"father|mum|mom|dad|brother|sister|grandson|granddaughter|client|tenant|patient|caller|carer|child|named|"
-    r"called|cc|signed|regards|dear|hi|hello|thanks|thank you)[,:]? "
+    r"called|cc|signed|regards|dear|hi|hello|thanks|thank you|it's|it is)[,:]? "
+    # Fields of forms, letters and e-mail headers that hold a person.
+    r"|(?-i:\b(?:Name|From|To|Cc|Contact|Customer|Client|Patient|Child|Parents?|Chair|Tenant|Caller|Applicant|"
+    r"Next of kin|Emergency contact|Bill to|Payee|Signed|Approved by|Referred by|Social worker|Carer|Attendees|"
+    r"Present)): "
     r"|\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Dame|Nurse|Officer|Councillor|PC|DC|Sgt)\.? )((?-i:" + _NAME + r"))",
     re.IGNORECASE,
 )

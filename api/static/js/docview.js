@@ -125,8 +125,9 @@ export async function openDoc(documentId, focus = null) {
   view._focus = focus;
   if (doc.kind === 'audio') {
     $('#doc-tools').hidden = false;
-    // A subtitle file (text/vtt, SRT) is a transcript with its seconds and nothing to play.
-    const playable = /^(audio|video)\//.test(doc.mime_type || 'audio/');
+    // A subtitle file (text/vtt, SRT) is a transcript with its seconds and nothing to play; a redacted
+    // recording's sound is not served unless its owner keeps the original.
+    const playable = /^(audio|video)\//.test(doc.mime_type || 'audio/') && !(doc.redact && !doc.keep_original);
     if (playable) loadAudio(doc); // in parallel with the transcript
     else if (state.audio.documentId) releaseAudio();
     if (playable && focus && Number.isFinite(focus.start_s)) seekAudio(focus.start_s);
