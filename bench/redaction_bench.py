@@ -1,6 +1,6 @@
 """Redaction quality (issue 24): recall and precision per type of personal data on tests/pii_set.json.
 
-    .venv/bin/python bench/redaction_bench.py [--split held_out|dev|all] [--misses]
+    .venv/bin/python bench/redaction_bench.py [--set tests/pii_set_fresh.json] [--split held_out|dev|all] [--misses]
 
 Each item is redacted as one document would be (ingestflow.redaction.analyzer.find over its text). A labelled
 span counts as found when every one of its characters (spaces aside) lies inside some redacted span, whatever
@@ -98,10 +98,11 @@ def report(name: str, result: Score, goals: bool) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--set", type=Path, default=SET, help="the labelled set (tests/pii_set_fresh.json: the second)")
     ap.add_argument("--split", choices=["held_out", "dev", "all"], default="all")
     ap.add_argument("--misses", action="store_true", help="list the spans missed and the spans redacted wrongly")
     args = ap.parse_args()
-    items = json.loads(SET.read_text())["items"]
+    items = json.loads(args.set.read_text())["items"]
     splits = ["dev", "held_out"] if args.split == "all" else [args.split]
     started = time.perf_counter()
     for split in splits:

@@ -133,11 +133,10 @@ def find(texts: Sequence[str]) -> list[list[Span]]:
                                          batch_size=32)
     spans = [[s for s in _merge(r) if _plausible(text, s)] for text, r in zip(texts, results, strict=True)]
     names = _name_parts(texts, spans)
-    if names:
-        pattern = re.compile(r"\b(?:" + "|".join(sorted(map(re.escape, names), key=len, reverse=True)) + r")\b")
-        spans = [_merge_spans(found, [Span(m.start(), m.end(), "PERSON") for m in pattern.finditer(text)])
-                 for text, found in zip(texts, spans, strict=True)]
-    return [_join_adjacent(text, found) for text, found in zip(texts, spans, strict=True)]
+    pattern = re.compile(r"\b(?:" + "|".join(sorted(map(re.escape, names), key=len, reverse=True)) + r")\b")
+    return [_combined(text, found + ([Span(m.start(), m.end(), "PERSON") for m in pattern.finditer(text)]
+                                     if names else []))
+            for text, found in zip(texts, spans, strict=True)]
 
 
 _NOT_A_PERSON = re.compile(r"I['’]\w{1,2}", re.IGNORECASE)
@@ -151,12 +150,14 @@ def _plausible(text: str, span: Span) -> bool:
     return span.entity != "PERSON" or not (_NOT_A_PERSON.fullmatch(said) or said.lower() in NOT_A_NAME)
 
 
-def _join_adjacent(text: str, spans: list[Span]) -> list[Span]:
-    """"<PERSON> <PERSON>" for one person's first and last names found apart reads as two people."""
+def _combined(text: str, spans: list[Span]) -> list[Span]:
+    """One span for overlapping finds (the first's type), and one for a type's finds with only spaces between
+    them: "<PERSON> <PERSON>" for one person's first and last names found apart reads as two people."""
     out: list[Span] = []
-    for span in spans:
-        if out and out[-1].entity == span.entity and not text[out[-1].end : span.start].strip():
-            out[-1] = Span(out[-1].start, span.end, span.entity)
+    for span in sorted(spans, key=lambda s: (s.start, -s.end)):
+        last = out[-1] if out else None
+        if last and (span.start < last.end or (last.entity == span.entity and not text[last.end : span.start].strip())):
+            out[-1] = Span(last.start, max(last.end, span.end), last.entity)
         else:
             out.append(span)
     return out
@@ -173,17 +174,6 @@ def _name_parts(texts: Sequence[str], spans: list[list[Span]]) -> set[str]:
                 parts.update(w for w in re.findall(r"[A-Z][\w'’-]+", text[span.start : span.end])
                              if len(w) > 2 and w.lower() not in NOT_A_NAME)
     return parts
-
-
-def _merge_spans(found: list[Span], extra: list[Span]) -> list[Span]:
-    out: list[Span] = []
-    for span in sorted(found + extra, key=lambda s: (s.start, -s.end)):
-        if out and span.start < out[-1].end:
-            last = out[-1]
-            out[-1] = Span(last.start, max(last.end, span.end), last.entity)
-        else:
-            out.append(span)
-    return out
 
 
 @lru_cache(maxsize=1)
