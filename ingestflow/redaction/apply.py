@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ingestflow.audio.transcript import Segment, Transcript, Word, join_words
 from ingestflow.redaction.analyzer import Span, find, redact
+from ingestflow.redaction.columns import column_type
 
 if TYPE_CHECKING:
     from docling_core.types.doc import DoclingDocument
@@ -32,8 +33,12 @@ def redact_document(doc: DoclingDocument) -> Redacted:
     """Every text of the document (paragraphs, headings, list items, captions, table cells), redacted together
     so that a name found in one is found in all."""
     holders: list[Any] = [item for item in doc.texts if item.text]
-    holders += [cell for table in doc.tables for cell in table.data.table_cells if cell.text]
-    spans = find([h.text for h in holders])
+    known: list[list[Span]] = [[] for _ in holders]
+    for table in doc.tables:
+        for cell, kind in _cells_by_column(table):
+            holders.append(cell)
+            known.append([Span(0, len(cell.text), kind)] if kind else [])
+    spans = find([h.text for h in holders], known)
     for holder, found in zip(holders, spans, strict=True):
         if found:
             holder.text = redact(holder.text, found)
@@ -45,6 +50,16 @@ def redact_document(doc: DoclingDocument) -> Redacted:
             for cell in row:
                 cell.text = cells.get((cell.start_row_offset_idx, cell.start_col_offset_idx), cell.text)
     return _count(spans)
+
+
+def _cells_by_column(table: Any) -> list[tuple[Any, str | None]]:
+    """A table's cells with text, each with the type of personal data its column's header says it holds (a
+    contact export's "Surname" or "DOB" column): such a cell has no words around it to cue a recognizer."""
+    cells = [c for c in table.data.table_cells if c.text]
+    headers = [c for c in cells if c.column_header] or [c for c in cells if c.start_row_offset_idx == 0]
+    kinds = {c.start_col_offset_idx: column_type(c.text) for c in headers}
+    header_ids = {id(c) for c in headers}
+    return [(c, None if id(c) in header_ids else kinds.get(c.start_col_offset_idx)) for c in cells]
 
 
 def _pieces(seg: Segment) -> list[str]:

@@ -19,7 +19,7 @@ _REPEAT = r"(?:double|triple)"
 # "or" is how a speech recogniser often hears "oh" inside a number ("0770 or 09100, 123").
 _DIGIT_WORD = r"(?:zero|oh|o|or|nought|one|two|three|four|five|six|seven|eight|nine)"
 # A spoken run of digits ("oh seven seven double four nine six, one two three"), digits groups mixed in.
-_SPOKEN_DIGIT = rf"(?:(?:{_REPEAT}[ -])?(?:{_DIGIT_WORD}|\d+))"
+_SPOKEN_DIGIT = rf"(?:(?:{_REPEAT}[ -])?(?:{_DIGIT_WORD}(?: hundred| thousand)?|\d+))"
 _SPOKEN_RUN = re.compile(rf"\b(?:plus[ ,]+)?{_SPOKEN_DIGIT}(?:[ ,.-]{{1,3}}{_SPOKEN_DIGIT})+\b", re.IGNORECASE)
 _MONTHS = ("january|february|march|april|may|june|july|august|september|october|november|december|"
            "jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec")
@@ -32,6 +32,13 @@ _NUMBER_WORDS = (r"(?:(?:nineteen|twenty)[- ]?(?:hundred|oh[- ]\w+|ten|eleven|tw
                  r"(?:[- ](?:one|two|three|four|five|six|seven|eight|nine))?)|two thousand(?: and)?(?: \w+)?)")
 _DAY = rf"(?:\d{{1,2}}(?:st|nd|rd|th)?|{_ORDINAL_WORDS})"
 _YEAR = rf"(?:\d{{4}}|'\d{{2}}|{_NUMBER_WORDS})"
+_TENS = "twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety"
+_SPOKEN_NUMBER = (rf"(?:(?:oh|zero)[- ])?(?:(?:{_TENS})(?:[- ](?:one|two|three|four|five|six|seven|eight|nine))?|"
+                  r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
+                  r"sixteen|seventeen|eighteen|nineteen)")
+# A date read out as its numbers: "oh three, fifteen, eighty-five", "twelve four nineteen ninety".
+_SPOKEN_DATE = re.compile(rf"\b{_SPOKEN_NUMBER},? {_SPOKEN_NUMBER},? (?:(?:nineteen|twenty|two thousand(?: and)?) )?"
+                          rf"{_SPOKEN_NUMBER}\b", re.IGNORECASE)
 _DATE = re.compile(
     rf"(?:\b\d{{1,2}}[/.-]\d{{1,2}}[/.-]\d{{2,4}}\b"  # 03/11/1975, 3.11.75
     rf"|\b\d{{4}}-\d{{2}}-\d{{2}}\b"  # 1975-11-03
@@ -41,21 +48,38 @@ _DATE = re.compile(
 )
 _STREET_TYPES = ("Street|St|Road|Rd|Avenue|Ave|Lane|Ln|Drive|Dr|Boulevard|Blvd|Court|Ct|Close|Way|Place|Pl|"
                  "Terrace|Crescent|Cres|Gardens|Grove|Row|Square|Sq|Hill|Park|Mews|Walk|Parkway|Pkwy|Highway|"
-                 "Hwy|Circle|Cir|Trail|View|Rise|Green|Vale|Parade")
+                 "Hwy|Circle|Cir|Trail|View|Rise|Green|Vale|Parade|Broadway|Gate|Wharf|Quay|Heights|Approach|Yard|"
+                 "Chase|Meadows?|Fields|Embankment|Passage|Circus|Cottages|Villas|Wynd|Brae|Croft|Plaza|Loop|"
+                 "Ridge|Crossing|Alley|Commons|Landing|Pike|Turnpike")
 _UK_POSTCODE = r"[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}"
 _US_STATE_ZIP = r"[A-Z]{2},? \d{5}(?:-\d{4})?"
-_HOUSE = (r"(?:(?:Flat|Apartment|Apt\.?|Unit|Suite) \w+,? )?"
-          r"(?:\d{1,5}[A-Za-z]?|(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|[a-z]+teen|"
-          r"(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)(?:[- ]\w+)?)(?: hundred(?: and)? \w+)?)")
+_BUILDING = r"(?:[A-Z][\w'’-]+ ){1,2}(?:House|Court|Building|Mansions|Lodge|Tower|Hall|Cottage|Farm|Apartments)"
+_NUMBER = (r"(?:\d{1,5}(?:-\d{1,5})?[A-Za-z]?|(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
+           r"[a-z]+teen|(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)(?:[- ]\w+)?)"
+           r"(?: hundred(?: and)? \w+)?)")
+# Between an address's parts: a comma, a space, or a new line as in a letter's address block.
+_SEP = r"(?:,? ?\n|,? )"
+_HOUSE = (r"(?:(?:[Ff]lat|Apartment|Apt\.?|Unit|Suite) \w+,? )?"
+          rf"(?:{_BUILDING}{_SEP}(?:{_NUMBER} )?|{_NUMBER} )")  # Rose Cottage, Mill Lane; 12-14 High Street
+_TOWN = r"(?!(?:And|But|So|Then|Which|On|In|At|Is)\b)[A-Z][a-z][\w'’-]*(?: [A-Z][a-z][\w'’-]*){0,2}"
+_ZIP = rf"(?:{_UK_POSTCODE}|{_US_STATE_ZIP})"
 _ADDRESS = re.compile(
-    rf"\b{_HOUSE} (?:[A-Z][\w'’-]+ ){{1,3}}(?:{_STREET_TYPES})\b\.?"
-    rf"(?:,? (?:(?:Apt\.?|Flat|Unit|Suite) \w+))?"
-    rf"(?:,? (?!(?:And|But|So|Then|Which|On|In|At|Is)\b)[A-Z][a-z][\w'’-]*(?: [A-Z][a-z][\w'’-]*){{0,2}}){{0,2}}"
-    rf"(?:,? (?:{_UK_POSTCODE}|{_US_STATE_ZIP}))?",
+    rf"\b{_HOUSE}(?:(?:[NSEW]|NE|NW|SE|SW)\.? )?(?:[A-Z][\w'’-]+ ){{1,3}}(?:{_STREET_TYPES})\b\.?"
+    rf"(?:,? (?:(?:Apt\.?|Flat|Unit|Suite|#) ?\w+))?"
+    rf"(?:{_SEP}{_TOWN}){{0,2}}(?:{_SEP}{_ZIP})?"
+    # A street without a street type ("12 Kingsway", "3 The Broadway") when a postcode or ZIP follows.
+    rf"|\b{_HOUSE}(?:The )?[A-Z][a-z]+(?: [A-Z][a-z]+)?(?:{_SEP}{_TOWN}){{0,2}}{_SEP}{_ZIP}\b",
+)
+_CONTINENTAL = re.compile(
+    r"\b(?:[A-Z][\w'’.-]+ ){0,3}[A-Z][\w'’.-]+ \d{1,4}[a-z]?(?:[-/]\d{1,3})?, (?:[A-Z]{1,2}-)?\d{4,5}(?: [A-Z]{2})? "
+    r"[A-Z][\w'’-]+"  # Keizersgracht 214-2, 1016 DZ Amsterdam; Hauptstraße 5, 10115 Berlin
+    r"|\b\d{1,4},? (?:rue|avenue|boulevard|place|chemin|allée|impasse|quai|calle|via|viale|piazza) [\w'’ -]{2,40}?, "
+    r"\d{5} [A-Z][\w'’-]+"  # 12 rue de la Paix, 75002 Paris
 )
 _POSTCODE_ALONE = re.compile(rf"\b{_UK_POSTCODE}\b")
 _SPOKEN_EMAIL = re.compile(
-    r"\b[a-z][\w-]*(?:(?: dot | underscore | dash |[._-])[\w-]+)* at [a-z][\w-]*(?: dot [a-z]{2,}){1,3}\b",
+    rf"\b[a-z][\w-]*(?:(?: dot | underscore | dash |[._-])[\w-]+| (?:{_SPOKEN_NUMBER}|\d+))* "
+    r"at [a-z][\w-]*(?: [a-z][\w-]*)?(?: dot [a-z]{2,}){1,3}\b",
     re.IGNORECASE,
 )
 _SPELLED = re.compile(r"\b(?:[A-Z][-. ]){2,}[A-Z]\b")
@@ -65,31 +89,40 @@ _SPELLED = re.compile(r"\b(?:[A-Z][-. ]){2,}[A-Z]\b")
 _UK_PHONE = re.compile(r"(?<![\w+])(?:\+44 ?(?:\(0\) ?)?|0)"
                        r"(?:7\d{3}\)? ?\d{3} ?\d{3}|[1-3]\d{1,4}\)? ?\d{3,4} ?\d{3,4})(?!\w)")
 _US_PHONE = re.compile(r"(?<![\w+])(?:\+?1[ .-]?)?(?:\(\d{3}\) ?|\d{3}[ .-])\d{3}[ .-]\d{4}(?!\w)")
-_SORT_CODE = re.compile(r"\b\d{2}[- ]\d{2}[- ]\d{2}\b")
-_ACCOUNT = re.compile(r"\b\d{8,12}\b")
+_SORT_CODE = re.compile(rf"\b\d{{2}}[- ]\d{{2}}[- ]\d{{2}}\b|\b\d{{6}}\b"
+                        rf"|\b{_SPOKEN_NUMBER}[ ,-]+{_SPOKEN_NUMBER}[ ,-]+{_SPOKEN_NUMBER}\b", re.IGNORECASE)
+_ACCOUNT = re.compile(r"\b\d{8,12}\b|\b\d{2,5}(?:[ -]\d{2,5}){1,3}\b(?![ -]?\d)")  # 44701928336, 4470 1928 336
+_ACCOUNT_DIGITS = range(8, 18)  # a UK account has 8, a US one up to 17
 _ROUTING = re.compile(r"\b\d{9}\b")
 
 
 # A question's cue carries into its answer ("Your date of birth? It's the 3rd of February."): only a statement
 # ends a cue's reach.
 _SENTENCE_END = re.compile(r"[.!]\s+(?=[A-Z])")
+_SHORT_ANSWER = 16  # characters: "Yeah, it's", "Sure, that's"
 
 
 def _cue(text: str, start: int, cue: re.Pattern[str], before: int) -> bool:
     """Whether the cue comes within `before` characters before `start`, in the same sentence or the question
-    just before it."""
-    window = text[max(0, start - before) : start]
-    return bool(cue.search(_SENTENCE_END.split(window)[-1]))
+    just before it, or in the sentence before a short answer ("Go ahead with the routing number. It's ...")."""
+    sentences = _SENTENCE_END.split(text[max(0, start - before) : start])
+    said = sentences[-1] if len(sentences[-1]) > _SHORT_ANSWER or len(sentences) < 2 else " ".join(sentences[-2:])
+    return bool(cue.search(said))
 
 
 _BIRTH = re.compile(r"\b(?:born|birth|dob|d\.o\.b|birthday)\b", re.IGNORECASE)
 _BANK = re.compile(r"\b(?:sort code|account|acct|routing|a/c)\b", re.IGNORECASE)
+_BANK_CODE = re.compile(r"\b(?:bic|swift)\b", re.IGNORECASE)  # a bank's code spelled out is no name
 _CARD = re.compile(r"\b(?:card|visa|mastercard|amex|long number)\b", re.IGNORECASE)
 _SORT = re.compile(r"\bsort code\b", re.IGNORECASE)
 _PHONE = re.compile(r"\b(?:phone|number|mobile|landline|call|ring|reach|contact|extension|cell|text|tel)\b",
                     re.IGNORECASE)
 # "number" alone asks as often for an order or tracking number as for a phone number.
 _PHONE_ONLY = re.compile(r"\b(?:phone|mobile|landline|call|ring|reach|contact|cell|tel)\b", re.IGNORECASE)
+
+
+# Words that add digits to the digit word beside them: "double four" is two, "nine hundred" three.
+_MORE_DIGITS = {"double": 1, "triple": 2, "hundred": 2, "thousand": 3}
 
 
 def spoken_digits(run: str) -> int:
@@ -100,10 +133,8 @@ def spoken_digits(run: str) -> int:
             count += len(token)
         elif token in _DIGIT_WORDS:
             count += 1
-        elif token == "double":
-            count += 1  # the next digit word counts the other
-        elif token == "triple":
-            count += 2
+        else:
+            count += _MORE_DIGITS.get(token, 0)
     return count
 
 
@@ -141,12 +172,13 @@ def written_phones(text: str) -> list[Found]:
 
 
 def dates_of_birth(text: str) -> list[Found]:
-    return [Found("DATE_OF_BIRTH", m.start(), m.end(), 0.8) for m in _DATE.finditer(text)
-            if _cue(text, m.start(), _BIRTH, 50)]
+    return [Found("DATE_OF_BIRTH", m.start(), m.end(), 0.8) for pattern in (_DATE, _SPOKEN_DATE)
+            for m in pattern.finditer(text) if _cue(text, m.start(), _BIRTH, 50)]
 
 
 def addresses(text: str) -> list[Found]:
-    found = [Found("ADDRESS", m.start(), m.end(), 0.7) for m in _ADDRESS.finditer(text)]
+    found = [Found("ADDRESS", m.start(), m.end(), 0.7) for pattern in (_ADDRESS, _CONTINENTAL)
+             for m in pattern.finditer(text)]
     covered = [(f.start, f.end) for f in found]
     for m in _POSTCODE_ALONE.finditer(text):
         if not any(s <= m.start() < e for s, e in covered):
@@ -160,20 +192,25 @@ def spoken_emails(text: str) -> list[Found]:
 
 def spelled_names(text: str) -> list[Found]:
     """A name spelled out letter by letter ("K-O-W-A-L-S-K-I"): said so that it is written down."""
-    return [Found("PERSON", m.start(), m.end(), 0.6) for m in _SPELLED.finditer(text)]
+    return [Found("PERSON", m.start(), m.end(), 0.6) for m in _SPELLED.finditer(text)
+            if not _cue(text, m.start(), _BANK_CODE, 30)]
 
 
-_NAME = r"[A-Z][a-zà-ÿ'’-]+(?:[- ](?:[A-Z][a-zà-ÿ'’-]+|O'[A-Z][a-z]+)){0,2}"
+_UPPER = "A-ZÀ-Þ"
+_NAME = rf"[{_UPPER}][a-zà-ÿ'’-]+(?:[- ](?:[{_UPPER}][a-zà-ÿ'’-]+|O'[A-Z][a-z]+)){{0,3}}"
 # Words before a person's name in calls and case notes: how people introduce themselves and others.
 _NAME_CUE = re.compile(
     r"(?:\b(?:this is|my name is|my name's|name is|name's|i'm|i am|speaking with|speaking to|talking to|"
     r"spoke to|spoke with|spoken to|ask for|asked for|married to|son|daughter|husband|wife|partner|mother|"
     r"father|mum|mom|dad|brother|sister|grandson|granddaughter|client|tenant|patient|caller|carer|child|named|"
     r"called|cc|signed|regards|dear|hi|hello|thanks|thank you|it's|it is)[,:]? "
+    # The answer to "Can I have your name, please?"
+    r"|\bname(?:,? please)?\? (?:(?:yes|yeah|sure),? )?"
     # Fields of forms, letters and e-mail headers that hold a person.
     r"|(?-i:\b(?:Name|From|To|Cc|Contact|Customer|Client|Patient|Child|Parents?|Chair|Tenant|Caller|Applicant|"
     r"Next of kin|Emergency contact|Bill to|Payee|Signed|Approved by|Referred by|Social worker|Carer|Attendees|"
-    r"Present)): "
+    r"Present|Full name|Preferred name|First names?|Forenames?|Surname|Last name|Middle names?|Maiden name|"
+    r"Known as)): "
     r"|\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Dame|Nurse|Officer|Councillor|PC|DC|Sgt)\.? )((?-i:" + _NAME + r"))",
     re.IGNORECASE,
 )
@@ -182,14 +219,22 @@ NOT_A_NAME = frozenset(re.findall(r"\w+", """the a an it this that there here ye
 sure please monday tuesday wednesday thursday friday saturday sunday january february march april may june july august
 september october november december today tomorrow yesterday morning afternoon evening council bank team
 support customer services service department office ltd limited plc inc sorry hello hi thanks thank calling
-mr mrs ms miss dr sir madam street road"""))
+mr mrs ms miss dr sir madam street road date expiry"""))
+# A span the model calls a person but that holds one of these words is an organisation or a service.
+ORGANISATION_WORDS = frozenset(re.findall(r"\w+", """council insurance ltd limited plc inc llc gmbh group trust bank
+services service health hospital practice surgery clinic school college university company association partners
+publishing analytics solutions agency authority department centre center foundation society union"""))
+
+
+# How someone answering a call gives their name: "Riverside Medical Practice, good morning, Chloe speaking."
+_SPEAKING = re.compile(rf"(?:^|[,.?!] )({_NAME}) speaking\b")
 
 
 def named_people(text: str) -> list[Found]:
     """A capitalised name right after words people use to introduce someone ("this is", "my name is",
-    "the tenant,", "Mrs"): the small spaCy model misses many names in call transcripts."""
+    "the tenant,", "Mrs"), or before "speaking": the small spaCy model misses many names in call transcripts."""
     found = []
-    for m in _NAME_CUE.finditer(text):
+    for m in (*_NAME_CUE.finditer(text), *_SPEAKING.finditer(text)):
         if m.group(1).split()[0].lower() in NOT_A_NAME:
             continue
         found.append(Found("PERSON", m.start(1), m.end(1), 0.6))
@@ -201,8 +246,15 @@ def bank_accounts(text: str) -> list[Found]:
              if _cue(text, m.start(), _SORT, 40)]
     for pattern in (_ACCOUNT, _ROUTING):
         found += [Found("BANK_ACCOUNT", m.start(), m.end(), 0.7) for m in pattern.finditer(text)
-                  if _cue(text, m.start(), _BANK, 60)]
+                  if sum(c.isdigit() for c in m.group(0)) in _ACCOUNT_DIGITS and _cue(text, m.start(), _BANK, 60)]
     return found
+
+
+def column_cells(text: str) -> list[Found]:
+    """Fields of delimited rows under a header that says what they hold ("first_name,last_name,phone")."""
+    from ingestflow.redaction.columns import delimited_cells
+
+    return [Found(c.entity, c.start, c.end, 0.75) for c in delimited_cells(text)]
 
 
 _FINDERS = {
@@ -214,6 +266,8 @@ _FINDERS = {
     "spelled-out names": (spelled_names, ["PERSON"]),
     "introduced names": (named_people, ["PERSON"]),
     "bank accounts": (bank_accounts, ["BANK_ACCOUNT"]),
+    "columns": (column_cells, ["PERSON", "PHONE_NUMBER", "EMAIL_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "BANK_ACCOUNT",
+                               "ADDRESS", "DATE_OF_BIRTH"]),
 }
 
 
