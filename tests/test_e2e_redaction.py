@@ -146,6 +146,7 @@ def test_new_redaction_rules_rerun_redaction_and_what_follows_it_only(stack: Any
 
     from ingestflow import backfill as sweep
     from ingestflow.db import ChunkText, Document, session_scope
+    from ingestflow.redaction.analyzer import RULES_VERSION
 
     owners = [_api(stack, "versions-rerun"), _api(stack, "versions-fresh")]
     for api in owners:
@@ -154,7 +155,7 @@ def test_new_redaction_rules_rerun_redaction_and_what_follows_it_only(stack: Any
     doc_id = first["document_id"]
     with session_scope(stack.settings.sqlalchemy_url) as db:
         doc = db.get(Document, doc_id)
-        assert doc is not None and doc.stage_versions["redact"] == "1"
+        assert doc is not None and doc.stage_versions["redact"] == RULES_VERSION
         doc.stage_versions = {**doc.stage_versions, "redact": "0"}
     with session_scope(stack.settings.sqlalchemy_url) as db:
         repairs = [r for r in sweep.plan(db, stack.settings) if r.document_id == doc_id]

@@ -51,6 +51,16 @@ def _redacted(text: str) -> str:
     ("it's jo dot smith forty two at BT internet dot com", "BT internet", "<EMAIL_ADDRESS>"),
     ("Can I have your name please? Olumide Bakare.", "Bakare", "<PERSON>"),
     ("Good morning, Chloe speaking.", "Chloe", "<PERSON>"),
+    ("Her IBAN? It's G B three three, B U K B, two zero two zero one five, five five five five five five.",
+     "B U K B", "<IBAN_CODE>"),
+    ("Patient: Nguyen, Thi Lan    DOB: 1979-05-23", "Thi Lan", "<PERSON>"),
+    ("The Amex is 3782 822463 10005, expiring soon.", "822463", "<CREDIT_CARD>"),
+    ("I passed it to my colleague Ewan McAllister yesterday.", "McAllister", "<PERSON>"),
+    ("We're calling about Jayden and Mia. Jayden's been at school every day.", "Jayden", "<PERSON>"),
+    ("Mail came from hollie.bates@greenleaf.co.uk; Hollie said no.", "Hollie said", "<PERSON>"),
+    ("So that's 04-00-04, account 73159826?", "04-00-04", "<BANK_ACCOUNT>"),
+    ("Deliver to 1127 East 38th Street, apartment 4B, Austin, TX 78705.", "38th Street", "<ADDRESS>"),
+    ("My date of birth? Twelfth of the first, eighty-three.", "eighty-three", "<DATE_OF_BIRTH>"),
     ("Full name: Ana Lucía Fernández Ruiz", "Fernández", "<PERSON>"),
     ("first_name,last_name,phone\nGareth,Pugh,0116 496 0903", "Pugh", "<PERSON>"),
     ("| Client | Born |\n|---|---|\n| Tomasz Nowak | 1984-02-11 |", "1984-02-11", "<DATE_OF_BIRTH>"),
@@ -66,6 +76,7 @@ def test_each_kind_of_personal_data_becomes_its_placeholder(text: str, gone: str
     "Your customer account number? It's 8830 2719 5.",  # an energy supplier's, not a bank's
     "And the BIC? Um, C-O-B-A-D-E-F-F-X-X-X.",
     "product_name,price\nKettle,24.99",
+    "id;customer;last_contact\n10482;Fenwick Ltd;2025-02-11",
 ])
 def test_what_is_not_personal_stays(text: str) -> None:
     assert _redacted(text) == text
@@ -175,22 +186,27 @@ def test_the_redact_stage_is_planned_only_for_redacted_documents() -> None:
     assert [s.name for s in plan("audio", redact=True)][:4] == ["transcribe", "improve", "redact", "chunk"]
 
 
-# Measured on 2026-12-05 (bench/redaction_bench.py). Held out, never tuned on: the goals are 0.95 for phone,
-# e-mail, card and account numbers and 0.90 for names and addresses; e-mail (a spoken address with a space in
-# its domain), names and addresses are below them, and these floors are what was measured, not the goals.
-HELD_OUT_RECALL = {"PHONE_NUMBER": 1.0, "EMAIL_ADDRESS": 0.888, "CREDIT_CARD": 1.0, "IBAN_CODE": 1.0,
-                   "BANK_ACCOUNT": 1.0, "PERSON": 0.878, "ADDRESS": 0.833, "DATE_OF_BIRTH": 1.0}
-HELD_OUT_PRECISION = 0.985  # all types together
+# Measured on 2026-12-05 with rules version 3 (bench/redaction_bench.py) on tests/pii_set_blind.json, written
+# blind and never tuned on. The goals are 0.95 for phone, e-mail, card and account numbers and 0.90 for names and
+# addresses; these floors are what was measured.
+BLIND_RECALL = {"PHONE_NUMBER": 1.0, "EMAIL_ADDRESS": 0.961, "CREDIT_CARD": 1.0, "IBAN_CODE": 1.0,
+                "BANK_ACCOUNT": 1.0, "PERSON": 0.903, "ADDRESS": 0.916, "DATE_OF_BIRTH": 1.0}
+BLIND_PRECISION = 0.925  # all types together; NHS numbers and reference numbers read as phones count against it
 
 
-def test_recall_and_precision_on_the_labelled_set_hold() -> None:
-    from bench.redaction_bench import SET, score
+def test_recall_and_precision_on_the_set_never_tuned_on_hold() -> None:
+    from bench.redaction_bench import BLIND, score
 
-    items = json.loads(SET.read_text())["items"]
-    held_out = score([i for i in items if i["split"] == "held_out"])
-    recall = {kind: round(held_out.recall(kind), 3) for kind in HELD_OUT_RECALL}
-    assert all(recall[k] >= floor for k, floor in HELD_OUT_RECALL.items()), recall
-    precision = sum(held_out.right.values()) / max(sum(held_out.predicted.values()), 1)
-    assert precision >= HELD_OUT_PRECISION, held_out.extras
-    dev = score([i for i in items if i["split"] == "dev"])
-    assert sum(dev.found.values()) == sum(dev.labelled.values()), dev.misses  # tuned on: every span found
+    blind = score(json.loads(BLIND.read_text())["items"])
+    recall = {kind: round(blind.recall(kind), 3) for kind in BLIND_RECALL}
+    assert all(recall[k] >= floor for k, floor in BLIND_RECALL.items()), recall
+    precision = sum(blind.right.values()) / max(sum(blind.predicted.values()), 1)
+    assert precision >= BLIND_PRECISION, blind.extras
+
+
+@pytest.mark.parametrize("name", ["pii_set.json", "pii_set_fresh.json"])
+def test_every_span_of_the_sets_tuned_on_is_found(name: str) -> None:
+    from bench.redaction_bench import score
+
+    tuned = score(json.loads((Path(__file__).parent / name).read_text())["items"])
+    assert sum(tuned.found.values()) == sum(tuned.labelled.values()), tuned.misses

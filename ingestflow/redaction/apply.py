@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ingestflow.audio.transcript import Segment, Transcript, Word, join_words
 from ingestflow.redaction.analyzer import Span, find, redact
-from ingestflow.redaction.columns import column_type
+from ingestflow.redaction.columns import column_type, holds
 
 if TYPE_CHECKING:
     from docling_core.types.doc import DoclingDocument
@@ -37,7 +37,7 @@ def redact_document(doc: DoclingDocument) -> Redacted:
     for table in doc.tables:
         for cell, kind in _cells_by_column(table):
             holders.append(cell)
-            known.append([Span(0, len(cell.text), kind)] if kind else [])
+            known.append([Span(0, len(cell.text), kind)] if kind and holds(kind, cell.text) else [])
     spans = find([h.text for h in holders], known)
     for holder, found in zip(holders, spans, strict=True):
         if found:

@@ -12,11 +12,13 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from ingestflow.redaction.recognizers import is_organisation
+
 # A header's words, in this order: "account name" is a person, "account number" an account.
 _HEADERS = (
     ("DATE_OF_BIRTH", r"\b(?:dob|d o b|date of birth|birth ?date|birthday|born)\b"),
     ("EMAIL_ADDRESS", r"\be ?mail\b"),
-    ("PHONE_NUMBER", r"\b(?:phone|telephone|tel|mobile|cell|landline|fax)\b"),
+    ("PHONE_NUMBER", r"\b(?:phone|telephone|tel|mobile|cell|landline|fax|contact (?:no|number))\b"),
     ("IBAN_CODE", r"\biban\b"),
     ("CREDIT_CARD", r"\bcard (?:no|number|num)\b|\bpan\b"),
     ("BANK_ACCOUNT", r"\b(?:sort ?code|account (?:no|number|num)|acct|routing)\b"),
@@ -27,10 +29,17 @@ _HEADERS = (
 _HEADER_TYPES = [(kind, re.compile(pattern)) for kind, pattern in _HEADERS]
 # Columns named for a thing, not a person.
 _NOT_PERSON = re.compile(r"\b(?:company|organi[sz]ation|business|product|file|user|brand|team|project|event|item|"
-                         r"street|city|town|place|venue|site|domain|host|ref|reference|id)\b")
+                         r"street|city|town|place|venue|site|domain|host|ref|reference|id|date|time|day|count|"
+                         r"status|type|no|number)\b|\blast (?!name)")  # last_contact, last_seen
 _DELIMITERS = (",", ";", "\t", "|")
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z _./-]{0,40}")
 _RULE = re.compile(r"\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*\|?")  # a Markdown table's |---|---| line
+
+
+def holds(kind: str, value: str) -> bool:
+    """Whether a value under a column of this type is such data: a "Customer" column holds companies too."""
+    return bool(value.strip()) and (kind != "PERSON" or (any(c.isalpha() for c in value)
+                                                            and not is_organisation(value)))
 
 
 def column_type(header: str) -> str | None:
@@ -91,6 +100,6 @@ def delimited_cells(text: str) -> Iterator[Cell]:
                                   len(fields := _fields(lines[i], delimiter)) == len(types)):
             if not _RULE.fullmatch(lines[i].strip()):
                 for (value, start), kind in zip(fields, types, strict=True):
-                    if kind and value:
+                    if kind and holds(kind, value):
                         yield Cell(kind, offsets[i] + start, offsets[i] + start + len(value))
             i += 1

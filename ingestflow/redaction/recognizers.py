@@ -27,13 +27,13 @@ _ORDINAL_WORDS = ("first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|te
                   "thirteenth|fourteenth|fifteenth|sixteenth|seventeenth|eighteenth|nineteenth|twentieth|"
                   "twenty[- ](?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth)|thirtieth|"
                   "thirty[- ]first")
+_TENS = (r"(?:(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)"
+         r"(?:[- ](?:one|two|three|four|five|six|seven|eight|nine))?)")  # "eighty", "eighty-three"
 _NUMBER_WORDS = (r"(?:(?:nineteen|twenty)[- ]?(?:hundred|oh[- ]\w+|ten|eleven|twelve|thirteen|fourteen|fifteen|"
-                 r"sixteen|seventeen|eighteen|nineteen|(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)"
-                 r"(?:[- ](?:one|two|three|four|five|six|seven|eight|nine))?)|two thousand(?: and)?(?: \w+)?)")
+                 rf"sixteen|seventeen|eighteen|nineteen|{_TENS})|two thousand(?: and)?(?: \w+)?)")
 _DAY = rf"(?:\d{{1,2}}(?:st|nd|rd|th)?|{_ORDINAL_WORDS})"
-_YEAR = rf"(?:\d{{4}}|'\d{{2}}|{_NUMBER_WORDS})"
-_TENS = "twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety"
-_SPOKEN_NUMBER = (rf"(?:(?:oh|zero)[- ])?(?:(?:{_TENS})(?:[- ](?:one|two|three|four|five|six|seven|eight|nine))?|"
+_YEAR = rf"(?:\d{{4}}|'\d{{2}}|{_NUMBER_WORDS}|{_TENS})"  # 1983, '83, nineteen eighty-three, eighty-three
+_SPOKEN_NUMBER = (rf"(?:(?:oh|zero)[- ])?(?:{_TENS}|"
                   r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
                   r"sixteen|seventeen|eighteen|nineteen)")
 # A date read out as its numbers: "oh three, fifteen, eighty-five", "twelve four nineteen ninety".
@@ -42,7 +42,8 @@ _SPOKEN_DATE = re.compile(rf"\b{_SPOKEN_NUMBER},? {_SPOKEN_NUMBER},? (?:(?:ninet
 _DATE = re.compile(
     rf"(?:\b\d{{1,2}}[/.-]\d{{1,2}}[/.-]\d{{2,4}}\b"  # 03/11/1975, 3.11.75
     rf"|\b\d{{4}}-\d{{2}}-\d{{2}}\b"  # 1975-11-03
-    rf"|\b(?:the )?{_DAY}(?: of)? (?:{_MONTHS})\b\.?,?(?: {_YEAR})?"  # 12 March 1980, the fourth of July ...
+    # 12 March 1980, the fourth of July ..., twelfth of the first, eighty-three
+    rf"|\b(?:the )?{_DAY}(?: of)? (?:{_MONTHS}|the {_DAY})\b\.?,?(?: {_YEAR})?"
     rf"|\b(?:{_MONTHS})\.? (?:the )?{_DAY},?(?: {_YEAR})?)",  # March 12, 1980
     re.IGNORECASE,
 )
@@ -59,13 +60,13 @@ _NUMBER = (r"(?:\d{1,5}(?:-\d{1,5})?[A-Za-z]?|(?:one|two|three|four|five|six|sev
            r"(?: hundred(?: and)? \w+)?)")
 # Between an address's parts: a comma, a space, or a new line as in a letter's address block.
 _SEP = r"(?:,? ?\n|,? )"
-_HOUSE = (r"(?:(?:[Ff]lat|Apartment|Apt\.?|Unit|Suite) \w+,? )?"
+_HOUSE = (r"(?:(?:[Ff]lat|Apartment|Apt\.?|Unit|Suite) \w+,? |\d{1,2}/\d{1,2},? )?"
           rf"(?:{_BUILDING}{_SEP}(?:{_NUMBER} )?|{_NUMBER} )")  # Rose Cottage, Mill Lane; 12-14 High Street
 _TOWN = r"(?!(?:And|But|So|Then|Which|On|In|At|Is)\b)[A-Z][a-z][\w'’-]*(?: [A-Z][a-z][\w'’-]*){0,2}"
-_ZIP = rf"(?:{_UK_POSTCODE}|{_US_STATE_ZIP})"
+_ZIP = rf"(?:{_UK_POSTCODE}|{_US_STATE_ZIP}|\d{{5}}(?:-\d{{4}})?)"  # "Austin, Texas 78745", "Chicago 60621"
 _ADDRESS = re.compile(
-    rf"\b{_HOUSE}(?:(?:[NSEW]|NE|NW|SE|SW)\.? )?(?:[A-Z][\w'’-]+ ){{1,3}}(?:{_STREET_TYPES})\b\.?"
-    rf"(?:,? (?:(?:Apt\.?|Flat|Unit|Suite|#) ?\w+))?"
+    rf"\b{_HOUSE}(?:(?:[NSEW]|NE|NW|SE|SW)\.? )?(?:(?:[A-Z][\w'’-]+|\d+(?:st|nd|rd|th)) ){{1,3}}"
+    rf"(?:{_STREET_TYPES})\b\.?(?:,? (?i:apt\.?|apartment|flat|unit|suite|#) ?\w+)?"
     rf"(?:{_SEP}{_TOWN}){{0,2}}(?:{_SEP}{_ZIP})?"
     # A street without a street type ("12 Kingsway", "3 The Broadway") when a postcode or ZIP follows.
     rf"|\b{_HOUSE}(?:The )?[A-Z][a-z]+(?: [A-Z][a-z]+)?(?:{_SEP}{_TOWN}){{0,2}}{_SEP}{_ZIP}\b",
@@ -82,13 +83,14 @@ _SPOKEN_EMAIL = re.compile(
     r"at [a-z][\w-]*(?: [a-z][\w-]*)?(?: dot [a-z]{2,}){1,3}\b",
     re.IGNORECASE,
 )
-_SPELLED = re.compile(r"\b(?:[A-Z][-. ]){2,}[A-Z]\b")
+_SPELLED = re.compile(r"\b(?:[A-Z][-. ]){2,}[A-Z]\b|\b(?:[A-Z](?: as in \w+)?, ){3,}[A-Z]\b")
 # Written phone numbers as people write them in the UK and the US. Presidio's own recogniser (libphonenumber)
 # takes only numbers in allocated ranges, and misses the reserved ones (07700 900xxx, 555-01xx) that examples
 # and some test lines use, or a number split oddly across a transcript's words.
 _UK_PHONE = re.compile(r"(?<![\w+])(?:\+44 ?(?:\(0\) ?)?|0)"
                        r"(?:7\d{3}\)? ?\d{3} ?\d{3}|[1-3]\d{1,4}\)? ?\d{3,4} ?\d{3,4})(?!\w)")
 _US_PHONE = re.compile(r"(?<![\w+])(?:\+?1[ .-]?)?(?:\(\d{3}\) ?|\d{3}[ .-])\d{3}[ .-]\d{4}(?!\w)")
+_DASHED_SORT_CODE = re.compile(r"\d{2}-\d{2}-\d{2}")  # so written, a sort code when an account is named after it
 _SORT_CODE = re.compile(rf"\b\d{{2}}[- ]\d{{2}}[- ]\d{{2}}\b|\b\d{{6}}\b"
                         rf"|\b{_SPOKEN_NUMBER}[ ,-]+{_SPOKEN_NUMBER}[ ,-]+{_SPOKEN_NUMBER}\b", re.IGNORECASE)
 _ACCOUNT = re.compile(r"\b\d{8,12}\b|\b\d{2,5}(?:[ -]\d{2,5}){1,3}\b(?![ -]?\d)")  # 44701928336, 4470 1928 336
@@ -197,13 +199,17 @@ def spelled_names(text: str) -> list[Found]:
 
 
 _UPPER = "A-ZÀ-Þ"
-_NAME = rf"[{_UPPER}][a-zà-ÿ'’-]+(?:[- ](?:[{_UPPER}][a-zà-ÿ'’-]+|O'[A-Z][a-z]+)){{0,3}}"
+_WORD = rf"[{_UPPER}][a-zà-ÿ'’-]+(?:[A-Z][a-zà-ÿ'’-]+)?"  # one inner capital: McAllister, DeShawn, O'Neill
+_NAME = rf"{_WORD}(?:[- ]{_WORD}){{0,3}}"
 # Words before a person's name in calls and case notes: how people introduce themselves and others.
 _NAME_CUE = re.compile(
     r"(?:\b(?:this is|my name is|my name's|name is|name's|i'm|i am|speaking with|speaking to|talking to|"
     r"spoke to|spoke with|spoken to|ask for|asked for|married to|son|daughter|husband|wife|partner|mother|"
     r"father|mum|mom|dad|brother|sister|grandson|granddaughter|client|tenant|patient|caller|carer|child|named|"
-    r"called|cc|signed|regards|dear|hi|hello|thanks|thank you|it's|it is)[,:]? "
+    r"called|cc|signed|regards|dear|hi|hello|thanks|thank you|it's|it is|colleague|manager|nephew|niece|aunt|"
+    r"uncle|cousin|friend|neighbour|neighbor|landlord|landlady|stepson|stepdaughter|fiancée?|girlfriend|"
+    r"boyfriend|grandma|grandad|grandmother|grandfather|on behalf of|attn|for the attention of|c/o|care of|"
+    r"best|best wishes|kind regards|many thanks|cheers|sincerely|yours)[,:]?\s"
     # The answer to "Can I have your name, please?"
     r"|\bname(?:,? please)?\? (?:(?:yes|yeah|sure),? )?"
     # Fields of forms, letters and e-mail headers that hold a person.
@@ -211,7 +217,10 @@ _NAME_CUE = re.compile(
     r"Next of kin|Emergency contact|Bill to|Payee|Signed|Approved by|Referred by|Social worker|Carer|Attendees|"
     r"Present|Full name|Preferred name|First names?|Forenames?|Surname|Last name|Middle names?|Maiden name|"
     r"Known as)): "
-    r"|\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Dame|Nurse|Officer|Councillor|PC|DC|Sgt)\.? )((?-i:" + _NAME + r"))",
+    r"|\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Dame|Nurse|Officer|Councillor|PC|DC|Sgt|Doctor|Professor|Rev|"
+    r"Reverend|Inspector|Detective|Constable|Sergeant|Judge)\.? )((?-i:" + _NAME +
+    # A form's "Surname, Given names" where the field ends (two spaces, a tab, the line's end).
+    r"(?:, " + _NAME + r"(?=  |\t|\n|$))?))",
     re.IGNORECASE,
 )
 # Capitalised words a cue is often followed by, and words inside found names, that are not names themselves.
@@ -219,11 +228,15 @@ NOT_A_NAME = frozenset(re.findall(r"\w+", """the a an it this that there here ye
 sure please monday tuesday wednesday thursday friday saturday sunday january february march april may june july august
 september october november december today tomorrow yesterday morning afternoon evening council bank team
 support customer services service department office ltd limited plc inc sorry hello hi thanks thank calling
-mr mrs ms miss dr sir madam street road date expiry"""))
+mr mrs ms miss dr sir madam street road date expiry subject sent re fw fwd"""))
 # A span the model calls a person but that holds one of these words is an organisation or a service.
 ORGANISATION_WORDS = frozenset(re.findall(r"\w+", """council insurance ltd limited plc inc llc gmbh group trust bank
 services service health hospital practice surgery clinic school college university company association partners
 publishing analytics solutions agency authority department centre center foundation society union"""))
+
+
+def is_organisation(said: str) -> bool:
+    return not ORGANISATION_WORDS.isdisjoint(re.findall(r"[a-z]+", said.lower()))
 
 
 # How someone answering a call gives their name: "Riverside Medical Practice, good morning, Chloe speaking."
@@ -241,9 +254,47 @@ def named_people(text: str) -> list[Found]:
     return found
 
 
+_IBAN_TOKEN = rf"(?:[A-Z]{{1,4}}|\d+|(?i:{_REPEAT}[ -])?(?i:{_DIGIT_WORD}))"
+# An IBAN read out: its country's letters, then letters and digits in any grouping ("G B eight two, W E S T, ...").
+_SPOKEN_IBAN = re.compile(rf"\b[A-Z][ -]?[A-Z](?:[ ,.-]{{1,3}}{_IBAN_TOKEN})+\b")
+_IBAN = re.compile(r"\biban\b", re.IGNORECASE)
+
+
+def spoken_ibans(text: str) -> list[Found]:
+    found = []
+    for m in _SPOKEN_IBAN.finditer(text):
+        letters = sum(len(t) for t in re.findall(r"\b[A-Z]{1,4}\b", m.group(0)))
+        if letters + spoken_digits(m.group(0)) >= 15 and _cue(text, m.start(), _IBAN, 60):
+            found.append(Found("IBAN_CODE", m.start(), m.end(), 0.7))
+    return found
+
+
+# Digits grouped as cards are printed (4-4-4-4, Amex 4-6-5) or not at all; kept only if the Luhn check holds.
+_CARD_DIGITS = re.compile(r"\b\d{4}(?:[ -]?\d{4}){2}[ -]?\d{1,7}\b|\b\d{4}[ -]?\d{6}[ -]?\d{4,5}\b")
+
+
+def luhn(digits: str) -> bool:
+    total = 0
+    for i, d in enumerate(reversed(digits)):
+        n = int(d) * (2 if i % 2 else 1)
+        total += n - 9 if n > 9 else n
+    return total % 10 == 0
+
+
+def written_cards(text: str) -> list[Found]:
+    found = []
+    for m in _CARD_DIGITS.finditer(text):
+        digits = re.sub(r"\D", "", m.group(0))
+        cued = _cue(text, m.start(), _CARD, 80)
+        if 13 <= len(digits) <= 19 and luhn(digits) and (cued or len(digits) >= 15):
+            found.append(Found("CREDIT_CARD", m.start(), m.end(), 0.8 if cued else 0.6))
+    return found
+
+
 def bank_accounts(text: str) -> list[Found]:
     found = [Found("BANK_ACCOUNT", m.start(), m.end(), 0.7) for m in _SORT_CODE.finditer(text)
-             if _cue(text, m.start(), _SORT, 40)]
+             if _cue(text, m.start(), _SORT, 40) or (_DASHED_SORT_CODE.fullmatch(m.group(0))
+                                                     and _BANK.search(text[m.end() : m.end() + 30]))]
     for pattern in (_ACCOUNT, _ROUTING):
         found += [Found("BANK_ACCOUNT", m.start(), m.end(), 0.7) for m in pattern.finditer(text)
                   if sum(c.isdigit() for c in m.group(0)) in _ACCOUNT_DIGITS and _cue(text, m.start(), _BANK, 60)]
@@ -266,6 +317,8 @@ _FINDERS = {
     "spelled-out names": (spelled_names, ["PERSON"]),
     "introduced names": (named_people, ["PERSON"]),
     "bank accounts": (bank_accounts, ["BANK_ACCOUNT"]),
+    "spoken IBANs": (spoken_ibans, ["IBAN_CODE"]),
+    "written card numbers": (written_cards, ["CREDIT_CARD"]),
     "columns": (column_cells, ["PERSON", "PHONE_NUMBER", "EMAIL_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "BANK_ACCOUNT",
                                "ADDRESS", "DATE_OF_BIRTH"]),
 }
