@@ -106,7 +106,7 @@ class Corpus:
     def grow(self, total: int) -> float:
         """Add chunks, spread evenly over the owners, until there are `total`; seconds it took."""
         from ingestflow import lexical
-        from ingestflow.db import ChunkText, Document, session_scope
+        from ingestflow.db import ChunkText, Document, session_scope, utcnow
         from ingestflow.vectors import DocumentVectors, chunk_id, open_vector_store
 
         store = open_vector_store(self.settings)
@@ -123,7 +123,7 @@ class Corpus:
                 with session_scope(url) as db:
                     doc = Document(owner_id=owner, sha256=uuid.uuid4().hex, filename=f"d{turn}.md", title=f"d{turn}",
                                    kind="text", format="md", mime_type="text/markdown", size_bytes=1,
-                                   vector_indexed=True, chunk_count=n)
+                                   vector_indexed=True, chunk_count=n, indexed_at=utcnow())
                     db.add(doc)
                     db.flush()
                     doc_id = doc.id

@@ -39,7 +39,7 @@ from ingestflow.extractive import NOT_FOUND, extractive_answer
 from ingestflow.llm import LLMClient, Prompt
 from ingestflow.ranking import fuse
 from ingestflow.retrieval import retrieve
-from ingestflow.search import ChunkHit, Provenance, SearchFilters, embed_texts
+from ingestflow.search import ChunkHit, SearchFilters, Source, embed_texts
 from ingestflow.settings import Settings
 from ingestflow.text import markdown_to_text
 from ingestflow.vectors import TURNS, chunk_id, chunk_index, open_vector_store
@@ -66,17 +66,6 @@ class ConversationNotFound(Exception):
 
 class ConversationBusy(Exception):
     """Another question to the same conversation was stored first; asking again is safe."""
-
-
-@dataclass(kw_only=True)
-class Source(Provenance):
-    n: int
-    document_id: str
-    chunk_id: str
-    text: str
-    score: float  # the search score; sources are numbered in its order
-    vector_score: float  # cosine similarity of the passage to the question's search vector
-    cited: bool = False
 
 
 @dataclass

@@ -8,10 +8,18 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
+from ingestflow.display import visible
 from ingestflow.settings import get_settings
+
+
+def shown(name: str) -> str:
+    """A name as the terminal prints it: invisible and reordering characters as codes, no rich markup."""
+    return escape(visible(name))
+
 
 app = typer.Typer(help="ingestflow: recordings and documents into a knowledge base.", no_args_is_help=True)
 keys = typer.Typer(help="API keys.")
@@ -151,12 +159,12 @@ def ingest(
         try:
             res = client.upload(f, collection, redact)
         except RuntimeError as exc:
-            console.print(f"[red]rejected[/] {f}: {exc}")
+            console.print(f"[red]rejected[/] {shown(str(f))}: {exc}")
             continue
         if res["duplicate"]:
-            console.print(f"[yellow]duplicate[/] {f}: already document {res['document_id']}")
+            console.print(f"[yellow]duplicate[/] {shown(str(f))}: already document {res['document_id']}")
         else:
-            jobs[res["job_id"]] = f.name
+            jobs[res["job_id"]] = shown(f.name)
     failed = _track(client, jobs, wait)
     raise typer.Exit(1 if failed else 0)
 
@@ -206,7 +214,7 @@ def search(query: str, k: Annotated[int, typer.Option(help="hits to show")] = 5)
 
     for hit in ApiClient(get_settings()).search(query, k)["hits"]:
         where = f"p.{hit['page']}" if hit["page"] else (f"{hit['start_s']:.1f}s" if hit["start_s"] is not None else "")
-        console.print(f"[bold]{hit['score']:.3f}[/] {hit['title']} {where}\n  {hit['text'][:200]}")
+        console.print(f"[bold]{hit['score']:.3f}[/] {shown(hit['title'])} {where}\n  {hit['text'][:200]}")
 
 
 def _seconds(value: float | None) -> str:

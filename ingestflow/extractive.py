@@ -4,17 +4,13 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ingestflow.search import embed_texts
+from ingestflow.search import Source, embed_texts
 from ingestflow.settings import Settings
 from ingestflow.text import markdown_to_text
 from ingestflow.text import sentences as split_sentences
-
-if TYPE_CHECKING:
-    from ingestflow.chat import Source
 
 ANSWER_PASSAGES = 4  # passages the extractive answer picks sentences from
 MAX_SENTENCES = 3

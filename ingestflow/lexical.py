@@ -21,6 +21,7 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
 from ingestflow.db import ChunkText, Document, get_engine, session_scope
+from ingestflow.vectors import NoneOf
 
 K1, B = 1.2, 0.75  # BM25's usual constants
 COMMON, COMMON_SHARE = 200, 0.05  # a term in more chunks than both is common
@@ -97,7 +98,10 @@ def _scope_sql(table: str, conditions: Mapping[str, Any], params: dict[str, Any]
             continue
         if key not in _FILTERABLE[table]:
             raise ValueError(f"{table} cannot be filtered by {key}")
-        if isinstance(value, list | tuple):
+        if isinstance(value, NoneOf):
+            params[key] = list(value)
+            clauses.append(f"NOT (c.{key} = ANY(:{key}))")
+        elif isinstance(value, list | tuple):
             params[key] = list(value)
             clauses.append(f"c.{key} = ANY(:{key})")
         else:

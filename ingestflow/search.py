@@ -13,13 +13,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from ingestflow.db import Document, session_scope
 from ingestflow.graph.base import entity_id
 from ingestflow.models import embedding_model
 from ingestflow.settings import Settings
-from ingestflow.vectors import VectorHit, where_clause
+from ingestflow.vectors import NoneOf, VectorHit, where_clause
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,19 @@ class Provenance:
         return cls(title=str(meta.get("title", "")), kind=str(meta.get("kind", "text")), page=meta.get("page_start"),
                    page_end=meta.get("page_end"), headings=[p for p in str(meta.get("headings", "")).split(" > ") if p],
                    start_s=meta.get("start_s"), end_s=meta.get("end_s"))
+
+
+@dataclass(kw_only=True)
+class Source(Provenance):
+    """A passage as chat numbers and cites it."""
+
+    n: int
+    document_id: str
+    chunk_id: str
+    text: str
+    score: float  # the search score; sources are numbered in its order
+    vector_score: float  # cosine similarity of the passage to the question's search vector
+    cited: bool = False
 
 
 @dataclass
@@ -121,22 +134,37 @@ def _owner_document_count(settings: Settings, owner_id: str) -> int:
         return int(db.scalar(select(func.count()).select_from(Document).where(Document.owner_id == owner_id)) or 0)
 
 
+def unservable(settings: Settings, owner_id: str) -> list[str]:
+    """The owner's documents search and chat leave out although some of their chunks may be stored: those whose
+    first run has not completed (in flight, or failed after the embed stage wrote its vectors), and those whose
+    last run failed, until a later run completes (`finish_job` sets `indexed_at` and clears `last_error`)."""
+    stmt = select(Document.id).where(Document.owner_id == owner_id,
+                                     or_(Document.indexed_at.is_(None), Document.last_error.is_not(None)))
+    with session_scope(settings.sqlalchemy_url, read_only=True) as db:
+        return list(db.scalars(stmt))
+
+
 def scope(settings: Settings, owner_id: str, filters: SearchFilters) -> Scope:
-    """The filters as conditions on the owner's chunks (the owner is the collection itself, no condition)."""
+    """The filters as conditions on the owner's chunks (the owner is the collection itself, no condition), less
+    the documents that are not to be served yet."""
     conds: dict[str, Any] = {"kind": filters.kind, "collection": filters.collection}
+    hidden = unservable(settings, owner_id)
     doc_ids: list[str] | None = None
     if filters.since is not None or filters.until is not None:
         doc_ids = documents_in_range(settings, owner_id, filters.since, filters.until)
         if filters.document_id is None and len(doc_ids) == _owner_document_count(settings, owner_id):
             doc_ids = None  # the range covers everything: no need to ship every id to Chroma
     if filters.document_id:
-        if doc_ids is not None and filters.document_id not in doc_ids:
+        if (doc_ids is not None and filters.document_id not in doc_ids) or filters.document_id in hidden:
             return Scope(empty=True)
         conds["document_id"] = filters.document_id
     elif doc_ids is not None:
+        doc_ids = sorted(set(doc_ids) - set(hidden))
         if not doc_ids:
             return Scope(empty=True)
         conds["document_id"] = doc_ids
+    elif hidden:
+        conds["document_id"] = NoneOf(hidden)
     return Scope(conditions={k: v for k, v in conds.items() if v is not None})
 
 

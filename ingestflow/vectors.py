@@ -55,13 +55,23 @@ def chunk_index(chunk_id: str) -> int:
     return int(chunk_id.rsplit(":", 1)[1])
 
 
+class NoneOf(tuple[str, ...]):
+    """A condition's values that the field must not take: Chroma's `$nin`, SQL's `<> ALL`."""
+
+    __slots__ = ()
+
+
 def where_clause(conditions: Mapping[str, Any]) -> dict[str, Any] | None:
-    """A Chroma `where` from field -> value (a list or tuple means any of them; None is no condition)."""
+    """A Chroma `where` from field -> value (a list or tuple means any of them, a NoneOf none of them; None is no
+    condition)."""
     conds: list[dict[str, Any]] = []
     for key, value in conditions.items():
         if value is None:
             continue
-        conds.append({key: {"$in": list(value)}} if isinstance(value, list | tuple) else {key: value})
+        if isinstance(value, NoneOf):
+            conds.append({key: {"$nin": list(value)}})
+        else:
+            conds.append({key: {"$in": list(value)}} if isinstance(value, list | tuple) else {key: value})
     if not conds:
         return None
     return conds[0] if len(conds) == 1 else {"$and": conds}

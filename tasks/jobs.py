@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from ingestflow.control import requeue_after_trouble
 from ingestflow.db import Document, Job, JobStatus, session_scope, utcnow
-from ingestflow.errors import IngestError, is_transient
+from ingestflow.errors import ForeignError, IngestError, is_transient
 from ingestflow.pipeline import Stage, StageResult, metrics_of
 from ingestflow.refs import DocumentRef, work_dir
 from ingestflow.settings import get_settings
@@ -129,12 +129,21 @@ def finish_job(job_id: str, dispatch_key: str | None) -> None:
             doc.indexed_at = utcnow()
 
 
+def in_words(exc: BaseException) -> str:
+    """What a job's error says: our own errors speak of the document already; a library's exception text
+    ("[E088] Text of length 5000037 exceeds maximum of 1000000...") is for the operator, in the task run's log."""
+    if isinstance(exc, IngestError) and not isinstance(exc, ForeignError):
+        return exc.message
+    name = exc.type_name.rsplit(".", 1)[-1] if isinstance(exc, ForeignError) else type(exc).__name__
+    return (f"an unexpected error ({name}) stopped this stage on this document, which search and chat leave out "
+            "until a retry completes; the task run in the Prefect UI has the details")
+
+
 def fail_job(job_id: str, dispatch_key: str | None, stage: str, exc: BaseException) -> str:
     """A stage gave up. Input the document cannot get past fails the job with that reason; anything
     transient goes back to the queue (bounded, with backoff), resuming at this stage. Returns the outcome."""
     settings = get_settings()
-    reason = exc.message if isinstance(exc, IngestError) else f"{type(exc).__name__}: {exc}"
-    message = f"{stage} failed: {reason}"
+    message = f"{stage} failed: {in_words(exc)}"
     with session_scope(settings.sqlalchemy_url) as db:
         job = db.get(Job, job_id)
         if job is None or not _held(job, dispatch_key) or job.status == JobStatus.cancelled:

@@ -10,6 +10,7 @@ import socket
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -71,12 +72,31 @@ class Api:
         raise AssertionError(f"job {job_id} did not finish in {timeout}s: {job}")
 
 
+@contextmanager
+def _server_dir(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Path]:
+    """A folder for servers that run as another user (PostgreSQL) outside pytest's own: every pytest session
+    sets /tmp/pytest-of-<user> back to 0700 when it starts, so a second run (the fast tier beside the slow one)
+    took PostgreSQL's way to its cluster mid-run and it stopped ("could not open file .../pg_control:
+    Permission denied"). Its logs are kept in pytest's folder; the rest goes at the end."""
+    path = Path(tempfile.mkdtemp(prefix=f"ingestflow-{name}-"))
+    try:
+        yield path
+    finally:
+        if (path / "logs").is_dir():
+            shutil.copytree(path / "logs", tmp_path_factory.mktemp(f"{name}-logs"), dirs_exist_ok=True)
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    with _server_dir(tmp_path_factory, "stack") as data_dir:
+        yield from _running_stack(data_dir)
+
+
+def _running_stack(data_dir: Path) -> Iterator[Any]:
     from ingestflow.settings import Settings
     from ingestflow.stack import Stack
 
-    data_dir = tmp_path_factory.mktemp("stack")
     # Ports of its own, so a running `ingestflow up` (or another checkout's test run) is left alone.
     base = int(os.environ.get("INGESTFLOW_TEST_PORT_BASE", "18000"))
     ports = {"INGESTFLOW_API_PORT": str(base), "INGESTFLOW_CHROMA_PORT": str(base + 1),
@@ -98,11 +118,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, int]]:
     """A real PostgreSQL server of its own (the same code as the stack's; ~2 s), for the fast tier."""
+
+
+    with _server_dir(tmp_path_factory, "pg") as data_dir:
+        yield from _running_postgres(data_dir)
+
+
+def _running_postgres(data_dir: Path) -> Iterator[tuple[Path, int]]:
     import subprocess
 
     from ingestflow.stack import postgres
 
-    data_dir = tmp_path_factory.mktemp("pg")
     port = int(os.environ.get("INGESTFLOW_TEST_PORT_BASE", "18000")) + 40
     cluster = postgres.ensure_cluster(data_dir)
     proc = subprocess.Popen(postgres.server_args(cluster, port), stdout=subprocess.DEVNULL,

@@ -318,3 +318,41 @@ def test_dashboard_audio_player_seeks_to_the_cited_second(stack: Any, bob: Api, 
         raise
     finally:
         page.close()
+
+
+def test_a_name_with_bidi_controls_cannot_pose_as_another_type(stack: Any, browser: Any) -> None:
+    """Issue 28: "invoice" + U+202E + "gnp.exe.pdf" renders as "invoicefdp.exe.png" where the control is obeyed.
+    The stored filename keeps its bytes; the API's title, the job table and the document view show the control
+    as a code, so the name reads as what it is."""
+    from playwright.sync_api import expect
+
+    from tests.conftest import _api
+
+    api = _api(stack, "bidi-names")
+    name = "invoice\u202egnp.exe.pdf"
+    r = api.http.post("/v1/documents", files={"file": (name, (FIXTURES / "documents" / "ocr_test.pdf").read_bytes())})
+    assert r.status_code == 202, r.text
+    doc = api.get(f"/v1/documents/{r.json()['document_id']}").json()
+    shown = "invoice⟨U+202E⟩gnp.exe.pdf"
+    assert doc["filename"] == name and doc["title"] == shown, doc
+    base = str(api.http.base_url).rstrip("/")
+    page = browser.new_page(viewport={"width": 1440, "height": 1100})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        page.goto(f"{base}/")
+        page.fill("#api-key", api.http.headers["Authorization"].split(" ", 1)[1])
+        page.click("#key-save")
+        cell = page.locator(f'#jobs tr[data-job-id="{r.json()["job_id"]}"] .doc-name')
+        expect(cell).to_have_text(shown, timeout=60_000)
+        assert cell.get_attribute("title") == shown
+        cell.click()
+        expect(page.locator("#doc-title")).to_have_text(shown, timeout=60_000)
+        expect(page.locator("#doc-meta dd").first).to_have_text(shown)
+        assert "\u202e" not in page.inner_text("body")
+        assert not errors, errors
+    except Exception:
+        _dump(page, errors, "dashboard-bidi-failure.png")
+        raise
+    finally:
+        page.close()

@@ -165,3 +165,15 @@ def test_one_of_ours_raised_from_a_library_exception_crosses_without_it() -> Non
     tblib.pickling_support.install(raised, cause)
     back = pickle.loads(pickle.dumps(crossable(raised)))
     assert type(back) is CorruptInput and str(back) == "could not decode audio: invalid data"
+
+
+def test_a_jobs_error_speaks_of_the_document_not_the_library() -> None:
+    """Issue 28: a library's raw message is for the operator (the task run's log), never the job's error."""
+    from tasks.jobs import in_words
+
+    raw = ValueError("[E088] Text of length 5000037 exceeds maximum of 1000000. The parser and NER models ...")
+    for exc in (raw, crossable(raw), ForeignError(str(raw), "builtins.ValueError", False)):
+        said = in_words(exc)
+        assert "E088" not in said and "5000037" not in said and "(ValueError)" in said, said
+        assert "search and chat leave out" in said
+    assert in_words(CorruptInput("could not decode audio: invalid data")) == "could not decode audio: invalid data"

@@ -3,9 +3,8 @@ model in-process."""
 
 from __future__ import annotations
 
-from ingestflow.chat import Source
 from ingestflow.extractive import extractive_answer
-from ingestflow.search import embed_texts
+from ingestflow.search import Source, embed_texts
 from ingestflow.settings import Settings
 
 

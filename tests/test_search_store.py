@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from ingestflow import lexical
-from ingestflow.db import ChunkText, Document, User, session_scope
+from ingestflow.db import ChunkText, Document, User, session_scope, utcnow
 from ingestflow.ranking import combine, fuse, min_max, scaled_to_best
 from ingestflow.search import SearchFilters, embed_texts
 from ingestflow.settings import Settings
@@ -47,12 +47,13 @@ def _owner(settings: Settings, name: str) -> str:
 
 
 def _document(settings: Settings, owner_id: str, title: str, texts: list[str], collection: str | None = None,
-              kind: str = "text") -> str:
-    """A document as the embed stage leaves it: a row, its vectors in the owner's collection, its chunk texts."""
+              kind: str = "text", completed: bool = True) -> str:
+    """A document as a completed run leaves it (or, not `completed`, as the embed stage does): a row, its vectors
+    in the owner's collection, its chunk texts."""
     with session_scope(settings.sqlalchemy_url) as db:
         doc = Document(owner_id=owner_id, sha256=uuid.uuid4().hex, filename=title, title=title, kind=kind,
                        format="md", mime_type="text/markdown", size_bytes=1, collection=collection,
-                       vector_indexed=True, chunk_count=len(texts))
+                       vector_indexed=True, chunk_count=len(texts), indexed_at=utcnow() if completed else None)
         db.add(doc)
         db.flush()
         doc_id = doc.id
@@ -143,6 +144,35 @@ def test_hybrid_puts_the_exact_term_first(settings: Settings) -> None:
     assert {h.metadata["kind"] for h in retrieve(settings, owner, query, 5, SearchFilters(kind="audio")).hits} == {
         "audio"}
     assert retrieve(settings, owner, query, 5, SearchFilters(document_id="0" * 32)).hits == []
+
+
+def test_a_document_is_served_only_once_a_run_has_completed_and_not_after_one_failed(settings: Settings) -> None:
+    """Issue 28: the embed stage writes vectors and chunk texts before the later stages run; a document whose
+    run is in flight for the first time, or failed after that, is in no search hit (nor chat source) until a run
+    completes."""
+    from ingestflow.retrieval import retrieve
+
+    owner = _owner(settings, "served")
+    done = _document(settings, owner, "billing.md", TEXTS["billing"])
+    half = _document(settings, owner, "travel.md", TEXTS["travel"], completed=False)
+    query = "Maria Lopez flies to Rotterdam"
+
+    def found(filters: SearchFilters | None = None) -> set[str]:
+        return {h.document_id for mode in ("hybrid", "vector", "lexical")
+                for h in retrieve(settings, owner, query, 5, filters, mode=mode).hits}
+
+    assert found() == {done}
+    assert found(SearchFilters(document_id=half)) == set()
+    with session_scope(settings.sqlalchemy_url) as db:
+        doc = db.get(Document, half)
+        assert doc is not None
+        doc.indexed_at = utcnow()  # a later run completed
+    assert found() == {done, half}
+    with session_scope(settings.sqlalchemy_url) as db:
+        doc = db.get(Document, done)
+        assert doc is not None
+        doc.last_error = "extract-entities failed: ..."  # its last run failed
+    assert found() == {half}
 
 
 def test_rerank_reorders_the_top_with_the_model(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -262,7 +292,8 @@ def test_the_llm_reads_a_recording_window_with_its_neighbours_and_cites_the_wind
     """Windows are a few sentences (cut for precise citations): the prompt gives the LLM the windows either side
     of a cited one to read, while the source keeps its own text and seconds; a document's pages are not widened,
     and another owner's windows are never read."""
-    from ingestflow.chat import Source, answer_prompt, widened
+    from ingestflow.chat import answer_prompt, widened
+    from ingestflow.search import Source
 
     owner, other = _owner(settings, "memo"), _owner(settings, "someone-else")
     windows = ["Remind me to call the dentist on Monday.", "The bike shop called back about the rear wheel.",

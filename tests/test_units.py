@@ -95,3 +95,13 @@ def test_formats_are_listed_from_one_table() -> None:
     assert listed["m4a"]["kind"] == "audio" and "aac" in listed["m4a"]["extensions"]
     with pytest.raises(UnsupportedFormat, match="named like a text file"):
         check_name_agrees("scan.png", Detected("audio", "mp3"))
+
+
+def test_names_show_the_characters_that_could_disguise_them() -> None:
+    from ingestflow.cli import shown
+    from ingestflow.display import visible
+
+    assert visible("invoice\u202egnp.exe.pdf") == "invoice⟨U+202E⟩gnp.exe.pdf"
+    assert visible("a\u200bb\u2066c\u0007.pdf") == "a⟨U+200B⟩b⟨U+2066⟩c⟨U+0007⟩.pdf"
+    assert visible("Zoë's notes – 2026.md") == "Zoë's notes – 2026.md"  # letters, punctuation, dashes stay
+    assert shown("[red]boom\u202e.md") == "\\[red]boom⟨U+202E⟩.md"  # no markup for the terminal either

@@ -21,6 +21,7 @@ from ingestflow.audio.subtitles import to_srt, to_vtt
 from ingestflow.audio.transcript import Transcript, to_txt
 from ingestflow.db import ACTIVE_STATUSES, Document, Job, JobStatus, new_id
 from ingestflow.detect import check_name_agrees, detect
+from ingestflow.display import visible
 from ingestflow.errors import UnsupportedFormat
 from ingestflow.jobview import base_view
 from ingestflow.purge import purge_document
@@ -106,7 +107,8 @@ def upload(
     finally:
         tmp.unlink(missing_ok=True)
     doc = Document(
-        id=new_id(), owner_id=user.id, sha256=sha, filename=filename, title=title or filename, collection=collection,
+        id=new_id(), owner_id=user.id, sha256=sha, filename=filename, title=visible(title or filename),
+        collection=collection,
         kind=detected.kind, format=detected.format, mime_type=detected.mime_type, size_bytes=size,
         language=language, redact=redacting, keep_original=redacting and user.keep_original,
     )

@@ -148,7 +148,7 @@ _NOT_A_PERSON = re.compile(r"I['’]\w{1,2}", re.IGNORECASE)
 def _plausible(text: str, span: Span) -> bool:
     """The small spaCy model takes "I'm" and "I've" at the start of a turn for a name now and then, and an
     organisation's name ("Harbourside City Council") for a person's."""
-    from ingestflow.redaction.recognizers import NOT_A_NAME, is_organisation
+    from ingestflow.redaction.words import NOT_A_NAME, is_organisation
 
     said = text[span.start : span.end].strip()
     return span.entity != "PERSON" or not (_NOT_A_PERSON.fullmatch(said) or said.lower() in NOT_A_NAME
@@ -170,7 +170,7 @@ def _combined(text: str, spans: list[Span]) -> list[Span]:
 
 def _name_parts(texts: Sequence[str], spans: list[list[Span]]) -> set[str]:
     """The words of every name found: each of them, capitalised, is that person elsewhere in the document."""
-    from ingestflow.redaction.recognizers import NOT_A_NAME
+    from ingestflow.redaction.words import NOT_A_NAME
 
     parts: set[str] = set()
     for text, found in zip(texts, spans, strict=True):
@@ -197,7 +197,7 @@ finance hr"""))
 
 def _joined_names(texts: Sequence[str], parts: set[str]) -> set[str]:
     """A capitalised word joined by "and" to a known name is a name too: "Jayden and Mia"."""
-    from ingestflow.redaction.recognizers import NOT_A_NAME, is_organisation
+    from ingestflow.redaction.words import NOT_A_NAME, is_organisation
 
     if not parts:
         return set()

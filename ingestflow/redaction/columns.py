@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ingestflow.redaction.recognizers import is_organisation
+from ingestflow.redaction.words import is_organisation
 
 # A header's words, in this order: "account name" is a person, "account number" an account.
 _HEADERS = (

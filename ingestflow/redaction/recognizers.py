@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
+from ingestflow.redaction.columns import delimited_cells
+from ingestflow.redaction.words import NOT_A_NAME
+
 _DIGIT_WORDS = {"zero": 1, "oh": 1, "o": 1, "or": 1, "nought": 1, "one": 1, "two": 1, "three": 1, "four": 1, "five": 1,
                 "six": 1, "seven": 1, "eight": 1, "nine": 1}
 _REPEAT = r"(?:double|triple)"
@@ -223,22 +226,6 @@ _NAME_CUE = re.compile(
     r"(?:, " + _NAME + r"(?=  |\t|\n|$))?))",
     re.IGNORECASE,
 )
-# Capitalised words a cue is often followed by, and words inside found names, that are not names themselves.
-NOT_A_NAME = frozenset(re.findall(r"\w+", """the a an it this that there here yes no okay ok well so um uh yeah right
-sure please monday tuesday wednesday thursday friday saturday sunday january february march april may june july august
-september october november december today tomorrow yesterday morning afternoon evening council bank team
-support customer services service department office ltd limited plc inc sorry hello hi thanks thank calling
-mr mrs ms miss dr sir madam street road date expiry subject sent re fw fwd"""))
-# A span the model calls a person but that holds one of these words is an organisation or a service.
-ORGANISATION_WORDS = frozenset(re.findall(r"\w+", """council insurance ltd limited plc inc llc gmbh group trust bank
-services service health hospital practice surgery clinic school college university company association partners
-publishing analytics solutions agency authority department centre center foundation society union"""))
-
-
-def is_organisation(said: str) -> bool:
-    return not ORGANISATION_WORDS.isdisjoint(re.findall(r"[a-z]+", said.lower()))
-
-
 # How someone answering a call gives their name: "Riverside Medical Practice, good morning, Chloe speaking."
 _SPEAKING = re.compile(rf"(?:^|[,.?!] )({_NAME}) speaking\b")
 
@@ -303,8 +290,6 @@ def bank_accounts(text: str) -> list[Found]:
 
 def column_cells(text: str) -> list[Found]:
     """Fields of delimited rows under a header that says what they hold ("first_name,last_name,phone")."""
-    from ingestflow.redaction.columns import delimited_cells
-
     return [Found(c.entity, c.start, c.end, 0.75) for c in delimited_cells(text)]
 
 

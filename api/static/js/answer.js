@@ -4,7 +4,7 @@
 import { clear, el, textNodesOutsideCode } from './dom.js';
 import { docName } from './docs.js';
 import { openDoc } from './docview.js';
-import { citation } from './format.js';
+import { citation, visible } from './format.js';
 import { appendHighlighted, queryRegex, snippet } from './highlight.js';
 import { markdownText, renderAnswerMarkdown } from './markdown.js';
 
@@ -19,7 +19,7 @@ function openSource(source, question, node, sentence = '') {
   });
 }
 
-const sourceTitle = (source) => source.title || docName(source.document_id);
+const sourceTitle = (source) => (source.title ? visible(source.title) : docName(source.document_id));
 
 function markerGroup(nums, byN, question, turnKey, sentence) {
   const group = el('span', { class: 'cites' });

@@ -1,7 +1,7 @@
 /* Documents the page has named so far (a row, a hit, a source shows a title, not an id). */
 
 import { api } from './api.js';
-import { shortId } from './format.js';
+import { shortId, visible } from './format.js';
 import { state } from './state.js';
 
 const renamed = [];
@@ -14,7 +14,7 @@ export function onRename(fn) {
 export function docName(documentId) {
   const doc = state.docs.get(documentId);
   if (!doc) return shortId(documentId);
-  return doc.title || doc.filename || shortId(documentId);
+  return visible(doc.title || doc.filename) || shortId(documentId);
 }
 
 export function rememberDoc(doc) {

@@ -3,7 +3,7 @@
 import { api } from './api.js';
 import { loadAudio, releaseAudio, seekAudio } from './audio.js';
 import { $, clear, el, scrollWithin } from './dom.js';
-import { citation, fmtBytes, shortId } from './format.js';
+import { citation, fmtBytes, shortId, visible } from './format.js';
 import { docName, rememberDoc } from './docs.js';
 import { queryRegex } from './highlight.js';
 import { renderMarkdown } from './markdown.js';
@@ -33,7 +33,7 @@ function renderDocMeta(doc) {
     if (v === undefined || v === null || v === '') return;
     dl.append(el('dt', { text: k }), el('dd', {}, v));
   };
-  add('File', doc.filename);
+  add('File', visible(doc.filename));
   add('Kind', `${doc.kind}${doc.format ? ` · ${doc.format}` : ''}${doc.language ? ` · ${doc.language}` : ''}`);
   if (doc.size_bytes) add('Size', fmtBytes(doc.size_bytes) + (doc.page_count ? ` · ${doc.page_count} pages` : ''));
   add('Chunks', String(doc.chunk_count ?? 0) + (doc.entity_count ? ` · ${doc.entity_count} ${doc.entity_count === 1 ? 'entity' : 'entities'}` : ''));
@@ -118,7 +118,7 @@ export async function openDoc(documentId, focus = null) {
   }
   if (token !== state.docToken) return;
   rememberDoc(doc);
-  $('#doc-title').textContent = doc.title || doc.filename || shortId(doc.id);
+  $('#doc-title').textContent = docName(doc.id);
   renderDocMeta(doc);
   loadSummary(doc, token); // beside the text, not before it
   view._doc = doc;

@@ -1,4 +1,11 @@
-/* Times, durations, sizes and citations as the page writes them. */
+/* Times, durations, sizes, citations and names as the page writes them. */
+
+// Bidirectional controls (U+202E makes "invoice\u202egnp.exe.pdf" read "invoicefdp.exe.png"), zero-width and other
+// invisible format characters, control characters: a name shows them as codes, never renders them
+// (ingestflow/display.py does the same for the API and the CLI).
+const HIDDEN = /[\p{Cf}\p{Cc}\p{Co}\p{Cn}\p{Zl}\p{Zp}]/gu;
+export const visible = (name) => String(name ?? '').replace(
+  HIDDEN, (c) => `⟨U+${c.codePointAt(0).toString(16).toUpperCase().padStart(4, '0')}⟩`);
 
 export function parseTime(value) {
   if (!value) return null;

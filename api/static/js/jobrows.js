@@ -2,7 +2,7 @@
 
 import { $, clear, el } from './dom.js';
 import { docName } from './docs.js';
-import { clampPct, fmtClock, fmtDuration, parseTime, shortId } from './format.js';
+import { clampPct, fmtClock, fmtDuration, parseTime, shortId, visible } from './format.js';
 import { badgeLabel, stagesOf, stageTitle } from './stages.js';
 import { ACTIVE, state } from './state.js';
 
@@ -64,7 +64,7 @@ function renderDocCell(row, job) {
   const doc = state.docs.get(job.document_id);
   renderCell(row, 0, JSON.stringify([docName(job.document_id), doc && doc.filename, job.kind, job.created_at]), (cell) => {
     cell.append(
-      el('div', { class: 'doc-name', title: doc && doc.filename ? doc.filename : job.document_id, text: docName(job.document_id) }),
+      el('div', { class: 'doc-name', title: doc && doc.filename ? visible(doc.filename) : job.document_id, text: docName(job.document_id) }),
       el('div', { class: 'sub' },
         job.kind ? el('span', { class: `kind kind-${job.kind}`, text: job.kind }) : null,
         job.created_at ? el('span', { class: 'when', text: fmtClock(job.created_at) }) : null,

@@ -4,7 +4,7 @@ import { api } from './api.js';
 import { $, clear, el } from './dom.js';
 import { docName } from './docs.js';
 import { openDoc } from './docview.js';
-import { citation } from './format.js';
+import { citation, visible } from './format.js';
 import { appendHighlighted, queryRegex, snippet } from './highlight.js';
 import { markdownText } from './markdown.js';
 import { notify } from './notice.js';
@@ -19,7 +19,7 @@ function hitItem(hit, q, re) {
   appendHighlighted(body, snippet(markdownText(hit.text), re), re);
   const item = el('li', { class: 'hit', tabindex: 0, dataset: { documentId: hit.document_id, chunkId: hit.chunk_id } },
     el('div', { class: 'hit-head' },
-      el('span', { class: 'hit-title', text: hit.title || docName(hit.document_id) }),
+      el('span', { class: 'hit-title', text: hit.title ? visible(hit.title) : docName(hit.document_id) }),
       cite ? el('span', { class: `cite ${Number.isFinite(hit.start_s) ? 'cite-time' : 'cite-page'}`, text: cite }) : null,
       el('span', { class: `kind kind-${hit.kind}`, text: hit.kind }),
       el('span', { class: 'score', title: 'similarity score', text: Number(hit.score).toFixed(3) })),

@@ -5,7 +5,7 @@ import { $, el } from './dom.js';
 import { rememberDoc } from './docs.js';
 import { openDoc } from './docview.js';
 import { logEvent } from './eventlog.js';
-import { clampPct, fmtBytes, shortId } from './format.js';
+import { clampPct, fmtBytes, shortId, visible } from './format.js';
 import { refreshJob, upsertJob } from './jobs.js';
 import { notify } from './notice.js';
 import { state } from './state.js';
@@ -25,7 +25,7 @@ function enqueueUploads(files) {
     const fill = el('div', { class: 'progress-fill', style: 'width: 0%' });
     const status = el('span', { class: 'up-state', text: 'waiting…' });
     const item = el('li', { class: 'upload up-waiting' },
-      el('span', { class: 'up-name', title: file.name, text: file.name }),
+      el('span', { class: 'up-name', title: visible(file.name), text: visible(file.name) }),
       el('span', { class: 'up-size', text: fmtBytes(file.size) }),
       el('div', { class: 'progress thin' }, fill),
       status);
@@ -63,7 +63,7 @@ function uploadOne({ file, item, fill, status, gen }) {
     const fail = (message) => {
       item.className = 'upload up-error';
       status.textContent = message;
-      notify(`${file.name}: ${message}`);
+      notify(`${visible(file.name)}: ${message}`);
       logEvent(`upload refused: ${message}`, { kind: 'system' });
       resolve();
     };
