@@ -12,17 +12,21 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from api.schemas import ErrorOut
-from ingestflow.chat import ConversationBusy, ConversationNotFound
-from ingestflow.control import Conflict
+from ingestflow.answering.chat import ConversationBusy, ConversationNotFound
 from ingestflow.errors import TransientError, UnsupportedFormat
+from ingestflow.jobs.control import Conflict
+from ingestflow.jobs.removal import NotFound
+from ingestflow.stores.storage import TooLarge
 
 # error class -> (status, detail override or None for the error's own message, extra headers)
 _MAPPING: list[tuple[type[Exception], int, str | None, dict[str, str]]] = [
     (ConversationNotFound, status.HTTP_404_NOT_FOUND, "conversation not found", {}),
     (ConversationBusy, status.HTTP_409_CONFLICT, "another question to this conversation was stored first; ask again",
      {}),
+    (NotFound, status.HTTP_404_NOT_FOUND, None, {}),
     (Conflict, status.HTTP_409_CONFLICT, None, {}),
     (UnsupportedFormat, status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, None, {}),
+    (TooLarge, status.HTTP_413_CONTENT_TOO_LARGE, None, {}),
     # A store or the orchestrator busy or away for a moment: worth a retry, never a 500.
     (TransientError, status.HTTP_503_SERVICE_UNAVAILABLE, None, {"Retry-After": "5"}),
     # PostgreSQL restarting or out of connections: the same, not a 500 (the pool reconnects on the next request).

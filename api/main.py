@@ -18,14 +18,15 @@ from api.routes import (
     health,
     jobs,
     owner_settings,
+    retention,
     search,
     stages,
     ws,
 )
-from ingestflow import storage
 from ingestflow.db import init_db
-from ingestflow.dispatcher import run_forever
+from ingestflow.jobs.dispatcher import run_forever
 from ingestflow.settings import get_settings
+from ingestflow.stores import storage
 
 
 @asynccontextmanager
@@ -44,7 +45,8 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
 
 def create_app() -> FastAPI:
     app = FastAPI(title="ingestflow", version="0.1.0", lifespan=lifespan)
-    for module in (documents, jobs, stages, formats, owner_settings, search, entities, chat, ws, health, dashboard):
+    for module in (documents, jobs, stages, formats, owner_settings, retention, search, entities, chat, ws, health,
+                   dashboard):
         app.include_router(module.router)
     errors.install(app)
     app.add_middleware(limits.BodyIdleTimeout)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, StrictBool
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StringConstraints
 
-from ingestflow.jobview import JobView
+from ingestflow.jobs.jobview import JobView
 
 
 class ErrorOut(BaseModel):
@@ -62,6 +62,47 @@ class OwnerSettings(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     redact_by_default: StrictBool = False
     keep_original: StrictBool = False
+
+
+def _a_number(value: Any) -> Any:
+    # JSON's 30.0 is the integer 30 (as JSON Schema says), but "30" or true is no number of days.
+    if isinstance(value, str | bool):
+        raise ValueError("a whole number of days")
+    return value
+
+
+class RetentionRule(BaseModel):
+    """After `days` from upload, the documents are deleted, or keep only their redacted form."""
+
+    model_config = ConfigDict(from_attributes=True)
+    days: Annotated[int, BeforeValidator(_a_number)] = Field(ge=1, le=36_500)
+    action: Literal["delete", "keep_redacted"] = "delete"
+
+
+CollectionName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
+
+
+class RetentionPolicies(BaseModel):
+    """The owner's rules: `default` for every document not in a collection with a rule of its own (none: kept
+    until deleted), `collections` by name. One rule per collection by construction."""
+
+    default: RetentionRule | None = None
+    collections: dict[CollectionName, RetentionRule] = Field(default_factory=dict, max_length=200)
+
+
+class AuditOut(BaseModel):
+    """A removal: what, whose, when, by whom or which policy, and what went from which store."""
+
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    at: datetime
+    action: str
+    document_id: str
+    title: str
+    filename: str
+    actor: str
+    policy_id: str | None
+    removed: dict[str, Any]  # store -> what went from it: free-form, as each store counts
 
 
 class Page(BaseModel):

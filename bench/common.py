@@ -30,7 +30,7 @@ def bench_stack(keep: bool = False) -> Iterator[tuple[Any, str, str, Any]]:
     from ingestflow.auth import create_key
     from ingestflow.db import session_scope
     from ingestflow.settings import Settings
-    from ingestflow.stack import Stack
+    from ingestflow.shell.stack import Stack
 
     settings = Settings()
     stack = Stack(settings, log=lambda m: None)

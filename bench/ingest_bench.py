@@ -200,8 +200,8 @@ def check_stores(settings: Any, jobs: dict[str, dict[str, Any]]) -> None:
     from sqlalchemy import select
 
     from ingestflow.db import Document, session_scope
-    from ingestflow.graph import open_graph_store
-    from ingestflow.vectors import open_vector_store
+    from ingestflow.stores.graph import open_graph_store
+    from ingestflow.stores.vectors import open_vector_store
 
     vectors = open_vector_store(settings)
     with session_scope(settings.sqlalchemy_url) as db:

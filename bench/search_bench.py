@@ -3,8 +3,8 @@ collection, BM25 in PostgreSQL, fusion), at 10k and 100k chunks spread over 10 a
 (`--large`: 1M as well).
 
 It runs a PostgreSQL server, a Chroma server and the API of its own (nothing else of the stack: no upload is
-made), fills them with synthetic chunks through the project's own write path (ingestflow.vectors for the
-vectors: random unit vectors of the embedding's 384 dimensions; ingestflow.lexical for the texts: 60 words
+made), fills them with synthetic chunks through the project's own write path (ingestflow.stores.vectors for the
+vectors: random unit vectors of the embedding's 384 dimensions; ingestflow.stores.lexical for the texts: 60 words
 drawn from a Zipf-distributed vocabulary, so common and rare terms behave as in prose), then asks queries of
 3-6 vocabulary words as randomly chosen owners, one at a time.
 
@@ -58,7 +58,7 @@ def _http_ok(url: str) -> bool:
 
 
 def start_servers(data: Path) -> tuple[list[subprocess.Popen[bytes]], str]:
-    from ingestflow.stack import postgres
+    from ingestflow.shell.stack import postgres
 
     cluster = postgres.ensure_cluster(data)
     pg = subprocess.Popen(postgres.server_args(cluster, PG), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
@@ -105,9 +105,9 @@ class Corpus:
 
     def grow(self, total: int) -> float:
         """Add chunks, spread evenly over the owners, until there are `total`; seconds it took."""
-        from ingestflow import lexical
         from ingestflow.db import ChunkText, Document, session_scope, utcnow
-        from ingestflow.vectors import DocumentVectors, chunk_id, open_vector_store
+        from ingestflow.stores import lexical
+        from ingestflow.stores.vectors import DocumentVectors, chunk_id, open_vector_store
 
         store = open_vector_store(self.settings)
         url = self.settings.sqlalchemy_url
@@ -167,7 +167,7 @@ def remove(corpus: Corpus) -> None:
     from sqlalchemy import delete
 
     from ingestflow.db import User, session_scope
-    from ingestflow.vectors import open_vector_store
+    from ingestflow.stores.vectors import open_vector_store
 
     store = open_vector_store(corpus.settings)
     for owner in corpus.owners:

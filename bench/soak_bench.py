@@ -8,7 +8,7 @@ bytes so none is a duplicate. The first 20 include one of every kind, so every m
 done. Printed then and after the last document: the Dask worker's resident memory (what its memory limit
 measures) and that of its parse children (which the limit does not see), and the ratio last/first (goal:
 within 20%). Sampled every 2 s in between: the peak, and how often the worker process was replaced
-(lifetime or memory recycling, ingestflow/dask_recycle.py).
+(lifetime or memory recycling, ingestflow/shell/dask_recycle.py).
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from ingestflow import backfill as sweep
 from ingestflow.db import session_scope
+from ingestflow.jobs import backfill as sweep
 from ingestflow.settings import get_settings
 
 

@@ -21,9 +21,9 @@ from prefect.runtime import flow_run
 
 from flows.placement import on_workers
 from ingestflow.errors import is_transient
+from ingestflow.jobs.lifecycle import fail_job, finish_job, forget_deleted, mark_running, record_stage, start_job
 from ingestflow.pipeline import BY_NAME, STAGES, Stage, StageResult, plan
 from ingestflow.refs import DocumentRef
-from tasks.jobs import fail_job, finish_job, forget_deleted, mark_running, record_stage, start_job
 
 GROUP_WAIT_S = 2.0
 GROUP_MAX = 64

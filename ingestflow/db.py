@@ -172,6 +172,36 @@ class Job(Base):
         return cls(document_id=doc.id, owner_id=doc.owner_id, kind=doc.kind, redact=doc.redact)
 
 
+class RetentionPolicy(Base):
+    """After `days`, an owner's documents (those of `collection`, or all where it is None and no collection's
+    own policy applies) are deleted, or keep only their redacted form (`action` "keep_redacted")."""
+
+    __tablename__ = "retention_policies"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    collection: Mapped[str | None] = mapped_column(String(200))
+    days: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(20))  # "delete" | "keep_redacted"
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class AuditRecord(Base):
+    """A removal: what, whose, when, by whom or which policy, and what went from which store. Retention never
+    deletes these; they go only with their owner."""
+
+    __tablename__ = "audit_records"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    action: Mapped[str] = mapped_column(String(20))  # deleted, cancelled, expired, original_removed, redacted
+    document_id: Mapped[str] = mapped_column(String(32), index=True)  # no foreign key: the document is gone
+    title: Mapped[str] = mapped_column(String(500))
+    filename: Mapped[str] = mapped_column(String(500))
+    actor: Mapped[str] = mapped_column(String(200))  # "user", or "retention policy <id>"
+    policy_id: Mapped[str | None] = mapped_column(String(32))
+    removed: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # store -> what went from it
+
+
 class Conversation(Base):
     __tablename__ = "conversations"
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -198,11 +228,11 @@ class Turn(Base):
 
 
 class ChunkText(Base):
-    """A chunk's text beside its vector, for lexical search (ingestflow/lexical.py). On PostgreSQL the migration
+    """A chunk's text beside its vector, for lexical search (ingestflow/stores/lexical.py). On PostgreSQL the migration
     adds `tsv` and `token_count`, generated from `text`; they are not mapped, since only SQL reads them."""
 
     __tablename__ = "chunks"
-    id: Mapped[str] = mapped_column(String(48), primary_key=True)  # the vector's id (ingestflow.vectors.chunk_id)
+    id: Mapped[str] = mapped_column(String(48), primary_key=True)  # the vector's id (stores.vectors.chunk_id)
     owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     document_id: Mapped[str] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), index=True)
     chunk_index: Mapped[int] = mapped_column(Integer)

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from ingestflow.answering.summary import PROMPT_VERSION
 from ingestflow.redaction.analyzer import RULES_VERSION
 from ingestflow.refs import DocumentRef
-from ingestflow.summary import PROMPT_VERSION
 
 if TYPE_CHECKING:
     from ingestflow.db import Document

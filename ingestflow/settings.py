@@ -150,7 +150,7 @@ class Settings(BaseSettings):
     def sqlalchemy_url(self) -> str:
         if self.database_url:
             return self.database_url
-        from ingestflow.stack.postgres import url
+        from ingestflow.postgres_url import url
 
         return url(self.data_dir, self.postgres_port)
 

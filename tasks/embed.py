@@ -7,14 +7,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ingestflow import lexical
 from ingestflow.db import ChunkText, session_scope
+from ingestflow.jobs.progress import StageProgress, cancelled_jobs
 from ingestflow.models import embedding_model, embedding_model_name
 from ingestflow.pipeline import EmbedResult
-from ingestflow.progress import StageProgress, cancelled_jobs
 from ingestflow.refs import DocumentRef
 from ingestflow.settings import get_settings
-from ingestflow.vectors import DocumentVectors, chunk_id, open_vector_store
+from ingestflow.stores import lexical
+from ingestflow.stores.vectors import DocumentVectors, chunk_id, open_vector_store
 from tasks.common import stage_task
 
 BATCH = 64

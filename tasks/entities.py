@@ -8,9 +8,9 @@ from collections import Counter
 from typing import Any
 
 from ingestflow.atomic_files import write_atomic
+from ingestflow.jobs.progress import StageProgress
 from ingestflow.models import spacy_pipeline, spacy_version
 from ingestflow.pipeline import EntitiesResult
-from ingestflow.progress import StageProgress
 from ingestflow.refs import DocumentRef
 from ingestflow.settings import get_settings
 from ingestflow.text import ENTITY_LABELS, markdown_to_text

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 from itertools import groupby
 
-from ingestflow.graph import writing
-from ingestflow.graph.base import ChunkFacts, DocumentFacts, EntityMention
+from ingestflow.jobs.progress import cancelled_jobs
 from ingestflow.pipeline import GraphResult
-from ingestflow.progress import cancelled_jobs
 from ingestflow.refs import DocumentRef
 from ingestflow.settings import get_settings
-from ingestflow.vectors import chunk_id
+from ingestflow.stores.graph import writing
+from ingestflow.stores.graph.base import ChunkFacts, DocumentFacts, EntityMention
+from ingestflow.stores.vectors import chunk_id
 from tasks.common import stage_task
 
 

@@ -1,18 +1,18 @@
 """summarise: a few central sentences of the document, each cited to its page or seconds, or an LLM's summary
-of them where one is configured and its answer names nothing they do not (ingestflow/summary.py). Made from the
-chunks, so a redacted document's summary is made from its redacted text."""
+of them where one is configured and its answer names nothing they do not (ingestflow/answering/summary.py). Made
+from the chunks, so a redacted document's summary is made from its redacted text."""
 
 from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING
 
+from ingestflow.answering.summary import PROMPT_VERSION, extractive, with_llm
 from ingestflow.atomic_files import write_atomic
 from ingestflow.models import embedding_model, embedding_model_name
 from ingestflow.pipeline import SummaryResult
 from ingestflow.refs import DocumentRef
 from ingestflow.settings import get_settings
-from ingestflow.summary import PROMPT_VERSION, extractive, with_llm
 from tasks.common import stage_task
 
 if TYPE_CHECKING:

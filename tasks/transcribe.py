@@ -9,8 +9,8 @@ from ingestflow.audio import whisper
 from ingestflow.audio.probe import probe
 from ingestflow.audio.subtitles import read_cues
 from ingestflow.detect import SUBTITLE_FORMATS
+from ingestflow.jobs.progress import StageProgress
 from ingestflow.pipeline import TranscribeResult
-from ingestflow.progress import StageProgress
 from ingestflow.refs import DocumentRef
 from ingestflow.settings import get_settings
 from tasks.common import stage_task

@@ -95,7 +95,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 def _running_stack(data_dir: Path) -> Iterator[Any]:
     from ingestflow.settings import Settings
-    from ingestflow.stack import Stack
+    from ingestflow.shell.stack import Stack
 
     # Ports of its own, so a running `ingestflow up` (or another checkout's test run) is left alone.
     base = int(os.environ.get("INGESTFLOW_TEST_PORT_BASE", "18000"))
@@ -127,7 +127,7 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
 def _running_postgres(data_dir: Path) -> Iterator[tuple[Path, int]]:
     import subprocess
 
-    from ingestflow.stack import postgres
+    from ingestflow.shell.stack import postgres
 
     port = int(os.environ.get("INGESTFLOW_TEST_PORT_BASE", "18000")) + 40
     cluster = postgres.ensure_cluster(data_dir)
@@ -174,7 +174,7 @@ def fresh_database(postgres_server: tuple[Path, int], label: str) -> str:
     from sqlalchemy import create_engine, text
 
     from ingestflow.db import init_db
-    from ingestflow.stack import postgres
+    from ingestflow.shell.stack import postgres
 
     data_dir, port = postgres_server
     name = "t_" + re.sub(r"\W", "_", label.lower())[:50]

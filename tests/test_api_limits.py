@@ -20,8 +20,8 @@ import pytest
 import uvicorn
 
 from api.main import create_app
-from ingestflow import storage
 from ingestflow.settings import Settings, get_settings
+from ingestflow.stores import storage
 from tests.conftest import fresh_database
 
 PORT_BASE = int(os.environ.get("INGESTFLOW_TEST_PORT_BASE", "18000"))

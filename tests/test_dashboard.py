@@ -356,3 +356,23 @@ def test_a_name_with_bidi_controls_cannot_pose_as_another_type(stack: Any, brows
         raise
     finally:
         page.close()
+
+
+def test_the_dashboard_shows_the_owners_retention_rules(stack: Any, browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    from tests.conftest import _api
+
+    api = _api(stack, "retention-view")
+    rules = {"default": {"days": 365}, "collections": {"calls": {"days": 30, "action": "keep_redacted"}}}
+    assert api.http.put("/v1/retention", json=rules).status_code == 200
+    page = browser.new_page(viewport={"width": 1440, "height": 1100})
+    try:
+        page.goto(str(api.http.base_url).rstrip("/") + "/")
+        page.fill("#api-key", api.http.headers["Authorization"].split(" ", 1)[1])
+        page.click("#key-save")
+        expect(page.locator("#retention")).to_have_text(
+            "Retention: documents: deleted after 365 days; collection “calls”: kept only redacted after 30 days.",
+            timeout=60_000)
+    finally:
+        page.close()

@@ -1,5 +1,5 @@
 """Bounded memory on the Dask workers: a worker is restarted gracefully when its memory grows past its share of
-the limit (ingestflow/dask_recycle.py) or its lifetime ends, and the task it was running runs again on the
+the limit (ingestflow/shell/dask_recycle.py) or its lifetime ends, and the task it was running runs again on the
 fresh process instead of failing. The first test uses a real local cluster with a nanny (fast tier); the second
 the stack's own worker, as `ingestflow up` starts it (slow tier)."""
 
@@ -13,7 +13,7 @@ from typing import Any
 import psutil
 import pytest
 
-from ingestflow.dask_recycle import MIN_TASKS
+from ingestflow.shell.dask_recycle import MIN_TASKS
 from tests.conftest import FIXTURES, Api, _api
 
 _HELD: list[bytes] = []  # what a "leaking" task keeps alive in the worker process
@@ -41,7 +41,7 @@ def test_a_worker_past_its_memory_share_restarts_and_its_running_task_runs_again
     monkeypatch.setenv("INGESTFLOW_DASK_RECYCLE_ABOVE", "0.7")
     limit = 1 << 30
     with LocalCluster(n_workers=1, threads_per_worker=1, memory_limit=limit, processes=True,
-                      preload=["ingestflow.dask_recycle"], dashboard_address=None) as cluster, \
+                      preload=["ingestflow.shell.dask_recycle"], dashboard_address=None) as cluster, \
             Client(cluster) as client:
         client.gather(client.map(abs, range(MIN_TASKS)))  # a fresh worker is never recycled: these age it
         first_pid = client.submit(os.getpid, pure=False).result()

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ingestflow.graph.base import EntitySummary
+from ingestflow.stores.graph.base import EntitySummary
 from tests.conftest import FIXTURES, Api, _key
 from tests.test_eval_retrieval import fixture_path
 
@@ -61,8 +61,8 @@ def _summary(name: str, label: str, mentions: int = 1) -> EntitySummary:
 
 
 def test_query_entities_exact_partial_and_guarded() -> None:
+    from ingestflow.answering.retrieval import match_query_entities
     from ingestflow.models import spacy_pipeline
-    from ingestflow.retrieval import match_query_entities
 
     known = [
         _summary("Christopher Latham Sholes", "PERSON"), _summary("IBM", "ORG", 3), _summary("Teams", "ORG"),
@@ -125,7 +125,7 @@ def fake_llm() -> Iterator[str]:
 
 
 def test_generate_openai_chat_then_completions_fallback(fake_llm: str) -> None:
-    from ingestflow.chat import generate
+    from ingestflow.answering.chat import generate
     from ingestflow.settings import Settings
 
     settings = Settings(llm_backend="openai", llm_base_url=fake_llm, llm_model="m", llm_timeout_s=10)
@@ -139,7 +139,7 @@ def test_generate_openai_chat_then_completions_fallback(fake_llm: str) -> None:
 
 
 def test_generate_ollama_and_errors() -> None:
-    from ingestflow.chat import generate
+    from ingestflow.answering.chat import generate
     from ingestflow.errors import PermanentError, TransientError
     from ingestflow.settings import Settings
 
@@ -158,7 +158,7 @@ def test_generate_ollama_and_errors() -> None:
 
 
 def test_sentences_drop_markup_and_split_bullets() -> None:
-    from ingestflow.extractive import sentences
+    from ingestflow.answering.extractive import sentences
 
     text = ("Ducks have a [cosmopolitan distribution](/wiki/X) , and are found everywhere. [[ 5 ]](#n) "
             "They swim well. ∞ WordStar (1978): one of the first programs. ∞ Microsoft Word followed it.")
@@ -370,8 +370,8 @@ def test_chat_with_an_llm_answers_from_the_passages(
     library: dict[str, dict[str, Any]], carol: Api, stack: Any, fake_llm: str
 ) -> None:
     """The LLM path of the same code the API runs, in-process against a fake OpenAI-compatible server."""
+    from ingestflow.answering.chat import ask
     from ingestflow.auth import user_for_key
-    from ingestflow.chat import ask
     from ingestflow.db import session_scope
 
     key = carol.http.headers["Authorization"].removeprefix("Bearer ")

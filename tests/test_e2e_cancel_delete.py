@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from distributed import Client
 
-from ingestflow.graph import writer_lock_path
+from ingestflow.stores.graph import writer_lock_path
 from tests.conftest import FIXTURES, Api, write_wav
 from tests.test_e2e_jobs import long_note, wait_for
 
@@ -69,10 +69,10 @@ def settle(settings: Any, timeout: float = 240) -> None:
 @pytest.mark.parametrize(("stage", "action"), CASES, ids=[f"{a}-during-{s}" for s, a in CASES])
 def test_cancel_or_delete_during_a_stage_leaves_nothing(alice: Api, stack: Any, tmp_path: Path, stage: str,
                                                         action: str) -> None:
-    from ingestflow.graph import open_graph_store
     from ingestflow.refs import work_dir
-    from ingestflow.storage import blob_path
-    from ingestflow.vectors import open_vector_store
+    from ingestflow.stores.graph import open_graph_store
+    from ingestflow.stores.storage import blob_path
+    from ingestflow.stores.vectors import open_vector_store
 
     settings = stack.settings
     tag = f"{action}-{stage}"

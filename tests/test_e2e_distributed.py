@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
-from ingestflow.stack import BIN, _http_ok, _port_open
-from ingestflow.stack.supervisor import Child, Supervisor
+from ingestflow.shell.stack import BIN, _http_ok, _port_open
+from ingestflow.shell.stack.supervisor import Child, Supervisor
 from tests.conftest import FIXTURES, Api, _user
 
 pytestmark = pytest.mark.slow
@@ -31,7 +31,7 @@ DOCUMENTS = ["documents/multi_page.pdf", "documents/word_sample.docx", "document
 def _database(postgres_server: tuple[Path, int], name: str) -> str:
     from sqlalchemy import create_engine, text
 
-    from ingestflow.stack import postgres
+    from ingestflow.shell.stack import postgres
 
     data_dir, port = postgres_server
     admin = create_engine(postgres.url(data_dir, port, "postgres"), isolation_level="AUTOCOMMIT")
@@ -96,7 +96,7 @@ def distributed(tmp_path_factory: pytest.TempPathFactory,
     apis = [f"http://127.0.0.1:{base + 10 + i}" for i in range(2)]
     for port in (base, base + 1, base + 3, base + 10, base + 11):
         assert not _port_open(port), f"port {port} is in use"
-    dask_worker = [str(BIN / "dask"), "worker", env["INGESTFLOW_DASK_ADDRESS"], "--preload", "ingestflow.warmup"]
+    dask_worker = [str(BIN / "dask"), "worker", env["INGESTFLOW_DASK_ADDRESS"], "--preload", "ingestflow.shell.warmup"]
     sup = Supervisor(env, tmp / "logs", tmp / "stack.json", lambda m: print(m, flush=True))
     try:
         sup.start(Child("prefect-server", [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
@@ -152,8 +152,8 @@ def test_two_replicas_give_every_job_exactly_one_flow_run(distributed: tuple[dic
     print(f"{len(jobs)} jobs through two replicas: {sum(runs.values())} flow runs for {sum(attempts.values())} "
           f"attempts; {batched} jobs ran in batch runs")
 
-    from ingestflow.graph import open_graph_store
-    from ingestflow.vectors import open_vector_store
+    from ingestflow.stores.graph import open_graph_store
+    from ingestflow.stores.vectors import open_vector_store
 
     vectors = open_vector_store(settings)
     docs = [replicas[0].get(f"/v1/documents/{u['document_id']}").json() for u in uploads]

@@ -94,7 +94,7 @@ def test_search_finds_each_document_first(ingested: dict[str, dict[str, Any]], a
 
 
 def _graph_counts(stack: Any, user_id: str) -> Any:
-    from ingestflow.graph import open_graph_store
+    from ingestflow.stores.graph import open_graph_store
 
     store = open_graph_store(stack.settings, read_only=True)
     try:
@@ -104,7 +104,7 @@ def _graph_counts(stack: Any, user_id: str) -> Any:
 
 
 def test_reupload_and_rerun_leave_no_duplicates(ingested: dict[str, dict[str, Any]], alice: Api, stack: Any) -> None:
-    from ingestflow.vectors import open_vector_store
+    from ingestflow.stores.vectors import open_vector_store
 
     name = "multi_page.pdf"
     doc_id = ingested[name]["document_id"]
@@ -166,7 +166,7 @@ def test_owners_are_isolated(ingested: dict[str, dict[str, Any]], alice: Api, bo
 
 
 def test_delete_removes_everything(alice: Api, stack: Any, tmp_path: Path) -> None:
-    from ingestflow.vectors import open_vector_store
+    from ingestflow.stores.vectors import open_vector_store
 
     note = tmp_path / "delete_me.md"
     note.write_text("# Zanzibar memo\n\nKaterina Novak of Borealis Shipping met the Zanzibar port authority.\n")

@@ -18,7 +18,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from ingestflow.graph import writer_lock_path
+from ingestflow.stores.graph import writer_lock_path
 from tests.conftest import Api
 
 pytestmark = pytest.mark.slow
@@ -97,7 +97,7 @@ def test_websocket_for_all_jobs_sees_a_new_upload(alice: Api, tmp_path: Path) ->
 
 
 def test_cancel_stops_the_work_and_retry_resumes(alice: Api, stack: Any, tmp_path: Path) -> None:
-    from ingestflow.vectors import open_vector_store
+    from ingestflow.stores.vectors import open_vector_store
 
     up = alice.upload(long_note(tmp_path / "cancel.md", "cancel", 1500)).json()
     wait_for(alice, up["job_id"], lambda j: j["stage"] == "embedding" and j["progress"] > 40)
@@ -135,8 +135,8 @@ def _flow_process(flow_run_id: str) -> psutil.Process | None:
 
 
 def test_killed_flow_process_is_recovered_without_duplicates(alice: Api, stack: Any, tmp_path: Path) -> None:
-    from ingestflow.graph import open_graph_store
-    from ingestflow.vectors import open_vector_store
+    from ingestflow.stores.graph import open_graph_store
+    from ingestflow.stores.vectors import open_vector_store
 
     up = alice.upload(long_note(tmp_path / "kill.md", "kill", 800)).json()
     job = wait_for(alice, up["job_id"], lambda j: j["stage"] == "embedding" and j["flow_run_id"])
@@ -175,7 +175,7 @@ def test_backfill_requeues_a_document_missing_its_index(alice: Api, stack: Any, 
         doc.vector_indexed = False  # as if the index were lost
 
     env = dict(os.environ, COLUMNS="200")
-    cli = [sys.executable, "-m", "ingestflow.cli", "backfill"]
+    cli = [sys.executable, "-m", "ingestflow.shell.cli", "backfill"]
     dry = subprocess.run([*cli, "--dry-run"], env=env, capture_output=True, text=True, timeout=120)
     assert dry.returncode == 0, dry.stderr
     assert up["document_id"][:12] in dry.stdout and "missing vectors" in dry.stdout, dry.stdout
@@ -192,6 +192,39 @@ def test_backfill_requeues_a_document_missing_its_index(alice: Api, stack: Any, 
             break
         time.sleep(1)
     assert doc_view["vector_indexed"] and doc_view["latest_job"]["status"] == "completed", doc_view
+
+
+def test_the_retention_deployment_expires_a_document_and_audits_it(stack: Any, tmp_path: Path) -> None:
+    """Issue 26: the `retention` deployment (run by hand through the CLI, as the Prefect UI's "run" does) deletes
+    a document older than its owner's rule with the full cascade; the dry run lists it and changes nothing."""
+    from datetime import timedelta
+
+    from ingestflow.db import Document, session_scope, utcnow
+    from ingestflow.stores.vectors import open_vector_store
+    from tests.conftest import _api
+
+    owner = _api(stack, "retention-e2e")
+    note = tmp_path / "expiring.md"
+    note.write_text("# Expiring\n\nIrena Horvat of Adriatic Ferries met Marko Babic in Split.\n")
+    up = owner.upload(note).json()
+    assert owner.wait_job(up["job_id"])["status"] == "completed"
+    with session_scope(stack.settings.sqlalchemy_url) as db:
+        doc = db.get(Document, up["document_id"])
+        assert doc is not None
+        doc.created_at = utcnow() - timedelta(days=10)
+    assert owner.http.put("/v1/retention", json={"default": {"days": 7}}).status_code == 200
+
+    env = dict(os.environ, COLUMNS="200")
+    cli = [sys.executable, "-m", "ingestflow.shell.cli", "retention"]
+    dry = subprocess.run([*cli, "--dry-run"], env=env, capture_output=True, text=True, timeout=120)
+    assert dry.returncode == 0 and up["document_id"][:12] in dry.stdout, dry.stdout + dry.stderr
+    assert owner.get(f"/v1/documents/{up['document_id']}").status_code == 200  # the dry run changed nothing
+    real = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=400)
+    assert real.returncode == 0 and "Completed" in real.stdout, real.stdout + real.stderr
+    assert owner.get(f"/v1/documents/{up['document_id']}").status_code == 404
+    assert open_vector_store(stack.settings).count(owner.user_id, up["document_id"]) == 0
+    [record] = owner.get("/v1/audit", action="expired").json()["items"]
+    assert record["document_id"] == up["document_id"] and record["removed"]["vectors"] > 0, record
 
 
 def test_a_stage_busy_past_the_crash_window_completes_on_its_first_attempt(alice: Api, stack: Any,

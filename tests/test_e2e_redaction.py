@@ -54,8 +54,8 @@ def _views(api: Api, stack: Any, doc_id: str, kind: str) -> list[str]:
     from sqlalchemy import select
 
     from ingestflow.db import ChunkText, session_scope
-    from ingestflow.graph import open_graph_store
-    from ingestflow.graph.ladybug_store import LadybugGraphStore
+    from ingestflow.stores.graph import open_graph_store
+    from ingestflow.stores.graph.ladybug_store import LadybugGraphStore
 
     summary = api.get(f"/v1/documents/{doc_id}/summary")
     assert summary.status_code == 200 and summary.json()["text"], summary.text  # made from the redacted text
@@ -144,8 +144,8 @@ def test_new_redaction_rules_rerun_redaction_and_what_follows_it_only(stack: Any
     run again, redact and every stage after it do, and the result is what a fresh upload makes."""
     from sqlalchemy import select
 
-    from ingestflow import backfill as sweep
     from ingestflow.db import ChunkText, Document, session_scope
+    from ingestflow.jobs import backfill as sweep
     from ingestflow.redaction.analyzer import RULES_VERSION
 
     owners = [_api(stack, "versions-rerun"), _api(stack, "versions-fresh")]

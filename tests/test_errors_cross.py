@@ -169,7 +169,7 @@ def test_one_of_ours_raised_from_a_library_exception_crosses_without_it() -> Non
 
 def test_a_jobs_error_speaks_of_the_document_not_the_library() -> None:
     """Issue 28: a library's raw message is for the operator (the task run's log), never the job's error."""
-    from tasks.jobs import in_words
+    from ingestflow.jobs.lifecycle import in_words
 
     raw = ValueError("[E088] Text of length 5000037 exceeds maximum of 1000000. The parser and NER models ...")
     for exc in (raw, crossable(raw), ForeignError(str(raw), "builtins.ValueError", False)):

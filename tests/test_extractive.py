@@ -3,8 +3,8 @@ model in-process."""
 
 from __future__ import annotations
 
-from ingestflow.extractive import extractive_answer
-from ingestflow.search import Source, embed_texts
+from ingestflow.answering.extractive import extractive_answer
+from ingestflow.answering.search import Source, embed_texts
 from ingestflow.settings import Settings
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from ingestflow.errors import PermanentError, TransientError
-from ingestflow.graph.base import ChunkFacts, EntityMention, GraphCounts, GraphStore, entity_id
+from ingestflow.stores.graph.base import ChunkFacts, EntityMention, GraphCounts, GraphStore, entity_id
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,14 +54,14 @@ def ctx(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ctx]:
     prefix = f"t{uuid.uuid4().hex[:10]}"
     store: GraphStore
     if request.param == "ladybug":
-        from ingestflow.graph.ladybug_store import LadybugGraphStore
+        from ingestflow.stores.graph.ladybug_store import LadybugGraphStore
 
         store = LadybugGraphStore(tmp_path / "graph" / "kb.lbug")
     else:
         uri = os.environ.get("INGESTFLOW_NEO4J_URI")
         if not uri:
             pytest.skip("neo4j contract tests need INGESTFLOW_NEO4J_URI (no Neo4j server can be installed here)")
-        from ingestflow.graph.neo4j_store import Neo4jGraphStore
+        from ingestflow.stores.graph.neo4j_store import Neo4jGraphStore
 
         store = Neo4jGraphStore(
             uri,
@@ -263,7 +263,7 @@ def _in_child(code: str) -> str:
 _CHILD_OPEN = """
     from pathlib import Path
     from ingestflow.errors import TransientError
-    from ingestflow.graph.ladybug_store import LadybugGraphStore
+    from ingestflow.stores.graph.ladybug_store import LadybugGraphStore
     try:
         store = LadybugGraphStore(Path({path!r}), read_only={read_only})
     except TransientError as exc:
@@ -275,7 +275,7 @@ _CHILD_OPEN = """
 
 
 def test_ladybug_second_writer_process_gets_transient_error(tmp_path: Path) -> None:
-    from ingestflow.graph.ladybug_store import LadybugGraphStore
+    from ingestflow.stores.graph.ladybug_store import LadybugGraphStore
 
     path = tmp_path / "kb.lbug"
     with LadybugGraphStore(path) as store:
@@ -291,7 +291,7 @@ def test_ladybug_second_writer_process_gets_transient_error(tmp_path: Path) -> N
 
 
 def test_ladybug_stores_in_one_process_share_the_database(tmp_path: Path) -> None:
-    from ingestflow.graph.ladybug_store import LadybugGraphStore
+    from ingestflow.stores.graph.ladybug_store import LadybugGraphStore
 
     path = tmp_path / "kb.lbug"
     first, second = LadybugGraphStore(path), LadybugGraphStore(path)
@@ -306,7 +306,7 @@ def test_ladybug_stores_in_one_process_share_the_database(tmp_path: Path) -> Non
 
 
 def test_ladybug_failed_write_keeps_old_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ingestflow.graph import ladybug_store
+    from ingestflow.stores.graph import ladybug_cypher, ladybug_store
 
     with ladybug_store.LadybugGraphStore(tmp_path / "kb.lbug") as store:
         store.write_document("o", "d", "D", report_chunks("d"))
@@ -314,7 +314,7 @@ def test_ladybug_failed_write_keeps_old_state(tmp_path: Path, monkeypatch: pytes
         real_run = store._run
 
         def failing_run(query: str, params: dict[str, object] | None = None) -> list[list[object]]:
-            if query == ladybug_store._CREATE_MENTIONS:  # after chunks were deleted and re-created
+            if query == ladybug_cypher.CREATE_MENTIONS:  # after chunks were deleted and re-created
                 raise TransientError("simulated crash mid-write")
             return real_run(query, params)
 
@@ -327,7 +327,7 @@ def test_ladybug_failed_write_keeps_old_state(tmp_path: Path, monkeypatch: pytes
 
 
 def test_ladybug_read_only(tmp_path: Path) -> None:
-    from ingestflow.graph.ladybug_store import LadybugGraphStore
+    from ingestflow.stores.graph.ladybug_store import LadybugGraphStore
 
     missing = tmp_path / "none" / "kb.lbug"
     with LadybugGraphStore(missing, read_only=True) as reader:
@@ -345,7 +345,7 @@ def test_ladybug_read_only(tmp_path: Path) -> None:
 def test_ladybug_threads_in_one_process_serialise_writes(tmp_path: Path) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from ingestflow.graph.ladybug_store import LadybugGraphStore
+    from ingestflow.stores.graph.ladybug_store import LadybugGraphStore
 
     path = tmp_path / "kb.lbug"
 
@@ -363,9 +363,9 @@ def test_ladybug_threads_in_one_process_serialise_writes(tmp_path: Path) -> None
 
 
 def test_open_graph_store_follows_settings(tmp_path: Path) -> None:
-    from ingestflow.graph import open_graph_store
-    from ingestflow.graph.ladybug_store import LadybugGraphStore
     from ingestflow.settings import Settings
+    from ingestflow.stores.graph import open_graph_store
+    from ingestflow.stores.graph.ladybug_store import LadybugGraphStore
 
     settings = Settings(data_dir=tmp_path, graph_backend="ladybug")
     store = open_graph_store(settings)

@@ -47,7 +47,7 @@ def _owner(url: str, name: str, jobs: int) -> list[str]:
 
 
 def test_a_second_owner_is_not_starved_by_a_bulk_import(settings: Settings) -> None:
-    from ingestflow.dispatcher import _claim
+    from ingestflow.jobs.dispatcher import _claim
 
     bulk = _owner(settings.sqlalchemy_url, "bulk", 200)
     single = _owner(settings.sqlalchemy_url, "single", 1)
@@ -63,7 +63,7 @@ def test_a_second_owner_is_not_starved_by_a_bulk_import(settings: Settings) -> N
 
 
 def test_one_owner_never_holds_every_run_slot(settings: Settings) -> None:
-    from ingestflow.dispatcher import _claim
+    from ingestflow.jobs.dispatcher import _claim
 
     _owner(settings.sqlalchemy_url, "bulk", 200)
     claims = [_claim(settings) for _ in range(5)]
@@ -71,7 +71,7 @@ def test_one_owner_never_holds_every_run_slot(settings: Settings) -> None:
 
 
 def test_concurrent_dispatchers_never_claim_the_same_job(settings: Settings) -> None:
-    from ingestflow.dispatcher import _claim
+    from ingestflow.jobs.dispatcher import _claim
 
     _owner(settings.sqlalchemy_url, "a", 30)
     _owner(settings.sqlalchemy_url, "b", 30)
@@ -95,8 +95,8 @@ def test_concurrent_dispatchers_never_claim_the_same_job(settings: Settings) -> 
 
 
 def test_a_run_that_lost_its_job_cannot_start_or_finish_it(settings: Settings) -> None:
-    from ingestflow.dispatcher import _claim
-    from tasks.jobs import finish_job, start_job
+    from ingestflow.jobs.dispatcher import _claim
+    from ingestflow.jobs.lifecycle import finish_job, start_job
 
     [job_id] = _owner(settings.sqlalchemy_url, "k", 1)
     claim = _claim(settings)
@@ -113,7 +113,7 @@ def test_a_run_that_lost_its_job_cannot_start_or_finish_it(settings: Settings) -
 
 
 def test_orchestrator_failures_requeue_without_blaming_the_document(settings: Settings) -> None:
-    from ingestflow.dispatcher import _apply_verdicts, _claim, _pending
+    from ingestflow.jobs.dispatcher import _apply_verdicts, _claim, _pending
 
     [job_id] = _owner(settings.sqlalchemy_url, "infra", 1)
     claim = _claim(settings)
@@ -152,7 +152,7 @@ def test_a_run_whose_process_never_started_counts_as_crashed() -> None:
     it failed, as when the database restarts under the Prefect server); no heartbeat will ever say so."""
     from prefect.states import Cancelled, Completed, Crashed, Pending, Running, Scheduled
 
-    from ingestflow.dispatcher import PENDING_AT_MOST, verdict_of
+    from ingestflow.jobs.dispatcher import PENDING_AT_MOST, verdict_of
 
     now = utcnow()
     late = now + PENDING_AT_MOST + timedelta(seconds=1)
@@ -169,7 +169,7 @@ def test_a_run_whose_process_never_started_counts_as_crashed() -> None:
 
 
 def test_a_job_whose_run_was_never_recorded_goes_back_to_the_queue(settings: Settings) -> None:
-    from ingestflow.dispatcher import _apply_verdicts, _claim, _unrecorded
+    from ingestflow.jobs.dispatcher import _apply_verdicts, _claim, _unrecorded
 
     [job_id] = _owner(settings.sqlalchemy_url, "lost", 1)
     claim = _claim(settings)
@@ -201,7 +201,7 @@ def test_stages_are_declared_once_and_every_one_has_a_task() -> None:
 
 def test_sqlite_data_directory_is_imported_whole(pg_url: str, tmp_path: Path) -> None:
     from ingestflow.db import init_db
-    from ingestflow.stack.sqlite_import import import_sqlite
+    from ingestflow.shell.stack.sqlite_import import import_sqlite
 
     legacy = tmp_path / "ingestflow.db"
     sqlite_url = f"sqlite:///{legacy}"
@@ -222,7 +222,7 @@ def test_sqlite_data_directory_is_imported_whole(pg_url: str, tmp_path: Path) ->
 
 
 def test_supervisor_restarts_a_killed_child_and_leaves_the_others(tmp_path: Path) -> None:
-    from ingestflow.stack.supervisor import Child, Supervisor, read_states
+    from ingestflow.shell.stack.supervisor import Child, Supervisor, read_states
 
     lines: list[str] = []
     sup = Supervisor(dict(os.environ), tmp_path / "logs", tmp_path / "stack.json", lines.append)

@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 
-from ingestflow import lexical
+from ingestflow.answering.ranking import combine, fuse, min_max, scaled_to_best
+from ingestflow.answering.search import SearchFilters, embed_texts
 from ingestflow.db import ChunkText, Document, User, session_scope, utcnow
-from ingestflow.ranking import combine, fuse, min_max, scaled_to_best
-from ingestflow.search import SearchFilters, embed_texts
 from ingestflow.settings import Settings
-from ingestflow.vectors import DocumentVectors, VectorStore, chunk_id, collection_name, where_clause
+from ingestflow.stores import lexical
+from ingestflow.stores.vectors import DocumentVectors, VectorStore, chunk_id, collection_name, where_clause
 
 # A neighbour paragraph that sounds like every question about invoices, and the table row that answers one.
 TEXTS = {
@@ -92,7 +93,7 @@ def test_where_clause_and_fusion() -> None:
 
 
 def test_each_owner_has_a_collection_and_sees_only_it(settings: Settings) -> None:
-    from ingestflow.vectors import open_vector_store
+    from ingestflow.stores.vectors import open_vector_store
 
     alice, bob, carol = (_owner(settings, n) for n in ("alice", "bob", "carol"))
     a_doc = _document(settings, alice, "billing.md", TEXTS["billing"])
@@ -128,7 +129,7 @@ def test_bm25_weighs_rare_terms_and_knows_exact_matches(settings: Settings) -> N
 
 
 def test_hybrid_puts_the_exact_term_first(settings: Settings) -> None:
-    from ingestflow.retrieval import retrieve
+    from ingestflow.answering.retrieval import retrieve
 
     owner = _owner(settings, "hybrid")
     billing = _document(settings, owner, "billing.md", TEXTS["billing"])
@@ -150,7 +151,7 @@ def test_a_document_is_served_only_once_a_run_has_completed_and_not_after_one_fa
     """Issue 28: the embed stage writes vectors and chunk texts before the later stages run; a document whose
     run is in flight for the first time, or failed after that, is in no search hit (nor chat source) until a run
     completes."""
-    from ingestflow.retrieval import retrieve
+    from ingestflow.answering.retrieval import retrieve
 
     owner = _owner(settings, "served")
     done = _document(settings, owner, "billing.md", TEXTS["billing"])
@@ -176,8 +177,8 @@ def test_a_document_is_served_only_once_a_run_has_completed_and_not_after_one_fa
 
 
 def test_rerank_reorders_the_top_with_the_model(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The rerank code path, with a fake cross-encoder: no package ships a real one (ingestflow/ranking.py)."""
-    from ingestflow import retrieval
+    """The rerank code path, with a fake cross-encoder: no package ships a real one (answering/ranking.py)."""
+    from ingestflow.answering import retrieval
 
     class FakeCrossEncoder:
         def predict(self, pairs: list[tuple[str, str]], **kwargs: Any) -> list[float]:
@@ -193,8 +194,8 @@ def test_rerank_reorders_the_top_with_the_model(settings: Settings, monkeypatch:
 
 
 def test_purge_removes_vectors_texts_and_the_last_collection(settings: Settings) -> None:
-    from ingestflow.purge import purge_document
-    from ingestflow.vectors import open_vector_store
+    from ingestflow.jobs.purge import purge_document
+    from ingestflow.stores.vectors import open_vector_store
 
     owner = _owner(settings, "purge")
     first = _document(settings, owner, "billing.md", TEXTS["billing"])
@@ -212,9 +213,56 @@ def test_purge_removes_vectors_texts_and_the_last_collection(settings: Settings)
     assert store.count(owner, third) == 2
 
 
+def test_delete_is_one_use_case_that_leaves_nothing_and_cancels_first(settings: Settings,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """ingestflow.jobs.removal.delete, what DELETE /v1/documents/{id} runs: the active job is cancelled and
+    committed before the stores are purged; then rows, vectors, lexical rows, the file and derived files go."""
+    from ingestflow.db import Job, JobStatus
+    from ingestflow.jobs import removal
+    from ingestflow.refs import work_dir
+    from ingestflow.stores import storage
+    from ingestflow.stores.vectors import open_vector_store
+
+    owner, stranger = _owner(settings, "remove"), _owner(settings, "stranger")
+    doc_id = _document(settings, owner, "billing.md", TEXTS["billing"])
+    with session_scope(settings.sqlalchemy_url) as db:
+        doc = db.get(Document, doc_id)
+        assert doc is not None
+        blob = storage.blob_path(settings.files_dir, doc.sha256)
+        job = Job.for_document(doc)
+        job.status = JobStatus.running
+        db.add(job)
+        db.flush()
+        job_id = job.id
+    blob.parent.mkdir(parents=True, exist_ok=True)
+    blob.write_bytes(b"billing")
+    (work_dir(settings, doc_id) / "chunks.json").parent.mkdir(parents=True, exist_ok=True)
+    (work_dir(settings, doc_id) / "chunks.json").write_text("[]")
+    seen_cancelled: list[str] = []
+    real_purge = removal.purge_document
+
+    def purge(settings_: Settings, owner_id: str, document_id: str) -> Any:
+        with session_scope(settings.sqlalchemy_url) as other:  # what a running stage reads meanwhile
+            found = other.get(Job, job_id)
+            seen_cancelled.append(found.status if found else "gone")
+        return real_purge(settings_, owner_id, document_id)
+
+    monkeypatch.setattr(removal, "purge_document", purge)
+    with session_scope(settings.sqlalchemy_url) as db, pytest.raises(removal.NotFound):
+        removal.delete(db, settings, stranger, doc_id)  # a foreign document is a missing one
+    with session_scope(settings.sqlalchemy_url) as db:
+        removal.delete(db, settings, owner, doc_id)
+    assert seen_cancelled == [JobStatus.cancelled], seen_cancelled
+    with session_scope(settings.sqlalchemy_url) as db:
+        assert db.get(Document, doc_id) is None and db.get(Job, job_id) is None
+        assert db.scalar(select(func.count()).select_from(ChunkText).where(ChunkText.document_id == doc_id)) == 0
+    assert open_vector_store(settings).count(owner, doc_id) == 0
+    assert not blob.exists() and not work_dir(settings, doc_id).exists()
+
+
 def test_backfill_finds_documents_search_cannot_see(settings: Settings) -> None:
-    from ingestflow.backfill import unsearchable
-    from ingestflow.vectors import open_vector_store
+    from ingestflow.jobs.backfill import unsearchable
+    from ingestflow.stores.vectors import open_vector_store
 
     owner = _owner(settings, "backfill")
     whole = _document(settings, owner, "billing.md", TEXTS["billing"])
@@ -232,8 +280,8 @@ def test_backfill_finds_documents_search_cannot_see(settings: Settings) -> None:
 def test_migrate_vectors_moves_a_single_collection_store_losing_nothing(settings: Settings) -> None:
     import chromadb
 
-    from ingestflow.vector_migration import migrate_vectors
-    from ingestflow.vectors import TURNS, open_vector_store
+    from ingestflow.stores.vector_migration import migrate_vectors
+    from ingestflow.stores.vectors import TURNS, open_vector_store
 
     alice, bob = _owner(settings, "m-alice"), _owner(settings, "m-bob")
     client = chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port)
@@ -292,8 +340,8 @@ def test_the_llm_reads_a_recording_window_with_its_neighbours_and_cites_the_wind
     """Windows are a few sentences (cut for precise citations): the prompt gives the LLM the windows either side
     of a cited one to read, while the source keeps its own text and seconds; a document's pages are not widened,
     and another owner's windows are never read."""
-    from ingestflow.chat import answer_prompt, widened
-    from ingestflow.search import Source
+    from ingestflow.answering.chat import answer_prompt, widened
+    from ingestflow.answering.search import Source
 
     owner, other = _owner(settings, "memo"), _owner(settings, "someone-else")
     windows = ["Remind me to call the dentist on Monday.", "The bike shop called back about the rear wheel.",

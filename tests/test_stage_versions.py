@@ -4,8 +4,8 @@ says how long that took last time. The re-run itself on the real stack: tests/te
 
 from __future__ import annotations
 
-from ingestflow.backfill import estimate, stale_stage
 from ingestflow.db import Document, Job
+from ingestflow.jobs.backfill import estimate, stale_stage
 from ingestflow.pipeline import BY_NAME, plan
 
 EMBEDDING = "all-MiniLM-L6-v2 (current)"

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from ingestflow.answering.summary import Summary, candidates, extractive, how_many, unsupported, with_llm
 from ingestflow.models import embedding_model
 from ingestflow.settings import Settings
-from ingestflow.summary import Summary, candidates, extractive, how_many, unsupported, with_llm
 
 CHUNKS = [
     {"index": 0, "text": "The library service ran a summer reading challenge for children aged four to eleven. "

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from ingestflow import storage
 from ingestflow.detect import Detected, check_name_agrees, detect
 from ingestflow.errors import CorruptInput, PermanentError, TransientError, UnsupportedFormat, is_transient
+from ingestflow.stores import storage
 from tests.conftest import FIXTURES
 
 EXPECTED_FORMATS = {
@@ -98,8 +98,8 @@ def test_formats_are_listed_from_one_table() -> None:
 
 
 def test_names_show_the_characters_that_could_disguise_them() -> None:
-    from ingestflow.cli import shown
     from ingestflow.display import visible
+    from ingestflow.shell.cli import shown
 
     assert visible("invoice\u202egnp.exe.pdf") == "invoice⟨U+202E⟩gnp.exe.pdf"
     assert visible("a\u200bb\u2066c\u0007.pdf") == "a⟨U+200B⟩b⟨U+2066⟩c⟨U+0007⟩.pdf"

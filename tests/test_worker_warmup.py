@@ -1,4 +1,4 @@
-"""A fresh Dask worker takes its first tasks with its libraries already imported (ingestflow/warmup.py): a real
+"""A fresh Dask worker takes its first tasks with its libraries already imported (ingestflow/shell/warmup.py): a real
 scheduler and a real `dask worker` with the stack's preload, restarted by its nanny again and again (as after a
 crash or a recycle), each time given a chunk, an embed and a transcribe task at the same moment, on as many
 threads. Before the preload, a fresh worker's first concurrent imports of transformers left docling's tokenizer
@@ -58,9 +58,9 @@ def worker_cluster(tmp_path: Path) -> Iterator[str]:
     procs = [
         subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
                           "--dashboard-address", ":0"], stdout=logs[0], stderr=subprocess.STDOUT, env=env, cwd=ROOT),
-        subprocess.Popen([str(BIN / "dask"), "worker", address, "--nthreads", "3", "--preload", "ingestflow.warmup",
-                          "--local-directory", str(tmp_path)], stdout=logs[1], stderr=subprocess.STDOUT, env=env,
-                         cwd=ROOT),
+        subprocess.Popen([str(BIN / "dask"), "worker", address, "--nthreads", "3", "--preload",
+                          "ingestflow.shell.warmup", "--local-directory", str(tmp_path)], stdout=logs[1],
+                         stderr=subprocess.STDOUT, env=env, cwd=ROOT),
     ]
     try:
         yield address

@@ -124,8 +124,8 @@ def _wait(stack: Any, job_ids: list[str], until: Callable[[int, dict[str, str]],
 @pytest.mark.parametrize("victim", list(VICTIMS))
 def test_kill_9_loses_nothing_and_repeats_nothing(victim: str, owner: Api, stack: Any) -> None:
     from ingestflow.db import Document, session_scope
-    from ingestflow.graph import open_graph_store
-    from ingestflow.vectors import open_vector_store
+    from ingestflow.stores.graph import open_graph_store
+    from ingestflow.stores.vectors import open_vector_store
 
     ups = [owner.upload_bytes(name, data).json() for name, data in _batch(f"kill-{victim}")]
     job_ids = [u["job_id"] for u in ups]

@@ -13,9 +13,9 @@ from sqlalchemy import select
 from api import errors
 from api.deps import NO_NUL, CurrentUser, IdPath, PageDep, QueryBudget, SessionDep, SettingsDep
 from api.schemas import SearchHit
-from ingestflow.chat import ask
+from ingestflow.answering.chat import ask
+from ingestflow.answering.search import SearchFilters
 from ingestflow.db import Conversation, Turn
-from ingestflow.search import SearchFilters
 
 router = APIRouter(prefix="/v1", tags=["chat"], responses=errors.documented(401))
 

@@ -3,31 +3,29 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, HTTPException, Query, Request, UploadFile, status
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api import errors, limits
 from api.deps import NO_NUL, CurrentUser, IdPath, PageDep, SessionDep, SettingsDep, UploadBudget
 from api.schemas import DocumentOut, IndexingStatus, Page, UploadAccepted
-from ingestflow import control, storage
+from ingestflow.answering.summary import Summary
 from ingestflow.audio.subtitles import to_srt, to_vtt
 from ingestflow.audio.transcript import Transcript, to_txt
 from ingestflow.db import ACTIVE_STATUSES, Document, Job, JobStatus, new_id
 from ingestflow.detect import check_name_agrees, detect
 from ingestflow.display import visible
-from ingestflow.errors import UnsupportedFormat
-from ingestflow.jobview import base_view
-from ingestflow.purge import purge_document
+from ingestflow.jobs import removal
+from ingestflow.jobs.jobview import base_view
 from ingestflow.redaction.marker import is_redacted
 from ingestflow.refs import work_dir
-from ingestflow.summary import Summary
+from ingestflow.stores import storage
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"], responses=errors.documented(401))
 
@@ -78,16 +76,10 @@ def upload(
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"upload exceeds {settings.max_upload_bytes} bytes")
     # The column's length (PostgreSQL enforces it), and no NUL, which PostgreSQL text cannot hold.
     filename = (file.filename or "").replace("\x00", "")[:500] or "upload"
+    tmp, sha, size = storage.spool(file.file, settings.files_dir, settings.max_upload_bytes)  # TooLarge: 413
     try:
-        tmp, sha, size = storage.spool(file.file, settings.files_dir, settings.max_upload_bytes)
-    except storage.TooLarge as exc:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(exc)) from exc
-    try:
-        try:
-            detected = detect(tmp, filename)
-            check_name_agrees(filename, detected)
-        except UnsupportedFormat as exc:
-            raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, exc.message) from exc
+        detected = detect(tmp, filename)  # UnsupportedFormat: 415 (api/errors.py)
+        check_name_agrees(filename, detected)
         # The owner's setting is a policy: an upload can ask for redaction, never opt out of it.
         redacting = redact or user.redact_by_default
         existing = db.scalar(select(Document).where(Document.owner_id == user.id, Document.sha256 == sha))
@@ -134,11 +126,7 @@ def _duplicate(db: Session, document_id: str) -> UploadAccepted:
 
 
 def owned(db: SessionDep, user: CurrentUser, document_id: str) -> Document:
-    doc = db.get(Document, document_id)
-    # A foreign document answers exactly like a missing one: ids must not leak across owners.
-    if doc is None or doc.owner_id != user.id:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"document {document_id} not found")
-    return doc
+    return removal.owned_document(db, user.id, document_id)  # a foreign document answers like a missing one
 
 
 def _out(doc: Document, db: SessionDep, settings: SettingsDep) -> DocumentOut:
@@ -202,19 +190,7 @@ def summary(document_id: IdPath, db: SessionDep, user: CurrentUser, settings: Se
 
 @router.delete("/{document_id}", status_code=status.HTTP_204_NO_CONTENT, responses=errors.documented(404, 503))
 def delete_document(document_id: IdPath, db: SessionDep, user: CurrentUser, settings: SettingsDep) -> None:
-    doc = owned(db, user, document_id)
-    # Its running stages must see the job cancelled before the stores are purged: the graph stage checks under
-    # the same lock, the embed stage checks again after writing, so nothing of it is written back afterwards.
-    for job in db.scalars(select(Job).where(Job.document_id == doc.id, Job.status.in_(ACTIVE_STATUSES))):
-        control.mark_cancelled(job)
-    db.commit()
-    purge_document(settings, doc.owner_id, doc.id)  # busy stores: 503 with Retry-After (api/errors.py)
-    sha = doc.sha256
-    db.delete(doc)
-    db.flush()
-    shared = db.scalar(select(func.count()).select_from(Document).where(Document.sha256 == sha)) or 0
-    storage.remove_if_unreferenced(settings.files_dir, sha, still_used=shared > 0)
-    shutil.rmtree(work_dir(settings, document_id), ignore_errors=True)
+    removal.delete(db, settings, user.id, document_id)  # busy stores: 503 with Retry-After (api/errors.py)
 
 
 @router.post("/{document_id}/reindex", status_code=status.HTTP_202_ACCEPTED, response_model=UploadAccepted,

@@ -13,8 +13,8 @@ from sqlalchemy import select
 from api import errors
 from api.deps import NO_NUL, CurrentUser, IdPath, SettingsDep
 from ingestflow.db import Document, session_scope
-from ingestflow.graph import GraphStore, open_graph_store
 from ingestflow.settings import Settings
+from ingestflow.stores.graph import GraphStore, open_graph_store
 
 router = APIRouter(prefix="/v1/entities", tags=["entities"], responses=errors.documented(401, 503))
 

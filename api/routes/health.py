@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api.deps import SettingsDep
-from ingestflow.health import detailed
+from ingestflow.shell.health import detailed
 
 router = APIRouter(tags=["health"])
 

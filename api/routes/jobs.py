@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Query, status
 from prefect.client.orchestration import get_client
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -13,10 +13,9 @@ from sqlalchemy.orm import Session
 from api import errors
 from api.deps import NO_NUL, CurrentUser, IdPath, IsoDateTime, PageDep, SessionDep, SettingsDep
 from api.schemas import Page
-from ingestflow import control
-from ingestflow.db import Document, Job, JobStatus, User, session_scope
-from ingestflow.jobview import JobView, base_view, live_view
-from ingestflow.purge import purge_document
+from ingestflow.db import Job, JobStatus, User, session_scope
+from ingestflow.jobs import control, removal
+from ingestflow.jobs.jobview import JobView, base_view, live_view
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=errors.documented(401))
 PREFECT_READ_TIMEOUT_S = 15.0
@@ -63,32 +62,13 @@ async def get_job(job_id: IdPath, user: CurrentUser, settings: SettingsDep) -> J
 
 
 def _owned_job(db: Session, user: User, job_id: str) -> Job:
-    job = db.get(Job, job_id)
-    if job is None or job.owner_id != user.id:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"job {job_id} not found")
-    return job
-
-
-def _cancel(settings: SettingsDep, user: CurrentUser, job_id: str) -> tuple[Job, str | None]:
-    with session_scope(settings.sqlalchemy_url) as db:
-        job = _owned_job(db, user, job_id)
-        run_id = control.mark_cancelled(job)
-        owner_id, document_id = job.owner_id, job.document_id
-    # Committed first: running stages see the cancel (the graph stage under the lock the purge takes, the embed
-    # stage after writing), so what they wrote before is purged here and nothing is written after.
-    purge_document(settings, owner_id, document_id)  # busy stores: 503 with Retry-After; cancelling again is ok
-    with session_scope(settings.sqlalchemy_url) as db:
-        job = _owned_job(db, user, job_id)
-        doc = db.get(Document, document_id)
-        if doc is not None:
-            control.forget_index(job, doc)
-    return job, run_id
+    return removal.owned_job(db, user.id, job_id)
 
 
 @router.post("/{job_id}/cancel", response_model=JobView, responses=errors.documented(404, 409, 503))
 async def cancel_job(job_id: IdPath, user: CurrentUser, settings: SettingsDep) -> JobView:
     """Stop the job and take its document out of the search index and the graph (the file stays, for a retry)."""
-    job, run_id = await asyncio.to_thread(_cancel, settings, user, job_id)
+    job, run_id = await asyncio.to_thread(removal.cancel, settings, user.id, job_id)  # busy stores: 503
     if run_id:  # a job not yet handed to Prefect has no run to stop
         async with get_client() as client:
             await control.stop_flow_run(client, run_id)

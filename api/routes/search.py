@@ -13,8 +13,8 @@ from pydantic import BaseModel
 from api import errors
 from api.deps import NO_NUL, CurrentUser, IsoDateOrDateTime, QueryBudget, SettingsDep
 from api.schemas import SearchHit
-from ingestflow.retrieval import Mode, QueryEntity, retrieve
-from ingestflow.search import ChunkHit, SearchFilters, as_utc
+from ingestflow.answering.retrieval import Mode, QueryEntity, retrieve
+from ingestflow.answering.search import ChunkHit, SearchFilters, as_utc
 
 router = APIRouter(prefix="/v1", tags=["search"], responses=errors.documented(401))
 

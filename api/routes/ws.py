@@ -19,7 +19,7 @@ from api.deps import IdPath, SettingsDep
 from api.routes.jobs import PREFECT_READ_TIMEOUT_S
 from ingestflow.auth import user_for_key
 from ingestflow.db import Job, JobStatus, session_scope, utcnow
-from ingestflow.jobview import base_view, live_view
+from ingestflow.jobs.jobview import base_view, live_view
 from ingestflow.settings import Settings
 
 router = APIRouter(tags=["live"])

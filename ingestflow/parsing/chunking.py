@@ -64,8 +64,9 @@ def _hf_tokenizer(tokenizer_path: str) -> Any:
 
 # Two threads importing transformers and docling's tokenizer module together let one see transformers
 # half-initialised; docling then records it as missing and every chunk in that process fails ("HuggingFaceTokenizer
-# is not fully defined"). A Dask worker imports them before its first task (ingestflow/warmup.py, which also covers
-# embed and transcribe); this lock keeps a process without that preload (tests, a worker started by hand) safe here.
+# is not fully defined"). A Dask worker imports them before its first task (ingestflow/shell/warmup.py, which also
+# covers embed and transcribe); this lock keeps a process without that preload (tests, a worker started by hand)
+# safe here.
 _BUILD_LOCK = threading.RLock()
 
 

@@ -16,6 +16,7 @@ import { loadJobs, wireJobs } from './jobs.js';
 import { connect, disconnect } from './live.js';
 import { notify, setConn } from './notice.js';
 import { wireSearch } from './search.js';
+import { loadRetention } from './retention.js';
 import { loadStages } from './stages.js';
 import { KEY_STORE, state } from './state.js';
 import { wireUploads } from './uploads.js';
@@ -40,6 +41,7 @@ function restart() {
   const gen = state.generation;
   connect(); // at once: the socket's first messages and the list fill merge by job id
   loadDocNames().then(() => { if (gen === state.generation) loadJobs(); });
+  loadRetention();
 }
 
 function setKey(key) {

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
 
-from ingestflow.graph.base import ChunkFacts, entity_id, normalise_name
+from ingestflow.stores.graph.base import ChunkFacts, entity_id, normalise_name
 
 Row = dict[str, Any]
 

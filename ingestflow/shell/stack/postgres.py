@@ -12,14 +12,14 @@ from __future__ import annotations
 import glob
 import os
 import pwd
-import secrets
 import shutil
 import subprocess
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-SUPERUSER = "ingestflow"
+from ingestflow.postgres_url import SUPERUSER, password, password_file, url  # noqa: F401 (the stack reads them here)
+
 DATABASES = ("ingestflow", "prefect")
 
 
@@ -34,24 +34,6 @@ def bin_dir(configured: Path | None = None) -> Path:
     if on_path:
         return Path(on_path).parent
     raise RuntimeError("PostgreSQL server binaries not found: run ./scripts/setup.sh (installs postgresql)")
-
-
-def password_file(data_dir: Path) -> Path:
-    return data_dir / "postgres.password"
-
-
-def password(data_dir: Path) -> str:
-    """The cluster's password, made on first use; only this data directory's owner can read it."""
-    path = password_file(data_dir)
-    if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(24))
-        path.chmod(0o600)
-    return path.read_text().strip()
-
-
-def url(data_dir: Path, port: int, database: str = "ingestflow", driver: str = "psycopg") -> str:
-    return f"postgresql+{driver}://{SUPERUSER}:{password(data_dir)}@127.0.0.1:{port}/{database}"
 
 
 def _server_user() -> pwd.struct_passwd | None:

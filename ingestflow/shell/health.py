@@ -92,7 +92,7 @@ def check_models(settings: Settings) -> dict[str, Any]:
 
 def check_processes(settings: Settings) -> dict[str, Any]:
     """The supervised children of `ingestflow up` (absent when the stack runs elsewhere)."""
-    from ingestflow.stack.supervisor import read_states
+    from ingestflow.shell.stack.supervisor import read_states
 
     states = read_states(settings.data_dir / "stack.json")
     return {

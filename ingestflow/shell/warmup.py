@@ -1,4 +1,4 @@
-"""Dask worker preload (`dask worker --preload ingestflow.warmup`): the worker imports the libraries and loads the
+"""Dask worker preload (`dask worker --preload ingestflow.shell.warmup`): the worker imports the libraries and loads the
 models its stages use, in one thread, before it registers with the scheduler, so no task ever starts beside a
 half-imported library.
 

@@ -18,12 +18,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ingestflow import pipeline
-from ingestflow.control import requeue
 from ingestflow.db import ChunkText, Document, Job, JobStatus, utcnow
 from ingestflow.errors import TransientError
+from ingestflow.jobs.control import requeue
 from ingestflow.models import embedding_model_name
 from ingestflow.settings import Settings
-from ingestflow.vectors import open_vector_store
+from ingestflow.stores.vectors import open_vector_store
 
 log = logging.getLogger(__name__)
 

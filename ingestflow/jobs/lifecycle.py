@@ -13,13 +13,13 @@ from collections.abc import Sequence
 
 from sqlalchemy import select
 
-from ingestflow.control import requeue_after_trouble
 from ingestflow.db import Document, Job, JobStatus, session_scope, utcnow
 from ingestflow.errors import ForeignError, IngestError, is_transient
+from ingestflow.jobs.control import requeue_after_trouble
 from ingestflow.pipeline import Stage, StageResult, metrics_of
 from ingestflow.refs import DocumentRef, work_dir
 from ingestflow.settings import get_settings
-from ingestflow.storage import blob_path
+from ingestflow.stores.storage import blob_path
 
 
 def _held(job: Job | None, dispatch_key: str | None) -> bool:

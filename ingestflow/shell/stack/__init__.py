@@ -23,8 +23,8 @@ import httpx
 import psutil
 
 from ingestflow.settings import PROJECT_ROOT, Settings
-from ingestflow.stack import postgres
-from ingestflow.stack.supervisor import Child, Supervisor
+from ingestflow.shell.stack import postgres
+from ingestflow.shell.stack.supervisor import Child, Supervisor
 
 BIN = Path(sys.executable).parent
 
@@ -138,9 +138,9 @@ def worker_args(settings: Settings) -> list[str]:
     """`dask worker`'s preloads and bounded memory: the libraries and models imported before the first task
     (warmup.py), Dask's limit (it pauses a worker at 80% and kills it at 95%), a graceful restart at the end of a
     lifetime, and one before the pause when memory grows (dask_recycle.py)."""
-    return ["--preload", "ingestflow.warmup", "--memory-limit", settings.dask_memory_limit,
+    return ["--preload", "ingestflow.shell.warmup", "--memory-limit", settings.dask_memory_limit,
             "--lifetime", settings.dask_worker_lifetime, "--lifetime-stagger", settings.dask_worker_lifetime_stagger,
-            "--lifetime-restart", "--preload", "ingestflow.dask_recycle"]
+            "--lifetime-restart", "--preload", "ingestflow.shell.dask_recycle"]
 
 
 def _interrupt(_signum: int, _frame: object) -> None:
@@ -244,14 +244,14 @@ class Stack:
         s = self.settings
         init_db(s.sqlalchemy_url)
         if s.embedded_postgres and s.legacy_sqlite.exists():
-            from ingestflow.stack.sqlite_import import import_sqlite
+            from ingestflow.shell.stack.sqlite_import import import_sqlite
 
             copied = import_sqlite(s.legacy_sqlite, s.sqlalchemy_url)
             self.log(f"  imported {sum(copied.values())} rows from {s.legacy_sqlite} into PostgreSQL: {copied}")
 
     def _migrate_vectors(self) -> None:
         """A vector store from before per-owner collections is moved into them (`ingestflow migrate-vectors`)."""
-        from ingestflow.vector_migration import migrate_vectors
+        from ingestflow.stores.vector_migration import migrate_vectors
 
         for report in migrate_vectors(self.settings):
             if report.copied:

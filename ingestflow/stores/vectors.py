@@ -3,7 +3,7 @@
 Isolation by construction: an owner's vectors live in the collection `<space>-<owner id>` (`chunks-...` for
 document chunks, `turns-...` for conversation turns), so a query cannot reach another owner's vectors, and it
 pays no metadata filter for the owner (on 100k vectors the `owner_id` filter made a query 20x slower). A
-collection is created by its first write and removed with its owner's last document (ingestflow/purge.py).
+collection is created by its first write and removed with its owner's last document (ingestflow/jobs/purge.py).
 Ids are deterministic (document id + chunk index, or the turn id), so writes repeat safely.
 """
 
@@ -265,7 +265,7 @@ class VectorStore:
                          lambda col: set(col.get(ids=list(ids), include=[])["ids"]), set())
 
     def drop_legacy(self) -> None:
-        """Remove the pre-migration single collection of this space (ingestflow/vector_migration.py)."""
+        """Remove the pre-migration single collection of this space (ingestflow/stores/vector_migration.py)."""
         try:
             _client(self.host, self.port).delete_collection(self.space)
         except Exception as exc:

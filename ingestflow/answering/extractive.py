@@ -7,7 +7,7 @@ import re
 
 import numpy as np
 
-from ingestflow.search import Source, embed_texts
+from ingestflow.answering.search import Source, embed_texts
 from ingestflow.settings import Settings
 from ingestflow.text import markdown_to_text
 from ingestflow.text import sentences as split_sentences

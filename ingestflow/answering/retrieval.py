@@ -1,11 +1,11 @@
 """Hybrid search: meaning and words scored together, an optional graph boost, an optional rerank.
 
 Candidates are the owner's chunks (within the filters) nearest the query's embedding (Chroma) and those best
-by BM25 over the chunk texts (PostgreSQL, ingestflow/lexical.py). Each candidate is scored by its cosine and
-its BM25 together (ingestflow/ranking.py `combine`), with a bonus for holding the query's exact terms (numbers,
-names), so that an exact match (an invoice number, a name, a figure in a table) comes first where the small
-embedding model ranks a neighbouring paragraph above it. A cross-encoder, when one is configured, then reorders
-the top.
+by BM25 over the chunk texts (PostgreSQL, ingestflow/stores/lexical.py). Each candidate is scored by its cosine
+and its BM25 together (ingestflow/answering/ranking.py `combine`), with a bonus for holding the query's exact
+terms (numbers, names), so that an exact match (an invoice number, a name, a figure in a table) comes first where
+the small embedding model ranks a neighbouring paragraph above it. A cross-encoder, when one is configured, then
+reorders the top.
 
 The graph expansion adds what the knowledge graph knows: entities named in the query (found by spaCy on the
 query, and by matching the query's word n-grams against the owner's entity names) reach the chunks that
@@ -23,16 +23,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ingestflow import lexical
+from ingestflow.answering.ranking import VECTOR_SHARE, combine, fuse, rerank_scores, reranker_for, scaled_to_best
+from ingestflow.answering.search import ChunkHit, SearchFilters, attach_entities, embed_query, scope
 from ingestflow.errors import IngestError
-from ingestflow.graph import open_graph_store
-from ingestflow.graph.base import EntitySummary, GraphStore, Related
 from ingestflow.models import spacy_pipeline
-from ingestflow.ranking import VECTOR_SHARE, combine, fuse, rerank_scores, reranker_for, scaled_to_best
-from ingestflow.search import ChunkHit, SearchFilters, attach_entities, embed_query, scope
 from ingestflow.settings import Settings
+from ingestflow.stores import lexical
+from ingestflow.stores.graph import open_graph_store
+from ingestflow.stores.graph.base import EntitySummary, GraphStore, Related
+from ingestflow.stores.vectors import open_vector_store
 from ingestflow.text import ENTITY_LABELS as QUERY_LABELS
-from ingestflow.vectors import open_vector_store
 
 log = logging.getLogger(__name__)
 
@@ -236,7 +236,7 @@ def retrieve(
 ) -> Retrieval:
     """The owner's k best chunks for the query. `vector` replaces the query's own embedding; `follows` is what
     the query follows up (the chat's earlier questions): the words are then two readings of half the weight
-    each, the query alone and the query after it, as the chat's vector is (ingestflow/chat.py)."""
+    each, the query alone and the query after it, as the chat's vector is (ingestflow/answering/chat.py)."""
     where = scope(settings, owner_id, filters or SearchFilters())
     if where.empty:
         return Retrieval(hits=[])

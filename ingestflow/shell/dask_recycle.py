@@ -1,4 +1,4 @@
-"""Dask worker preload (`dask worker --preload ingestflow.dask_recycle`): an idle worker gives the memory it
+"""Dask worker preload (`dask worker --preload ingestflow.shell.dask_recycle`): an idle worker gives the memory it
 freed back to the system, and a worker whose memory still grows past a share of its limit is restarted the way
 its lifetime ends.
 
@@ -12,7 +12,7 @@ results. Past 80% of the limit it pauses (takes no new tasks, yet nothing it hol
 paused and the queue stalls); past 95% its nanny kills it, and the tasks it was running count as failed
 attempts (three, and Dask gives up on them). `Worker.close_gracefully`, which the lifetime timer calls, instead
 tells the scheduler first: the running tasks go back to it without counting a failure and run again on the
-fresh process the nanny starts, which loads its models again before it registers (ingestflow/warmup.py).
+fresh process the nanny starts, which loads its models again before it registers (ingestflow/shell/warmup.py).
 """
 
 from __future__ import annotations

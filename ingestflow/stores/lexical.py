@@ -7,7 +7,7 @@ is scored with BM25: a rare term (an invoice number, a name, a figure in a table
 common one, which PostgreSQL's own ts_rank cannot do, as it knows nothing of how common a term is. Each hit
 also says whether it holds every query term (`all_terms`) and every exact term of the query (`exact`: the
 words that carry a digit, like an invoice number or a figure, and the capitalised names past the first
-word), what the fusion in ingestflow/retrieval.py uses to put exact matches first. Without PostgreSQL
+word), what the fusion in ingestflow/answering/retrieval.py uses to put exact matches first. Without PostgreSQL
 (SQLite) there is no lexical search: hybrid search is then vector search alone.
 """
 from __future__ import annotations
@@ -18,14 +18,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, select, text
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from ingestflow.db import ChunkText, Document, get_engine, session_scope
-from ingestflow.vectors import NoneOf
+from ingestflow.stores.vectors import NoneOf
 
 K1, B = 1.2, 0.75  # BM25's usual constants
 COMMON, COMMON_SHARE = 200, 0.05  # a term in more chunks than both is common
-# Columns a search may be narrowed by, per table (the filters of ingestflow.search.Scope, or a conversation).
+# Columns a search may be narrowed by, per table (the filters of ingestflow.answering.search.Scope, or a conversation).
 _FILTERABLE = {"chunks": ("kind", "collection", "document_id"), "turns": ("conversation_id",)}
 
 
@@ -86,9 +87,12 @@ def texts(url: str, owner_id: str, ids: Sequence[str]) -> dict[str, str]:
         return {row.id: row.text for row in rows}
 
 
-def delete_document(url: str, document_id: str) -> None:
+def delete_document(url: str, document_id: str) -> int:
+    """Removes the document's rows; how many there were."""
     with session_scope(url) as db:
-        db.execute(delete(ChunkText).where(ChunkText.document_id == document_id))
+        result: CursorResult[Any] = db.execute(  # type: ignore[assignment]
+            delete(ChunkText).where(ChunkText.document_id == document_id))
+        return int(result.rowcount or 0)
 
 
 def _scope_sql(table: str, conditions: Mapping[str, Any], params: dict[str, Any]) -> str:

@@ -27,12 +27,12 @@ from prefect.exceptions import ObjectNotFound
 from prefect.states import Crashed
 from sqlalchemy import func, or_, select
 
-from ingestflow.control import give_up_after_trouble, requeue, requeue_after_trouble
 from ingestflow.db import ACTIVE_STATUSES, Job, JobStatus, session_scope, utcnow
+from ingestflow.jobs.control import give_up_after_trouble, requeue, requeue_after_trouble
 from ingestflow.prefect_names import BATCH_DEPLOYMENT, DOCUMENT_DEPLOYMENT
 from ingestflow.settings import Settings
 
-log = logging.getLogger("ingestflow.dispatcher")
+log = logging.getLogger("ingestflow.jobs.dispatcher")
 
 TERMINAL_PREFECT = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 # A single upload's stages run before a bulk import's on the Dask workers.

@@ -1,6 +1,6 @@
 """The pieces every search is made of: the filters and the scope they give, the query vector, the hit and
 its provenance, and what each hit mentions. Hybrid ranking, the graph expansion and the chat build on them
-(ingestflow.retrieval, ingestflow.chat).
+(ingestflow.answering.retrieval, ingestflow.answering.chat).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from typing import Any
 from sqlalchemy import func, or_, select
 
 from ingestflow.db import Document, session_scope
-from ingestflow.graph.base import entity_id
 from ingestflow.models import embedding_model
 from ingestflow.settings import Settings
-from ingestflow.vectors import NoneOf, VectorHit, where_clause
+from ingestflow.stores.graph.base import entity_id
+from ingestflow.stores.vectors import NoneOf, VectorHit, where_clause
 
 
 @dataclass(frozen=True)

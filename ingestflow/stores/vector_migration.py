@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ingestflow import lexical
 from ingestflow.db import ChunkText, session_scope
 from ingestflow.settings import Settings
-from ingestflow.vectors import TURNS, VectorStore, open_vector_store
+from ingestflow.stores import lexical
+from ingestflow.stores.vectors import TURNS, VectorStore, open_vector_store
 
 PAGE = 1000
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,8 +27,8 @@ from typing import Any
 import ladybug
 
 from ingestflow.errors import PermanentError, TransientError
-from ingestflow.graph._rows import DocumentRows, Row, document_rows
-from ingestflow.graph.base import (
+from ingestflow.stores.graph._rows import DocumentRows, Row, document_rows
+from ingestflow.stores.graph.base import (
     ChunkFacts,
     DocumentFacts,
     EntityDetail,
@@ -39,90 +38,27 @@ from ingestflow.graph.base import (
     Related,
     normalise_name,
 )
-
-SCHEMA = (
-    "CREATE NODE TABLE IF NOT EXISTS Document(id STRING, owner STRING, title STRING, PRIMARY KEY(id))",
-    "CREATE NODE TABLE IF NOT EXISTS Chunk(id STRING, owner STRING, document_id STRING, idx INT64,"
-    " text STRING, page INT64, start_s DOUBLE, end_s DOUBLE, PRIMARY KEY(id))",
-    "CREATE NODE TABLE IF NOT EXISTS Entity(id STRING, owner STRING, name STRING, label STRING, PRIMARY KEY(id))",
-    "CREATE REL TABLE IF NOT EXISTS HAS_CHUNK(FROM Document TO Chunk)",
-    "CREATE REL TABLE IF NOT EXISTS MENTIONS(FROM Chunk TO Entity, count INT64)",
-    "CREATE REL TABLE IF NOT EXISTS RELATED_TO(FROM Entity TO Entity, document_id STRING, weight INT64)",
+from ingestflow.stores.graph.ladybug_cypher import (
+    COUNTS,
+    CREATE_CHUNKS,
+    CREATE_ENTITIES,
+    CREATE_MENTIONS,
+    CREATE_RELATED,
+    DELETE_CHUNKS,
+    DELETE_ORPHANS_OF,
+    DELETE_OWNER_ORPHANS,
+    DELETE_RELATED,
+    ENTITY,
+    EXISTING_CHUNKS,
+    EXISTING_ENTITIES,
+    FIND,
+    MENTIONS,
+    MERGE_DOCUMENT,
+    OLD_ENTITIES,
+    RELATED,
+    SCHEMA,
 )
-
-# Old entities are looked up before the chunks go, so stale RELATED_TO edges and orphans can be
-# found by primary key instead of scanning whole tables.
-_OLD_ENTITIES = (
-    "MATCH (d:Document {id: $doc})-[:HAS_CHUNK]->(c:Chunk) MATCH (c)-[:MENTIONS]->(e:Entity) RETURN DISTINCT e.id"
-)
-# Edges point from the smaller id, and both ends were mentioned by the document, so starting
-# from each old entity's outgoing edges reaches every edge of this document exactly once.
-_DELETE_RELATED = (
-    "UNWIND $ids AS eid MATCH (a:Entity {id: eid})-[r:RELATED_TO]->(:Entity) WHERE r.document_id = $doc DELETE r"
-)
-_DELETE_CHUNKS = "MATCH (d:Document {id: $doc})-[:HAS_CHUNK]->(c:Chunk) DETACH DELETE c"
-_MERGE_DOCUMENT = "MERGE (d:Document {id: $doc}) SET d.owner = $owner, d.title = $title"
-# After the delete above, the document's chunks and edges cannot exist, so plain CREATE replaces
-# them exactly. UNWIND + MERGE is planned as a join against a full scan of the node table: at 150
-# documents, MERGE of ~480 entities took 170 ms and grew with the graph, while looking them up by
-# primary key and creating the missing ones took ~30 ms. Single writer (file lock + the in-process
-# lock below), so check-then-create cannot race.
-_CREATE_CHUNKS = (
-    "MATCH (d:Document {id: $doc}) UNWIND $rows AS r CREATE (d)-[:HAS_CHUNK]->(:Chunk {id: r.id, owner: $owner,"
-    " document_id: $doc, idx: r.idx, text: r.text, page: CAST(r.page AS INT64),"
-    " start_s: CAST(r.start_s AS DOUBLE), end_s: CAST(r.end_s AS DOUBLE)})"
-)
-_EXISTING_CHUNKS = "UNWIND $ids AS i MATCH (c:Chunk {id: i}) RETURN c.id"
-_EXISTING_ENTITIES = "UNWIND $ids AS i MATCH (e:Entity {id: i}) RETURN e.id"
-_CREATE_ENTITIES = "UNWIND $rows AS r CREATE (:Entity {id: r.id, owner: $owner, name: r.name, label: r.label})"
-# Each endpoint gets its own MATCH: `MATCH (a {id: r.a}), (b {id: r.b})` is planned as two full
-# table scans joined by hash (2.1 s for 1,000 pairs at 60 documents, growing with the graph);
-# separate MATCH clauses are primary-key lookups (~50 ms).
-_CREATE_MENTIONS = (
-    "UNWIND $rows AS r MATCH (c:Chunk {id: r.chunk}) WITH c, r MATCH (e:Entity {id: r.entity})"
-    " CREATE (c)-[:MENTIONS {count: r.count}]->(e)"
-)
-_CREATE_RELATED = (
-    "UNWIND $rows AS r MATCH (a:Entity {id: r.a}) WITH a, r MATCH (b:Entity {id: r.b})"
-    " CREATE (a)-[:RELATED_TO {document_id: $doc, weight: r.weight}]->(b)"
-)
-_DELETE_ORPHANS_OF = (
-    "UNWIND $ids AS eid MATCH (e:Entity {id: eid}) WHERE NOT EXISTS { MATCH (e)<-[:MENTIONS]-(:Chunk) } DETACH DELETE e"
-)
-_DELETE_OWNER_ORPHANS = (
-    "MATCH (e:Entity) WHERE e.owner = $owner AND NOT EXISTS { MATCH (e)<-[:MENTIONS]-(:Chunk) } DETACH DELETE e"
-)
-_COUNTS = (
-    "MATCH (d:Document) WHERE d.owner = $owner RETURN count(d)",
-    "MATCH (c:Chunk) WHERE c.owner = $owner RETURN count(c)",
-    "MATCH (e:Entity) WHERE e.owner = $owner RETURN count(e)",
-    "MATCH (c:Chunk)-[m:MENTIONS]->(:Entity) WHERE c.owner = $owner RETURN count(m)",
-    "MATCH (a:Entity)-[r:RELATED_TO]->(:Entity) WHERE a.owner = $owner RETURN count(r)",
-)
-# `x CONTAINS ''` is false in LadybugDB (true in Neo4j), hence the explicit empty-query branch.
-_FIND = (
-    "MATCH (:Chunk)-[m:MENTIONS]->(e:Entity) WHERE e.owner = $owner AND ($q = '' OR lower(e.name) CONTAINS $q)"
-    " RETURN e.id, e.name, e.label, sum(m.count) AS n ORDER BY n DESC, e.name, e.id LIMIT $limit"
-)
-_ENTITY = "MATCH (e:Entity {id: $id}) WHERE e.owner = $owner RETURN e.name, e.label"
-_MENTIONS = (
-    "MATCH (c:Chunk)-[m:MENTIONS]->(e:Entity {id: $id}) RETURN c.document_id, c.id, c.idx, c.page,"
-    " c.start_s, c.end_s, m.count ORDER BY c.document_id, c.idx"
-)
-_RELATED = (
-    "MATCH (e:Entity {id: $id})-[r:RELATED_TO]-(o:Entity) RETURN o.id, o.name, o.label,"
-    " sum(r.weight) AS w ORDER BY w DESC, o.name, o.id"
-)
-
-_LOCK_MARKERS = ("could not set lock", "lock is held", "resource temporarily unavailable")
-_BUSY_MARKERS = ("only one write transaction",)
-_READER_RACE_MARKERS = ("checkpoint recovery is pending", "checksum verification failed")
-READ_ONLY_OPEN_RETRY_S = 3.0
-
-
-def _is_marked(exc: BaseException, markers: tuple[str, ...]) -> bool:
-    text = str(exc).lower()
-    return any(marker in text for marker in markers)
+from ingestflow.stores.graph.ladybug_open import BUSY_MARKERS, LOCK_MARKERS, is_marked, open_database, open_read_only
 
 
 @dataclass
@@ -134,35 +70,6 @@ class _SharedDatabase:
 
 _shared: dict[Path, _SharedDatabase] = {}
 _shared_guard = threading.Lock()
-
-
-def _open_database(path: Path) -> ladybug.Database:
-    try:
-        return ladybug.Database(str(path))
-    except RuntimeError as exc:
-        if _is_marked(exc, _LOCK_MARKERS):
-            raise TransientError(
-                f"graph database {path} is locked by another read-write process; retry later ({exc})"
-            ) from exc
-        raise
-
-
-def _open_read_only(path: Path) -> ladybug.Database:
-    """A reader beside a live writer can catch it checkpointing, or read a WAL record still being
-    appended (checksum error); both clear within a second or two, so retry briefly here (measured:
-    ~1 in 6 opens failed while a writer wrote continuously) before handing the caller a TransientError."""
-    deadline = time.monotonic() + READ_ONLY_OPEN_RETRY_S
-    delay = 0.05
-    while True:
-        try:
-            return ladybug.Database(str(path), read_only=True)
-        except RuntimeError as exc:
-            if not _is_marked(exc, _READER_RACE_MARKERS):
-                raise
-            if time.monotonic() + delay > deadline:
-                raise TransientError(f"graph database {path} is being checkpointed; retry later ({exc})") from exc
-        time.sleep(delay)
-        delay = min(delay * 2, 0.5)
 
 
 class LadybugGraphStore:
@@ -178,7 +85,7 @@ class LadybugGraphStore:
             # A missing file has nothing to read: an empty in-memory graph avoids creating files
             # from a reader and keeps "no graph yet" from being an error.
             missing = not self.path.exists()
-            db = ladybug.Database(":memory:") if missing else _open_read_only(self.path)
+            db = ladybug.Database(":memory:") if missing else open_read_only(self.path)
             self._entry = _SharedDatabase(db=db, refs=1)
             self._conn = ladybug.Connection(db)
             if missing:
@@ -188,7 +95,7 @@ class LadybugGraphStore:
         with _shared_guard:
             entry = _shared.get(self.path)
             if entry is None:
-                entry = _SharedDatabase(db=_open_database(self.path))
+                entry = _SharedDatabase(db=open_database(self.path))
                 _shared[self.path] = entry
             entry.refs += 1
         self._entry = entry
@@ -210,7 +117,7 @@ class LadybugGraphStore:
         try:
             result = self._conn.execute(query, params or {})
         except RuntimeError as exc:
-            if _is_marked(exc, _BUSY_MARKERS + _LOCK_MARKERS):
+            if is_marked(exc, BUSY_MARKERS + LOCK_MARKERS):
                 raise TransientError(f"graph database {self.path} is busy; retry later ({exc})") from exc
             raise
         if isinstance(result, list):  # only multi-statement strings return several results
@@ -277,29 +184,29 @@ class LadybugGraphStore:
             raise PermanentError(f"document {document_id} belongs to another owner")
 
     def _remove_document_facts(self, document_id: str) -> list[str]:
-        old_ids = [row[0] for row in self._run(_OLD_ENTITIES, {"doc": document_id})]
+        old_ids = [row[0] for row in self._run(OLD_ENTITIES, {"doc": document_id})]
         if old_ids:
-            self._run(_DELETE_RELATED, {"ids": old_ids, "doc": document_id})
-        self._run(_DELETE_CHUNKS, {"doc": document_id})
+            self._run(DELETE_RELATED, {"ids": old_ids, "doc": document_id})
+        self._run(DELETE_CHUNKS, {"doc": document_id})
         return old_ids
 
     def _replace_document(self, owner: str, document_id: str, title: str, rows: DocumentRows) -> None:
         self._assert_owner(owner, document_id)
         old_ids = self._remove_document_facts(document_id)
-        taken = self._run(_EXISTING_CHUNKS, {"ids": [c["id"] for c in rows.chunks]}) if rows.chunks else []
+        taken = self._run(EXISTING_CHUNKS, {"ids": [c["id"] for c in rows.chunks]}) if rows.chunks else []
         if taken:
             # CREATE would fail on the primary key anyway; this names the cause and is not retried.
             raise PermanentError(f"chunk id {taken[0][0]} already belongs to another document")
-        self._run(_MERGE_DOCUMENT, {"doc": document_id, "owner": owner, "title": title})
-        self._unwind(_CREATE_CHUNKS, rows.chunks, {"doc": document_id, "owner": owner})
-        known = {r[0] for r in self._run(_EXISTING_ENTITIES, {"ids": [e["id"] for e in rows.entities]})}
-        self._unwind(_CREATE_ENTITIES, [e for e in rows.entities if e["id"] not in known], {"owner": owner})
-        self._unwind(_CREATE_MENTIONS, rows.mentions, {})
-        self._unwind(_CREATE_RELATED, rows.related, {"doc": document_id})
+        self._run(MERGE_DOCUMENT, {"doc": document_id, "owner": owner, "title": title})
+        self._unwind(CREATE_CHUNKS, rows.chunks, {"doc": document_id, "owner": owner})
+        known = {r[0] for r in self._run(EXISTING_ENTITIES, {"ids": [e["id"] for e in rows.entities]})}
+        self._unwind(CREATE_ENTITIES, [e for e in rows.entities if e["id"] not in known], {"owner": owner})
+        self._unwind(CREATE_MENTIONS, rows.mentions, {})
+        self._unwind(CREATE_RELATED, rows.related, {"doc": document_id})
         if old_ids:
             # Entities this document alone named before the rewrite must go, or a rewrite would
             # leave a graph that writing the new version once would not.
-            self._run(_DELETE_ORPHANS_OF, {"ids": old_ids})
+            self._run(DELETE_ORPHANS_OF, {"ids": old_ids})
 
     def _delete_document(self, owner: str, document_id: str) -> None:
         self._assert_owner(owner, document_id)
@@ -307,7 +214,7 @@ class LadybugGraphStore:
         self._run("MATCH (d:Document {id: $doc}) DETACH DELETE d", {"doc": document_id})
         # A full sweep of the owner's entities (not just this document's) also heals any orphan
         # left by an older version; deletes are rare enough to afford the scan.
-        self._run(_DELETE_OWNER_ORPHANS, {"owner": owner})
+        self._run(DELETE_OWNER_ORPHANS, {"owner": owner})
 
     def _unwind(self, query: str, rows: list[Row], params: dict[str, Any]) -> None:
         if rows:  # an empty list parameter has no element type to bind
@@ -319,7 +226,7 @@ class LadybugGraphStore:
         self._check_open()
         with self._entry.lock:
             documents, chunks, entities, mentions, related = (
-                self._scalar(query, {"owner": owner}) for query in _COUNTS
+                self._scalar(query, {"owner": owner}) for query in COUNTS
             )
         return GraphCounts(documents, chunks, entities, mentions, related)
 
@@ -327,18 +234,18 @@ class LadybugGraphStore:
         self._check_open()
         params = {"owner": owner, "q": normalise_name(q or ""), "limit": max(0, int(limit))}
         with self._entry.lock:
-            rows = self._run(_FIND, params)
+            rows = self._run(FIND, params)
         return [EntitySummary(id=r[0], name=r[1], label=r[2], mentions=int(r[3])) for r in rows]
 
     def get_entity(self, owner: str, entity_id: str) -> EntityDetail | None:
         self._check_open()
         params = {"owner": owner, "id": entity_id}
         with self._entry.lock:
-            found = self._run(_ENTITY, params)
+            found = self._run(ENTITY, params)
             if not found:
                 return None
-            mentions = self._run(_MENTIONS, {"id": entity_id})
-            related = self._run(_RELATED, {"id": entity_id})
+            mentions = self._run(MENTIONS, {"id": entity_id})
+            related = self._run(RELATED, {"id": entity_id})
         return EntityDetail(
             id=entity_id,
             name=found[0][0],

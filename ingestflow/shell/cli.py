@@ -32,9 +32,9 @@ TERMINAL = {"completed", "failed", "cancelled"}
 def up() -> None:
     """Start the embedded stack (PostgreSQL, Prefect, Dask, Chroma, graph store, deployments, API) until Ctrl-C."""
     from ingestflow.auth import create_key
-    from ingestflow.client import key_file
     from ingestflow.db import User, session_scope
-    from ingestflow.stack import Stack
+    from ingestflow.shell.client import key_file
+    from ingestflow.shell.stack import Stack
 
     settings = get_settings()
     console.print(f"Starting ingestflow in {settings.data_dir}")
@@ -77,7 +77,7 @@ def import_sqlite_cmd(
 ) -> None:
     """Copy an older data directory's SQLite metadata into the configured PostgreSQL (`up` does it itself)."""
     from ingestflow.db import init_db
-    from ingestflow.stack.sqlite_import import import_sqlite
+    from ingestflow.shell.stack.sqlite_import import import_sqlite
 
     settings = get_settings()
     init_db(settings.sqlalchemy_url)
@@ -91,7 +91,7 @@ def migrate_vectors_cmd(
     """Move a vector store from before per-owner collections into them (`up` does it itself), losing nothing:
     the old collection is removed only once every vector in it is found in its owner's collection."""
     from ingestflow.db import init_db
-    from ingestflow.vector_migration import migrate_vectors
+    from ingestflow.stores.vector_migration import migrate_vectors
 
     settings = get_settings()
     init_db(settings.sqlalchemy_url)
@@ -115,7 +115,7 @@ def _files(paths: list[Path]) -> list[Path]:
 
 
 def _track(client: object, jobs: dict[str, str], wait: bool) -> int:
-    from ingestflow.client import ApiClient
+    from ingestflow.shell.client import ApiClient
 
     assert isinstance(client, ApiClient)
     failed = 0
@@ -151,7 +151,7 @@ def ingest(
         "--redact", help="replace names, numbers, addresses and dates of birth by typed placeholders before "
                          "anything is indexed")] = False,
 ) -> None:
-    from ingestflow.client import ApiClient
+    from ingestflow.shell.client import ApiClient
 
     client = ApiClient(get_settings())
     jobs: dict[str, str] = {}
@@ -171,7 +171,7 @@ def ingest(
 
 def _watch(client: object) -> None:
     """Live bars for every job not yet finished, until they all are (Ctrl-C to leave)."""
-    from ingestflow.client import ApiClient
+    from ingestflow.shell.client import ApiClient
 
     assert isinstance(client, ApiClient)
     active = {j["id"]: j["document_id"][:12] for j in client.jobs(200)["items"] if j["status"] not in TERMINAL}
@@ -187,7 +187,7 @@ def status(
     watch: Annotated[bool, typer.Option("--watch", "-w", help="live progress bars until jobs end")] = False,
 ) -> None:
     """One job in detail, or the latest jobs."""
-    from ingestflow.client import ApiClient
+    from ingestflow.shell.client import ApiClient
 
     client = ApiClient(get_settings())
     if watch:
@@ -210,7 +210,7 @@ def status(
 @app.command()
 def search(query: str, k: Annotated[int, typer.Option(help="hits to show")] = 5) -> None:
     """Semantic search over your documents."""
-    from ingestflow.client import ApiClient
+    from ingestflow.shell.client import ApiClient
 
     for hit in ApiClient(get_settings()).search(query, k)["hits"]:
         where = f"p.{hit['page']}" if hit["page"] else (f"{hit['start_s']:.1f}s" if hit["start_s"] is not None else "")
@@ -228,8 +228,8 @@ def backfill(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="only list what would be re-queued")] = False,
 ) -> None:
     """Re-queue documents that failed, are stuck, miss an index or were indexed by an older model."""
-    from ingestflow import backfill as sweep
     from ingestflow.db import session_scope
+    from ingestflow.jobs import backfill as sweep
 
     settings = get_settings()
     if dry_run:
@@ -257,11 +257,41 @@ def backfill(
 
 
 @app.command()
+def retention(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="only list what the policies would expire")] = False,
+) -> None:
+    """Apply the retention policies now (through the `retention` deployment, so the run shows in Prefect)."""
+    from ingestflow.db import session_scope
+    from ingestflow.jobs import retention as policies
+
+    settings = get_settings()
+    if dry_run:
+        with session_scope(settings.sqlalchemy_url, read_only=True) as db:
+            due = policies.plan(db, settings)
+        table = Table("document", "owner", "title", "collection", "uploaded", "policy", "action")
+        for e in due:
+            table.add_row(e.document_id, e.owner_id, shown(e.title), e.collection or "",
+                          e.created_at.date().isoformat(), f"{e.days} days", e.action)
+        console.print(table)
+        console.print(f"{len(due)} document(s) would expire")
+        return
+    import asyncio
+
+    from prefect.deployments.flow_runs import arun_deployment
+
+    from ingestflow.prefect_names import RETENTION_DEPLOYMENT
+
+    run = asyncio.run(arun_deployment(RETENTION_DEPLOYMENT, parameters={"dry_run": False}, timeout=300))
+    console.print(f"retention run {run.id}: {run.state.name if run.state else '?'} "
+                  f"({settings.prefect_ui_url}/runs/flow-run/{run.id})")
+
+
+@app.command()
 def doctor() -> None:
     """Check every dependency and say what is wrong."""
     import asyncio
 
-    from ingestflow.health import detailed
+    from ingestflow.shell.health import detailed
 
     report = asyncio.run(detailed(get_settings()))
     for name, dep in report["dependencies"].items():

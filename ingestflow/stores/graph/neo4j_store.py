@@ -15,8 +15,8 @@ from neo4j import Driver, GraphDatabase, ManagedTransaction
 from neo4j import exceptions as neo4j_errors
 
 from ingestflow.errors import PermanentError, TransientError
-from ingestflow.graph._rows import DocumentRows, document_rows
-from ingestflow.graph.base import (
+from ingestflow.stores.graph._rows import DocumentRows, document_rows
+from ingestflow.stores.graph.base import (
     ChunkFacts,
     DocumentFacts,
     EntityDetail,

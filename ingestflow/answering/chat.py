@@ -2,7 +2,7 @@
 
 Retrieval is split about 70/30: DOC_K passages from the documents (the sources an answer may cite) and
 TURN_K earlier turns of the same conversation (what an LLM is shown to understand the question, never cited;
-reported as chat_context_used). Passages go through the hybrid search of ingestflow/retrieval.py (meaning and
+reported as chat_context_used). Passages go through the hybrid search of ingestflow/answering/retrieval.py (meaning and
 words scored together); turns are found by meaning in the owner's `turns` vector collection and by their words
 in SQL, where they are stored first, and the two lists fused by rank (a turn found only by its words has no
 vector fetched to score it by).
@@ -32,17 +32,17 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from ingestflow import lexical
+from ingestflow.answering.extractive import NOT_FOUND, extractive_answer
+from ingestflow.answering.ranking import fuse
+from ingestflow.answering.retrieval import retrieve
+from ingestflow.answering.search import ChunkHit, SearchFilters, Source, embed_texts
 from ingestflow.db import Conversation, Turn, session_scope, utcnow
 from ingestflow.errors import IngestError, PermanentError, TransientError
-from ingestflow.extractive import NOT_FOUND, extractive_answer
 from ingestflow.llm import LLMClient, Prompt
-from ingestflow.ranking import fuse
-from ingestflow.retrieval import retrieve
-from ingestflow.search import ChunkHit, SearchFilters, Source, embed_texts
 from ingestflow.settings import Settings
+from ingestflow.stores import lexical
+from ingestflow.stores.vectors import TURNS, chunk_id, chunk_index, open_vector_store
 from ingestflow.text import markdown_to_text
-from ingestflow.vectors import TURNS, chunk_id, chunk_index, open_vector_store
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Answering: search (vector, lexical, hybrid), retrieval with graph expansion, chat, extractive answers, summaries."""

@@ -1,0 +1,1 @@
+"""Stores: vectors (Chroma), lexical rows (PostgreSQL), uploaded files, the knowledge graph."""
