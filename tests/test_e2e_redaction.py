@@ -9,6 +9,7 @@ voices): the caller gives his name, a mobile number and his date of birth.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ Rent is paid from account 55779911, sort code 20-00-00. The boiler in the flat h
 NOTE_PII = ["Wei Zhang", "Amara", "Okafor", "Baker Street", "NW1 6XE", "07700 900456", "amara.okafor@example.org",
             "12/03/1985", "55779911", "20-00-00"]
 CALL_PII = ["Daniel", "Morris", "Sarah", "0770", "12th of March"]
+_IDS = re.compile(r"[0-9a-f]{20,}")
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +111,8 @@ def test_redacted_uploads_show_no_personal_data_anywhere(name: str, kind: str, p
                                                                ["transcribe", "improve", "redact"])
     doc = owner.get(f"/v1/documents/{redacted['document_id']}").json()
     assert doc["redact"] is True and doc["redacted_spans"] >= len(present) // 2, doc
-    after = _views(owner, stack, redacted["document_id"], kind)
+    # Ids are random hex: "0770" of a phone number turned up inside a document id once. Ids are no content.
+    after = [_IDS.sub("<id>", v) for v in _views(owner, stack, redacted["document_id"], kind)]
     leaks = {p: [v[:200] for v in after if p in v][:2] for p in present if any(p in v for v in after)}
     assert not leaks, leaks
     assert "PERSON>" in " ".join(after)  # the text still reads, with typed placeholders
