@@ -233,3 +233,34 @@ def write_wav(path: Path, pcm: bytes, rate: int = 16_000) -> Path:
         out.setframerate(rate)
         out.writeframes(pcm)
     return path
+
+
+@contextmanager
+def served_app(url: str, data_dir: Path, chroma_port: int, port: int, **env: str) -> Iterator[Any]:
+    """The real app served by uvicorn on `port` (so a client can really hang up mid-body) over the database at
+    `url`, with INGESTFLOW_<name> settings from `env`; yields the settings. No lifespan: its dispatcher would
+    hand uploads to a Prefect server that does not run here."""
+    import threading
+
+    import uvicorn
+
+    from api.main import create_app
+    from ingestflow.settings import get_settings
+
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in {"DATABASE_URL": url, "DATA_DIR": str(data_dir), "CHROMA_PORT": str(chroma_port),
+                            **env}.items():
+            mp.setenv(f"INGESTFLOW_{name}", value)
+        get_settings.cache_clear()
+        server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, lifespan="off",
+                                               log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.05)
+        yield get_settings()
+        server.should_exit = True
+        thread.join(timeout=10)
+    get_settings.cache_clear()

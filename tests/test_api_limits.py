@@ -9,7 +9,6 @@ import hashlib
 import os
 import socket
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,12 +16,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
-from api.main import create_app
-from ingestflow.settings import Settings, get_settings
+from ingestflow.settings import Settings
 from ingestflow.stores import storage
-from tests.conftest import fresh_database
+from tests.conftest import fresh_database, served_app
 
 PORT_BASE = int(os.environ.get("INGESTFLOW_TEST_PORT_BASE", "18000"))
 PORT = PORT_BASE + 47
@@ -35,28 +32,11 @@ BODY_IDLE_S = 2.0
 def served(postgres_server: tuple[Path, int], chroma_server: int, tmp_path_factory: pytest.TempPathFactory,
            request: pytest.FixtureRequest) -> Iterator[Settings]:
     url = fresh_database(postgres_server, request.module.__name__)
-    with pytest.MonkeyPatch.context() as mp:
-        for name, value in {
-            "DATABASE_URL": url, "DATA_DIR": str(tmp_path_factory.mktemp("limits-data")),
-            "CHROMA_PORT": str(chroma_server),
-            "STORAGE_QUOTA_BYTES": str(QUOTA), "UPLOAD_RATE_PER_S": str(RATE), "UPLOAD_BURST": str(UPLOAD_BURST),
-            "QUERY_RATE_PER_S": str(RATE), "QUERY_BURST": str(QUERY_BURST), "BODY_IDLE_TIMEOUT_S": str(BODY_IDLE_S),
-        }.items():
-            mp.setenv(f"INGESTFLOW_{name}", value)
-        get_settings.cache_clear()
-        # No lifespan: its dispatcher would hand uploads to a Prefect server that does not run here.
-        server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=PORT, lifespan="off",
-                                               log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.05)
-        yield get_settings()
-        server.should_exit = True
-        thread.join(timeout=10)
-    get_settings.cache_clear()
+    with served_app(url, tmp_path_factory.mktemp("limits-data"), chroma_server, PORT,
+                    STORAGE_QUOTA_BYTES=str(QUOTA), UPLOAD_RATE_PER_S=str(RATE), UPLOAD_BURST=str(UPLOAD_BURST),
+                    QUERY_RATE_PER_S=str(RATE), QUERY_BURST=str(QUERY_BURST),
+                    BODY_IDLE_TIMEOUT_S=str(BODY_IDLE_S)) as settings:
+        yield settings
 
 
 def new_key(settings: Settings, name: str) -> str:

@@ -6,8 +6,6 @@ embedded graph store; no Prefect (the pass is called as the `retention` flow's t
 from __future__ import annotations
 
 import os
-import threading
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -15,11 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
-from api.main import create_app
-from ingestflow.settings import Settings, get_settings
-from tests.conftest import fresh_database
+from ingestflow.settings import Settings
+from tests.conftest import fresh_database, served_app
 
 PORT = int(os.environ.get("INGESTFLOW_TEST_PORT_BASE", "18000")) + 48
 
@@ -28,24 +24,8 @@ PORT = int(os.environ.get("INGESTFLOW_TEST_PORT_BASE", "18000")) + 48
 def served(postgres_server: tuple[Path, int], chroma_server: int, tmp_path_factory: pytest.TempPathFactory,
            request: pytest.FixtureRequest) -> Iterator[Settings]:
     url = fresh_database(postgres_server, request.module.__name__)
-    with pytest.MonkeyPatch.context() as mp:
-        for name, value in {"DATABASE_URL": url, "DATA_DIR": str(tmp_path_factory.mktemp("retention-data")),
-                            "CHROMA_PORT": str(chroma_server)}.items():
-            mp.setenv(f"INGESTFLOW_{name}", value)
-        get_settings.cache_clear()
-        # No lifespan: its dispatcher would hand uploads to a Prefect server that does not run here.
-        server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=PORT, lifespan="off",
-                                               log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.05)
-        yield get_settings()
-        server.should_exit = True
-        thread.join(timeout=10)
-    get_settings.cache_clear()
+    with served_app(url, tmp_path_factory.mktemp("retention-data"), chroma_server, PORT) as settings:
+        yield settings
 
 
 def _client(settings: Settings, name: str) -> tuple[httpx.Client, str]:

@@ -244,16 +244,20 @@ def backfill(
         unknown = f" ({len(repairs) - len(known)} with no accounting to go by)" if len(known) < len(repairs) else ""
         console.print(f"{len(repairs)} document(s) would be re-queued{total}{unknown}")
         return
-    # A real run goes through the deployment, so it shows in the Prefect UI like the scheduled ones.
+    from ingestflow.prefect_names import BACKFILL_DEPLOYMENT
+
+    _run_deployment(BACKFILL_DEPLOYMENT, "backfill", timeout_s=120)
+
+
+def _run_deployment(deployment: str, label: str, timeout_s: int) -> None:
+    """A real run goes through the deployment, so it shows in the Prefect UI like the scheduled ones."""
     import asyncio
 
     from prefect.deployments.flow_runs import arun_deployment
 
-    from ingestflow.prefect_names import BACKFILL_DEPLOYMENT
-
-    run = asyncio.run(arun_deployment(BACKFILL_DEPLOYMENT, parameters={"dry_run": False}, timeout=120))
-    console.print(f"backfill run {run.id}: {run.state.name if run.state else '?'} "
-                  f"({settings.prefect_ui_url}/runs/flow-run/{run.id})")
+    run = asyncio.run(arun_deployment(deployment, parameters={"dry_run": False}, timeout=timeout_s))
+    console.print(f"{label} run {run.id}: {run.state.name if run.state else '?'} "
+                  f"({get_settings().prefect_ui_url}/runs/flow-run/{run.id})")
 
 
 @app.command()
@@ -275,15 +279,9 @@ def retention(
         console.print(table)
         console.print(f"{len(due)} document(s) would expire")
         return
-    import asyncio
-
-    from prefect.deployments.flow_runs import arun_deployment
-
     from ingestflow.prefect_names import RETENTION_DEPLOYMENT
 
-    run = asyncio.run(arun_deployment(RETENTION_DEPLOYMENT, parameters={"dry_run": False}, timeout=300))
-    console.print(f"retention run {run.id}: {run.state.name if run.state else '?'} "
-                  f"({settings.prefect_ui_url}/runs/flow-run/{run.id})")
+    _run_deployment(RETENTION_DEPLOYMENT, "retention", timeout_s=300)
 
 
 @app.command()
