@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, HTTPException, Path, Query, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -18,6 +18,8 @@ from api.schemas import Page
 from ingestflow.auth import KeyCache
 from ingestflow.db import User, session_scope
 from ingestflow.settings import Settings, get_settings
+
+T = TypeVar("T")
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
@@ -65,10 +67,10 @@ class Pagination:
                  offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> None:
         self.limit, self.offset = limit, offset
 
-    def page(self, db: Session, query: Select[Any], order: Any, render: Callable[[Any], Any]) -> Page:
+    def page(self, db: Session, query: Select[Any], order: Any, render: Callable[[Any], T]) -> Page[T]:
         total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
         rows = db.scalars(query.order_by(order).limit(self.limit).offset(self.offset))
-        return Page(items=[render(r) for r in rows], total=total, limit=self.limit, offset=self.offset)
+        return Page[T](items=[render(r) for r in rows], total=total, limit=self.limit, offset=self.offset)
 
 
 PageDep = Annotated[Pagination, Depends()]

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StringConstraints
 
+from ingestflow.db import DeliveryStatus
 from ingestflow.jobs.jobview import JobView
+from ingestflow.notify.events import Event
+from ingestflow.notify.targets import BadTarget, check_url
+
+T = TypeVar("T")
 
 
 class ErrorOut(BaseModel):
@@ -105,11 +110,72 @@ class AuditOut(BaseModel):
     removed: dict[str, Any]  # store -> what went from it: free-form, as each store counts
 
 
-class Page(BaseModel):
-    items: list[Any]
+class Page(BaseModel, Generic[T]):
+    items: list[T]
     total: int
     limit: int
     offset: int
+
+
+def _deliverable(url: Any) -> Any:
+    # Before the pattern, so a refused URL is told why ("must be http or https, not 'ftp'"), not shown a regex.
+    if not isinstance(url, str):
+        return url
+    try:
+        return check_url(url)
+    except BadTarget as exc:
+        raise ValueError(str(exc)) from exc
+
+
+# What the schema promises (so a client, or the API fuzz test, knows what is accepted): http(s), a host name or
+# IPv4 address, a port that is one, printable ASCII after it (a URL's other characters are percent-encoded).
+_PORT = r"([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+WEBHOOK_URL = rf"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9._~-]+(:{_PORT})?([/?#][\x21-\x7e]*)?$"
+
+
+Secret = Annotated[str, StringConstraints(min_length=16, max_length=200, pattern=r"^[\x21-\x7e]*$")]
+
+
+class WebhookIn(BaseModel):
+    """A receiver: an http(s) URL, the events it wants (all if not said), and the secret its deliveries are signed
+    with (16-200 printable ASCII characters; one is made if not given, and shown once)."""
+
+    url: Annotated[str, StringConstraints(min_length=1, max_length=2000, pattern=WEBHOOK_URL),
+                   BeforeValidator(_deliverable)]
+    events: list[Event] = Field(default_factory=lambda: list(Event), min_length=1, max_length=len(Event))
+    secret: Secret | None = None
+    description: Annotated[str, StringConstraints(max_length=500, pattern=r"^[^\x00]*$")] | None = None
+
+
+class WebhookOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    url: str
+    events: list[Event]
+    description: str | None
+    created_at: datetime
+
+
+class WebhookCreated(WebhookOut):
+    secret: str  # shown here only: keep it where the receiver can check signatures
+
+
+class DeliveryOut(BaseModel):
+    """One event for one webhook: pending (waiting for its first or next attempt), delivered, or failed (still
+    refused when it was a day old; see webhook_give_up_s)."""
+
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    event: Event
+    event_id: str
+    status: DeliveryStatus
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime | None
+    last_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    delivered_at: datetime | None
 
 
 class SearchHit(BaseModel):

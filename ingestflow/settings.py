@@ -85,6 +85,12 @@ class Settings(BaseSettings):
     max_infra_retries: int = Field(
         default=10, description="re-dispatches after orchestrator or process failures (backoff doubling to 5 min)"
     )
+    webhook_timeout_s: float = Field(default=10.0, gt=0, description="a webhook receiver's time to answer")
+    webhook_retry_s: float = Field(default=5.0, gt=0, description="first retry of a refused webhook delivery; "
+                                   "doubling up to webhook_retry_max_s")
+    webhook_retry_max_s: float = Field(default=300.0, gt=0, description="longest wait between delivery attempts")
+    webhook_give_up_s: float = Field(default=86_400.0, gt=0, description="a delivery still refused when its event "
+                                     "is this old is marked failed")
     stuck_after_s: float = Field(default=3600.0, description="backfill re-queues a job silent for this long")
 
     embedding_model: str | None = Field(default=None, description="path; packaged all-MiniLM-L6-v2 if unset")

@@ -29,11 +29,13 @@ def test_shared_package_imports_no_layer_above_it() -> None:
 
 
 # The package's own layers, bottom up: a module imports from its layer or those below, never above. The stores
-# know nothing of what reads them; the stages' logic and answering read the stores; the pipeline declares the
-# stages (their versions come from their modules); jobs run the pipeline; the shell (CLI, client, health, the
-# embedded stack, the worker's preloads) starts and reaches everything. Modules of the package's root not named
-# here are its base (settings, database, errors, models, text, type detection, references).
-SUBSYSTEM_LAYERS = [{"stores"}, {"audio", "parsing", "redaction", "answering"}, {"pipeline"}, {"jobs"}, {"shell"}]
+# know nothing of what reads them, nor does notify (the webhooks' outbox and delivery); the stages' logic and
+# answering read the stores; the pipeline declares the stages (their versions come from their modules); jobs run
+# the pipeline; the shell (CLI, client, health, the embedded stack, the worker's preloads) starts and reaches
+# everything. Modules of the package's root not named here are its base (settings, database, errors, models,
+# text, type detection, references).
+SUBSYSTEM_LAYERS = [{"stores", "notify"}, {"audio", "parsing", "redaction", "answering"}, {"pipeline"}, {"jobs"},
+                    {"shell"}]
 
 
 def _layer(parts: tuple[str, ...]) -> int:

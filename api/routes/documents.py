@@ -136,7 +136,7 @@ def _out(doc: Document, db: SessionDep, settings: SettingsDep) -> DocumentOut:
     return out
 
 
-@router.get("", response_model=Page)
+@router.get("", response_model=Page[DocumentOut])
 def list_documents(
     db: SessionDep,
     user: CurrentUser,
@@ -144,7 +144,7 @@ def list_documents(
     pages: PageDep,
     kind: Annotated[str | None, Query(pattern=NO_NUL)] = None,
     collection: Annotated[str | None, Query(pattern=NO_NUL)] = None,
-) -> Page:
+) -> Page[DocumentOut]:
     query = select(Document).where(Document.owner_id == user.id)
     if kind:
         query = query.where(Document.kind == kind)

@@ -21,7 +21,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=errors.documented
 PREFECT_READ_TIMEOUT_S = 15.0
 
 
-@router.get("", response_model=Page)
+@router.get("", response_model=Page[JobView])
 def list_jobs(
     db: SessionDep,
     user: CurrentUser,
@@ -30,7 +30,7 @@ def list_jobs(
     status_: Annotated[JobStatus | None, Query(alias="status")] = None,
     kind: Annotated[str | None, Query(pattern=NO_NUL)] = None,
     since: IsoDateTime | None = None,
-) -> Page:
+) -> Page[JobView]:
     query = select(Job).where(Job.owner_id == user.id)
     if status_:
         query = query.where(Job.status == status_)

@@ -40,7 +40,7 @@ def write_retention(body: RetentionPolicies, db: SessionDep, user: CurrentUser) 
     return _rules(db, user.id)
 
 
-@router.get("/audit", response_model=Page)
+@router.get("/audit", response_model=Page[AuditOut])
 def list_audit(
     db: SessionDep,
     user: CurrentUser,
@@ -50,7 +50,7 @@ def list_audit(
     document_id: Annotated[str | None, Query(max_length=32, pattern=NO_NUL)] = None,
     since: IsoDateTime | None = None,
     until: IsoDateTime | None = None,
-) -> Page:
+) -> Page[AuditOut]:
     """Every removal of the owner's documents, newest first (never removed by retention)."""
     query = select(AuditRecord).where(AuditRecord.owner_id == user.id)
     if action:

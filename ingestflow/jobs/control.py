@@ -7,8 +7,10 @@ from uuid import UUID
 
 from prefect.client.orchestration import PrefectClient
 from prefect.states import Cancelling
+from sqlalchemy.orm import object_session
 
 from ingestflow.db import Document, Job, JobStatus, utcnow
+from ingestflow.notify import events
 
 
 class Conflict(Exception):
@@ -44,6 +46,9 @@ def give_up_after_trouble(job: Job, note: str) -> None:
     job.error_retryable = True
     job.infra_note = note
     job.finished_at = utcnow()
+    db = object_session(job)
+    if db is not None:
+        events.job_ended(db, job, db.get(Document, job.document_id))
 
 
 def retry(job: Job) -> None:

@@ -29,6 +29,7 @@ from sqlalchemy import func, or_, select
 
 from ingestflow.db import ACTIVE_STATUSES, Job, JobStatus, session_scope, utcnow
 from ingestflow.jobs.control import give_up_after_trouble, requeue, requeue_after_trouble
+from ingestflow.jobs.notify_runs import NotifyRuns
 from ingestflow.prefect_names import BATCH_DEPLOYMENT, DOCUMENT_DEPLOYMENT
 from ingestflow.settings import Settings
 
@@ -231,11 +232,16 @@ def _unrecorded(settings: Settings) -> list[tuple[str, str]]:
 
 
 async def run_forever(settings: Settings, stop: asyncio.Event) -> None:
+    notify = NotifyRuns()
     while not stop.is_set():
         try:
             await reconcile_once(settings)
             await dispatch_once(settings)
         except Exception as exc:  # Prefect down or busy: keep the jobs, try next tick
             log.warning("dispatch tick failed, will retry: %s", exc)
+        try:
+            await notify.tick(settings)
+        except Exception as exc:  # the deliveries wait in the database for a later tick
+            log.warning("starting a notify run failed, will retry: %s", exc)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=settings.dispatch_interval_s)

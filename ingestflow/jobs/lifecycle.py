@@ -16,6 +16,7 @@ from sqlalchemy import select
 from ingestflow.db import Document, Job, JobStatus, session_scope, utcnow
 from ingestflow.errors import ForeignError, IngestError, is_transient
 from ingestflow.jobs.control import requeue_after_trouble
+from ingestflow.notify import events
 from ingestflow.pipeline import Stage, StageResult, metrics_of
 from ingestflow.refs import DocumentRef, work_dir
 from ingestflow.settings import get_settings
@@ -127,6 +128,7 @@ def finish_job(job_id: str, dispatch_key: str | None) -> None:
         if doc is not None:
             doc.last_error = None
             doc.indexed_at = utcnow()
+        events.job_ended(db, job, doc)
 
 
 def in_words(exc: BaseException) -> str:
@@ -158,4 +160,5 @@ def fail_job(job_id: str, dispatch_key: str | None, stage: str, exc: BaseExcepti
         doc = db.get(Document, job.document_id)
         if doc is not None:
             doc.last_error = message
+        events.job_ended(db, job, doc)
         return "failed"

@@ -19,11 +19,14 @@ from sqlalchemy.orm import Session
 from ingestflow.db import ACTIVE_STATUSES, AuditRecord, Document, Job, session_scope
 from ingestflow.jobs.control import forget_index, mark_cancelled
 from ingestflow.jobs.purge import Purged, purge_document
+from ingestflow.notify import events
+from ingestflow.notify.events import Event
 from ingestflow.refs import work_dir
 from ingestflow.settings import Settings
 from ingestflow.stores import storage
 
 USER = "user"
+EXPIRED = "expired"
 
 
 class NotFound(Exception):
@@ -91,6 +94,7 @@ def delete(db: Session, settings: Settings, owner_id: str, document_id: str, *, 
     audit(db, doc, action, {**_stores(purged), "derived_files": derived.exists(),
                             "file": "kept: another document has the same bytes" if shared else "removed"},
           actor, policy_id)
+    events.document_removed(db, doc, Event.document_expired if action == EXPIRED else Event.document_deleted)
     db.delete(doc)
     db.flush()
     storage.remove_if_unreferenced(settings.files_dir, sha, still_used=shared > 0)

@@ -100,7 +100,7 @@ def apply(settings: Settings, due: Sequence[Expiry]) -> list[Expiry]:
             except removal.NotFound:
                 continue
             if expiry.action == DELETE:
-                removal.delete(db, settings, expiry.owner_id, doc.id, action="expired", actor=expiry.actor,
+                removal.delete(db, settings, expiry.owner_id, doc.id, action=removal.EXPIRED, actor=expiry.actor,
                                policy_id=expiry.policy_id)
             elif expiry.action == "redact":
                 _queue_redaction(db, doc, expiry)

@@ -225,10 +225,12 @@ class Stack:
         ))
         self._migrate_vectors()
         self._bootstrap()
+        # One slot beyond the dispatcher's runs: a notify, backfill or retention run never waits behind a bulk
+        # import's runs for a free slot.
         start(Child(
             "prefect-worker",
             [*nice, str(BIN / "prefect"), "worker", "start", "--pool", "ingestflow", "--type", "process",
-             "--limit", str(s.worker_limit)],
+             "--limit", str(s.worker_limit + 1)],
             lambda: True,
         ))
         start(Child(
