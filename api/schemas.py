@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StringConstraints
 
 from ingestflow.db import DeliveryStatus
 from ingestflow.jobs.jobview import JobView
+from ingestflow.jobs.removal import AuditAction
+from ingestflow.jobs.retention import RetentionAction
 from ingestflow.notify.events import Event
 from ingestflow.notify.targets import BadTarget, check_url
 
@@ -81,7 +83,7 @@ class RetentionRule(BaseModel):
 
     model_config = ConfigDict(from_attributes=True)
     days: Annotated[int, BeforeValidator(_a_number)] = Field(ge=1, le=36_500)
-    action: Literal["delete", "keep_redacted"] = "delete"
+    action: RetentionAction = RetentionAction.delete
 
 
 CollectionName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
@@ -101,7 +103,7 @@ class AuditOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: str
     at: datetime
-    action: str
+    action: AuditAction
     document_id: str
     title: str
     filename: str

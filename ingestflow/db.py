@@ -181,7 +181,7 @@ class RetentionPolicy(Base):
     owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     collection: Mapped[str | None] = mapped_column(String(200))
     days: Mapped[int] = mapped_column(Integer)
-    action: Mapped[str] = mapped_column(String(20))  # "delete" | "keep_redacted"
+    action: Mapped[str] = mapped_column(String(20))  # ingestflow.jobs.retention.RetentionAction
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -193,7 +193,7 @@ class AuditRecord(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
-    action: Mapped[str] = mapped_column(String(20))  # deleted, cancelled, expired, original_removed, redacted
+    action: Mapped[str] = mapped_column(String(20))  # ingestflow.jobs.removal.AuditAction
     document_id: Mapped[str] = mapped_column(String(32), index=True)  # no foreign key: the document is gone
     title: Mapped[str] = mapped_column(String(500))
     filename: Mapped[str] = mapped_column(String(500))

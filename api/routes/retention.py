@@ -12,6 +12,7 @@ from api import errors
 from api.deps import NO_NUL, CurrentUser, IsoDateTime, PageDep, SessionDep
 from api.schemas import AuditOut, Page, RetentionPolicies, RetentionRule
 from ingestflow.db import AuditRecord, RetentionPolicy
+from ingestflow.jobs.removal import AuditAction
 
 router = APIRouter(prefix="/v1", tags=["retention"], responses=errors.documented(401))
 
@@ -45,8 +46,7 @@ def list_audit(
     db: SessionDep,
     user: CurrentUser,
     pages: PageDep,
-    action: Annotated[str | None, Query(max_length=20, pattern=NO_NUL,
-                                        description="deleted, cancelled, expired, original_removed, redacted")] = None,
+    action: AuditAction | None = None,
     document_id: Annotated[str | None, Query(max_length=32, pattern=NO_NUL)] = None,
     since: IsoDateTime | None = None,
     until: IsoDateTime | None = None,

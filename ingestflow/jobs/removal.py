@@ -10,6 +10,7 @@ they wrote before is purged here and nothing is written after.
 
 from __future__ import annotations
 
+import enum
 import shutil
 from typing import Any
 
@@ -26,7 +27,20 @@ from ingestflow.settings import Settings
 from ingestflow.stores import storage
 
 USER = "user"
-EXPIRED = "expired"
+
+
+class AuditAction(enum.StrEnum):
+    """What an audit record says happened to a document."""
+
+    deleted = "deleted"  # by its owner
+    cancelled = "cancelled"  # its job stopped, its index purged, its file kept for a retry
+    expired = "expired"  # deleted by a retention policy
+    original_removed = "original_removed"  # a policy kept only its redacted form
+    redacted = "redacted"  # a policy queued a redacting run, before its original goes
+
+
+# Removals a webhook hears of.
+_EVENTS = {AuditAction.deleted: Event.document_deleted, AuditAction.expired: Event.document_expired}
 
 
 class NotFound(Exception):
@@ -51,7 +65,7 @@ def owned_document(db: Session, owner_id: str, document_id: str) -> Document:
     return doc
 
 
-def audit(db: Session, doc: Document, action: str, removed: dict[str, Any], actor: str = USER,
+def audit(db: Session, doc: Document, action: AuditAction, removed: dict[str, Any], actor: str = USER,
           policy_id: str | None = None) -> None:
     db.add(AuditRecord(owner_id=doc.owner_id, action=action, document_id=doc.id, title=doc.title,
                        filename=doc.filename, actor=actor, policy_id=policy_id, removed=removed))
@@ -74,12 +88,12 @@ def cancel(settings: Settings, owner_id: str, job_id: str) -> tuple[Job, str | N
         doc = db.get(Document, document_id)
         if doc is not None:
             forget_index(job, doc)
-            audit(db, doc, "cancelled", {**_stores(purged), "file": "kept, for a retry"})
+            audit(db, doc, AuditAction.cancelled, {**_stores(purged), "file": "kept, for a retry"})
     return job, run_id
 
 
-def delete(db: Session, settings: Settings, owner_id: str, document_id: str, *, action: str = "deleted",
-           actor: str = USER, policy_id: str | None = None) -> None:
+def delete(db: Session, settings: Settings, owner_id: str, document_id: str, *,
+           action: AuditAction = AuditAction.deleted, actor: str = USER, policy_id: str | None = None) -> None:
     """The document, its file (unless another document has the same bytes), rows, vectors, lexical rows, graph
     facts and derived files. Its active jobs are cancelled and committed before anything is purged."""
     doc = owned_document(db, owner_id, document_id)
@@ -94,7 +108,7 @@ def delete(db: Session, settings: Settings, owner_id: str, document_id: str, *, 
     audit(db, doc, action, {**_stores(purged), "derived_files": derived.exists(),
                             "file": "kept: another document has the same bytes" if shared else "removed"},
           actor, policy_id)
-    events.document_removed(db, doc, Event.document_expired if action == EXPIRED else Event.document_deleted)
+    events.document_removed(db, doc, _EVENTS[action])
     db.delete(doc)
     db.flush()
     storage.remove_if_unreferenced(settings.files_dir, sha, still_used=shared > 0)

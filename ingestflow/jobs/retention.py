@@ -10,6 +10,7 @@ Prefect UI; `ingestflow retention --dry-run` lists what it would do.
 
 from __future__ import annotations
 
+import enum
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,8 +25,20 @@ from ingestflow.refs import work_dir
 from ingestflow.settings import Settings
 from ingestflow.stores import storage
 
-DELETE, KEEP_REDACTED = "delete", "keep_redacted"
-ACTIONS = (DELETE, KEEP_REDACTED)
+
+class RetentionAction(enum.StrEnum):
+    """What a policy does to a document past its days."""
+
+    delete = "delete"
+    keep_redacted = "keep_redacted"
+
+
+class Step(enum.StrEnum):
+    """What one pass does to an expired document: delete it, or one step of keeping it only redacted."""
+
+    delete = "delete"
+    redact = "redact"  # queue a run that redacts it from its upload
+    remove_original = "remove_original"  # its unredacted text and upload go
 
 
 @dataclass(frozen=True)
@@ -37,7 +50,7 @@ class Expiry:
     created_at: datetime
     policy_id: str
     days: int
-    action: str  # delete, or one step of keep_redacted: remove_original, or redact (queue a redacting run)
+    action: Step
 
     @property
     def actor(self) -> str:
@@ -56,18 +69,18 @@ def _shared(db: Session, doc: Document) -> int:
                      .where(Document.sha256 == doc.sha256, Document.id != doc.id)) or 0
 
 
-def _step(db: Session, settings: Settings, doc: Document, policy: RetentionPolicy) -> str | None:
-    if policy.action == DELETE:
-        return DELETE
+def _step(db: Session, settings: Settings, doc: Document, policy: RetentionPolicy) -> Step | None:
+    if policy.action == RetentionAction.delete:
+        return Step.delete
     busy = db.scalar(select(func.count()).select_from(Job)
                      .where(Job.document_id == doc.id, Job.status.in_(ACTIVE_STATUSES))) or 0
     if busy:
         return None  # the next pass, once its run has finished
     if not doc.redact:
-        return "redact"
+        return Step.redact
     unredacted_left = (doc.keep_original or (work_dir(settings, doc.id) / "original").exists()
                        or (storage.blob_path(settings.files_dir, doc.sha256).exists() and not _shared(db, doc)))
-    return "remove_original" if unredacted_left and doc.indexed_at is not None else None
+    return Step.remove_original if unredacted_left and doc.indexed_at is not None else None
 
 
 def plan(db: Session, settings: Settings, now: datetime | None = None) -> list[Expiry]:
@@ -99,10 +112,10 @@ def apply(settings: Settings, due: Sequence[Expiry]) -> list[Expiry]:
                 doc = removal.owned_document(db, expiry.owner_id, expiry.document_id)
             except removal.NotFound:
                 continue
-            if expiry.action == DELETE:
-                removal.delete(db, settings, expiry.owner_id, doc.id, action=removal.EXPIRED, actor=expiry.actor,
-                               policy_id=expiry.policy_id)
-            elif expiry.action == "redact":
+            if expiry.action == Step.delete:
+                removal.delete(db, settings, expiry.owner_id, doc.id, action=removal.AuditAction.expired,
+                               actor=expiry.actor, policy_id=expiry.policy_id)
+            elif expiry.action == Step.redact:
                 _queue_redaction(db, doc, expiry)
             else:
                 _remove_original(db, settings, doc, expiry)
@@ -116,14 +129,15 @@ def _queue_redaction(db: Session, doc: Document, expiry: Expiry) -> None:
     doc.redact, doc.keep_original = True, False
     doc.indexed_at = None  # not served until the redacted run completes
     db.add(Job.for_document(doc))
-    removal.audit(db, doc, "redacted", {"queued": "a run that redacts it; its upload goes once that completes"},
-                  expiry.actor, expiry.policy_id)
+    removal.audit(db, doc, removal.AuditAction.redacted,
+                  {"queued": "a run that redacts it; its upload goes once that completes"}, expiry.actor,
+                  expiry.policy_id)
 
 
 def _remove_original(db: Session, settings: Settings, doc: Document, expiry: Expiry) -> None:
     original = work_dir(settings, doc.id) / "original"
     shared = _shared(db, doc)
-    removal.audit(db, doc, "original_removed", {
+    removal.audit(db, doc, removal.AuditAction.original_removed, {
         "unredacted_text": "removed" if original.exists() else "none kept",
         "file": "kept: another document has the same bytes" if shared else "removed",
     }, expiry.actor, expiry.policy_id)
