@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
-from typing import Any
 
-from ingestflow.atomic_files import write_atomic
 from ingestflow.audio.chunking import chunk_by_time
 from ingestflow.audio.transcript import Transcript
+from ingestflow.chunks import Chunk, write_chunks
 from ingestflow.models import embedding_model_path
 from ingestflow.parsing import chunking
 from ingestflow.parsing.persistence import load_document
@@ -18,7 +16,7 @@ from ingestflow.settings import get_settings
 from tasks.common import stage_task
 
 
-def chunk_recording(ref: DocumentRef) -> list[dict[str, Any]]:
+def chunk_recording(ref: DocumentRef) -> list[Chunk]:
     """Windows of a few sentences of the improved transcript (10-30 s); each keeps its start and end seconds."""
     settings = get_settings()
     transcript = Transcript.from_dict(json.loads(ref.transcript_improved.read_text()))
@@ -33,14 +31,14 @@ def chunk_recording(ref: DocumentRef) -> list[dict[str, Any]]:
 def chunk_document(ref: DocumentRef) -> ChunkResult:
     if ref.kind == "audio":
         records = chunk_recording(ref)
-        write_atomic(ref.chunks_json, json.dumps(records))
+        write_chunks(ref.chunks_json, records)
         return ChunkResult(chunk_count=len(records))
     settings = get_settings()
     doc = load_document(ref.parsed_json)
     chunks = chunking.chunk(
         doc, tokenizer_path=embedding_model_path(settings.embedding_model), max_tokens=settings.chunk_max_tokens
     )
-    write_atomic(ref.chunks_json, json.dumps([asdict(c) for c in chunks]))
+    write_chunks(ref.chunks_json, chunks)
     return ChunkResult(chunk_count=len(chunks))
 
 

@@ -4,9 +4,7 @@ lexical search (a document's vectors and rows are each replaced as a whole, so a
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
+from ingestflow.chunks import read_chunks, store_metadata
 from ingestflow.db import ChunkText, session_scope
 from ingestflow.jobs.progress import StageProgress, cancelled_jobs
 from ingestflow.models import embedding_model, embedding_model_name
@@ -20,28 +18,10 @@ from tasks.common import stage_task
 BATCH = 64
 
 
-def chunk_metadata(ref: DocumentRef, chunk: dict[str, Any]) -> dict[str, Any]:
-    meta: dict[str, Any] = {
-        "owner_id": ref.owner_id,
-        "document_id": ref.id,
-        "chunk_index": chunk["index"],
-        "kind": ref.kind,
-        "title": ref.title,
-        "collection": ref.collection,
-        "page_start": chunk.get("page_start"),
-        "page_end": chunk.get("page_end"),
-        "headings": " > ".join(chunk.get("headings") or []) or None,
-        "start_s": chunk.get("start_s"),
-        "end_s": chunk.get("end_s"),
-    }
-    # Chroma metadata values may not be None.
-    return {k: v for k, v in meta.items() if v is not None}
-
-
 def embed_documents(refs: list[DocumentRef]) -> list[EmbedResult]:
     settings = get_settings()
-    per_doc = [json.loads(ref.chunks_json.read_text()) for ref in refs]
-    texts = [c["embed_text"] for chunks in per_doc for c in chunks]
+    per_doc = [read_chunks(ref.chunks_json) for ref in refs]
+    texts = [c.embed_text for chunks in per_doc for c in chunks]
     model = embedding_model(settings.embedding_model)
     progress = StageProgress([r.job_id for r in refs], "Embedding", len(texts), "chunks")
     vectors: list[list[float]] = []
@@ -54,12 +34,12 @@ def embed_documents(refs: list[DocumentRef]) -> list[EmbedResult]:
     writes, rows, offset = [], [], 0
     for ref, chunks in zip(refs, per_doc, strict=True):
         if ref.job_id not in cancelled:
-            metas = [chunk_metadata(ref, c) for c in chunks]
-            ids = [chunk_id(ref.id, c["index"]) for c in chunks]
+            metas = [store_metadata(ref, c) for c in chunks]
+            ids = [chunk_id(ref.id, c.index) for c in chunks]
             writes.append(DocumentVectors(ref.owner_id, ref.id, ids, vectors[offset : offset + len(chunks)],
-                                          [c["text"] for c in chunks], metas))
-            rows += [ChunkText(id=i, owner_id=ref.owner_id, document_id=ref.id, chunk_index=c["index"], kind=ref.kind,
-                               collection=ref.collection, text=c["text"], meta=m)
+                                          [c.text for c in chunks], metas))
+            rows += [ChunkText(id=i, owner_id=ref.owner_id, document_id=ref.id, chunk_index=c.index, kind=ref.kind,
+                               collection=ref.collection, text=c.text, meta=dict(m))
                      for i, c, m in zip(ids, chunks, metas, strict=True)]
         offset += len(chunks)
     store = open_vector_store(settings)

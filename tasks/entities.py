@@ -8,6 +8,7 @@ from collections import Counter
 from typing import Any
 
 from ingestflow.atomic_files import write_atomic
+from ingestflow.chunks import read_chunks
 from ingestflow.jobs.progress import StageProgress
 from ingestflow.models import spacy_pipeline, spacy_version
 from ingestflow.pipeline import EntitiesResult
@@ -42,8 +43,8 @@ def entities_in(texts: list[str], model: str, progress: StageProgress | None = N
 def extract_document_entities(refs: list[DocumentRef]) -> list[EntitiesResult]:
     """One spaCy pass over the chunks of all these documents; each document's entities beside its chunks."""
     settings = get_settings()
-    per_doc = [json.loads(ref.chunks_json.read_text()) for ref in refs]
-    texts = [c["text"] for chunks in per_doc for c in chunks]
+    per_doc = [read_chunks(ref.chunks_json) for ref in refs]
+    texts = [c.text for chunks in per_doc for c in chunks]
     progress = StageProgress([r.job_id for r in refs], "Finding entities in", len(texts), "chunks")
     found = entities_in(texts, settings.spacy_model, progress)
     model = spacy_version(settings.spacy_model)

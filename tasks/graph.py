@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from itertools import groupby
 
+from ingestflow.chunks import read_chunks
 from ingestflow.jobs.progress import cancelled_jobs
 from ingestflow.pipeline import GraphResult
 from ingestflow.refs import DocumentRef
@@ -17,16 +18,16 @@ from tasks.common import stage_task
 
 
 def chunk_facts(ref: DocumentRef) -> list[ChunkFacts]:
-    chunks = json.loads(ref.chunks_json.read_text())
+    chunks = read_chunks(ref.chunks_json)
     entities = json.loads(ref.entities_json.read_text())
     return [
         ChunkFacts(
-            chunk_id=chunk_id(ref.id, c["index"]),
-            index=c["index"],
-            text=c["text"],
-            page=c.get("page_start"),
-            start_s=c.get("start_s"),
-            end_s=c.get("end_s"),
+            chunk_id=chunk_id(ref.id, c.index),
+            index=c.index,
+            text=c.text,
+            page=c.page_start,
+            start_s=c.start_s,
+            end_s=c.end_s,
             entities=tuple(EntityMention(e["name"], e["label"], e["count"]) for e in ents),
         )
         for c, ents in zip(chunks, entities, strict=True)

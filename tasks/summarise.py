@@ -4,11 +4,11 @@ from the chunks, so a redacted document's summary is made from its redacted text
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 from ingestflow.answering.summary import PROMPT_VERSION, extractive, with_llm
 from ingestflow.atomic_files import write_atomic
+from ingestflow.chunks import read_chunks
 from ingestflow.models import embedding_model, embedding_model_name
 from ingestflow.pipeline import SummaryResult
 from ingestflow.refs import DocumentRef
@@ -26,7 +26,7 @@ def summarise_document(ref: DocumentRef) -> SummaryResult:
     def embed(texts: list[str]) -> np.ndarray:
         return model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
 
-    summary = extractive(json.loads(ref.chunks_json.read_text()), embed)
+    summary = extractive(read_chunks(ref.chunks_json), embed)
     made_by = f"extractive ({embedding_model_name(settings.embedding_model)})"
     if settings.llm_backend:
         summary = with_llm(summary, settings)

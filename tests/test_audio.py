@@ -360,24 +360,24 @@ def test_renderers_escape_and_split_long_cues() -> None:
 
 
 def _check_chunks(t: Transcript, chunks: list[dict[str, Any]], max_tokens: int, fn: Callable[[str], int]) -> None:
-    assert [c["index"] for c in chunks] == list(range(len(chunks)))
+    assert [c.index for c in chunks] == list(range(len(chunks)))
     for c in chunks:
-        assert fn(c["text"]) <= max_tokens and fn(c["embed_text"]) <= max_tokens
-        assert c["start_s"] < c["end_s"]
-        assert c["page_start"] is None and c["page_end"] is None and c["headings"] == []
-    assert [c["start_s"] for c in chunks] == sorted(c["start_s"] for c in chunks)
-    assert chunks[0]["start_s"] == t.segments[0]["start"] and chunks[-1]["end_s"] == t.segments[-1]["end"]
+        assert fn(c.text) <= max_tokens and fn(c.embed_text) <= max_tokens
+        assert c.start_s < c.end_s
+        assert c.page_start is None and c.page_end is None and c.headings == []
+    assert [c.start_s for c in chunks] == sorted(c.start_s for c in chunks)
+    assert chunks[0].start_s == t.segments[0]["start"] and chunks[-1].end_s == t.segments[-1]["end"]
     # Nothing lost or repeated across chunk boundaries.
-    assert words_of(" ".join(c["text"] for c in chunks)) == words_of(to_txt(t))
+    assert words_of(" ".join(c.text for c in chunks)) == words_of(to_txt(t))
 
 
 def test_chunk_by_time_real_transcript_and_tight_limit() -> None:
     t = clean(transcript_of("jfk.flac"))
     whole = chunk_by_time(t, count_tokens=count_tokens)
-    assert len(whole) == 1 and whole[0]["start_s"] == t.segments[0]["start"]
+    assert len(whole) == 1 and whole[0].start_s == t.segments[0]["start"]
     # 12 tokens (with [CLS]/[SEP]) forces the one long sentence to be cut by words, with word times.
     tight = chunk_by_time(t, count_tokens=count_tokens, max_tokens=12)
-    print("\n" + "\n".join(f"{c['start_s']:6.2f}-{c['end_s']:6.2f} {c['text']!r}" for c in tight))
+    print("\n" + "\n".join(f"{c.start_s:6.2f}-{c.end_s:6.2f} {c.text!r}" for c in tight))
     assert len(tight) >= 3
     _check_chunks(t, tight, 12, count_tokens)
 
@@ -390,19 +390,19 @@ def test_chunk_by_time_long_recording() -> None:
     sentences.append((sentences[-1][0] + 10, monologue))
     t = clean(synthetic(sentences))
     chunks = chunk_by_time(t, count_tokens=count_tokens, max_tokens=256)
-    spans = [c["end_s"] - c["start_s"] for c in chunks]
+    spans = [c.end_s - c.start_s for c in chunks]
     print(f"\n{len(chunks)} chunks, spans {min(spans):.0f}-{max(spans):.0f}s, "
-          f"tokens <= {max(count_tokens(c['text']) for c in chunks)}")
+          f"tokens <= {max(count_tokens(c.text) for c in chunks)}")
     _check_chunks(t, chunks, 256, count_tokens)
     # Windows of a few sentences: none over 30 s, the monologue included (cut by its word timestamps).
     assert max(spans) <= 30
-    said = [c for c in chunks if not c["text"].lower().startswith("and")]
-    assert all(10 <= c["end_s"] - c["start_s"] <= 24 for c in said[:-1])
+    said = [c for c in chunks if not c.text.lower().startswith("and")]
+    assert all(10 <= c.end_s - c.start_s <= 24 for c in said[:-1])
     # A paragraph (10 sentences, 40 s) closes a window that has reached 10 s: no window spans a paragraph break.
     for c in said:
-        numbers = [int(n) for n in re.findall(r"point number (\d+)", c["text"], re.IGNORECASE)]
-        assert len({n // 10 for n in numbers}) == 1, c["text"]
-    assert sum(1 for c in chunks if c["text"].lower().startswith("and")) >= 7  # 210 s of monologue in <= 30 s pieces
+        numbers = [int(n) for n in re.findall(r"point number (\d+)", c.text, re.IGNORECASE)]
+        assert len({n // 10 for n in numbers}) == 1, c.text
+    assert sum(1 for c in chunks if c.text.lower().startswith("and")) >= 7  # 210 s of monologue in <= 30 s pieces
 
 
 def test_a_short_memo_about_several_things_is_cited_by_window() -> None:
@@ -418,9 +418,9 @@ def test_a_short_memo_about_several_things_is_cited_by_window() -> None:
     chunks = chunk_by_time(t, count_tokens=count_tokens)
     _check_chunks(t, chunks, 256, count_tokens)
     assert len(chunks) >= 2
-    photos = next(c for c in chunks if "tram" in c["text"])
-    assert photos["start_s"] > 20 and "dentist" not in photos["text"]
-    assert all(c["end_s"] - c["start_s"] <= 30 for c in chunks)
+    photos = next(c for c in chunks if "tram" in c.text)
+    assert photos.start_s > 20 and "dentist" not in photos.text
+    assert all(c.end_s - c.start_s <= 30 for c in chunks)
 
 
 RAW = ("so um the the budget for next year is three million and we we need to cut travel by twenty percent "

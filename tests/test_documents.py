@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
+from ingestflow.chunks import Chunk
 from ingestflow.errors import CorruptInput, PermanentError, UnsupportedFormat
 from ingestflow.parsing import conversion, ocr
-from ingestflow.parsing.chunking import ChunkRecord, chunk, count_tokens
+from ingestflow.parsing.chunking import chunk, count_tokens
 from ingestflow.parsing.conversion import Conversion, convert, convert_detailed, to_markdown
 from ingestflow.parsing.persistence import load_document, save_document
 from tests.conftest import FIXTURES
@@ -89,7 +90,7 @@ def converted() -> dict[str, Conversion]:
 
 
 @pytest.fixture(scope="module")
-def chunked(converted: dict[str, Conversion]) -> dict[str, list[ChunkRecord]]:
+def chunked(converted: dict[str, Conversion]) -> dict[str, list[Chunk]]:
     t0 = time.perf_counter()
     out = {name: chunk(conv.document) for name, conv in converted.items()}
     print(f"\nchunked all fixtures in {time.perf_counter() - t0:.2f}s (tokenizer load included)")
@@ -137,7 +138,7 @@ def test_native_pdf_has_paragraphs_headings_and_pages(converted: dict[str, Conve
     assert "## Specialized Word Processing Tools" in markdown
 
 
-def test_pdf_chunks_carry_page_numbers_and_headings(chunked: dict[str, list[ChunkRecord]]) -> None:
+def test_pdf_chunks_carry_page_numbers_and_headings(chunked: dict[str, list[Chunk]]) -> None:
     chunks = chunked["multi_page.pdf"]
     screenwriting = next(c for c in chunks if "Final Draft" in c.text)
     assert (screenwriting.page_start, screenwriting.page_end) == (3, 3)
@@ -214,7 +215,7 @@ def test_scanned_pdf_without_ocr_is_noted_not_failed() -> None:
 
 @pytest.mark.parametrize(("name", "max_tokens"), [(name, 256) for name, _ in ALL_FIXTURES] + [("wiki_duck.html", 64)])
 def test_chunks_fit_the_token_budget(
-    converted: dict[str, Conversion], chunked: dict[str, list[ChunkRecord]], name: str, max_tokens: int
+    converted: dict[str, Conversion], chunked: dict[str, list[Chunk]], name: str, max_tokens: int
 ) -> None:
     chunks = chunked[name] if max_tokens == 256 else chunk(converted[name].document, max_tokens=max_tokens)
     assert chunks

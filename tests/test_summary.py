@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 
 from ingestflow.answering.summary import Summary, candidates, extractive, how_many, unsupported, with_llm
+from ingestflow.chunks import Chunk
 from ingestflow.models import embedding_model
 from ingestflow.settings import Settings
 
-CHUNKS = [
+CHUNKS = [Chunk(embed_text=c["text"], **c) for c in [
     {"index": 0, "text": "The library service ran a summer reading challenge for children aged four to eleven. "
                          "Six branches and the mobile library took part.", "page_start": 1, "page_end": 1,
      "headings": ["Summer Reading Challenge 2024"]},
@@ -27,7 +28,7 @@ CHUNKS = [
     {"index": 2, "text": "Children who finished the challenge borrowed twice as many books over the summer. "
                          "The service will repeat the challenge next year with a science theme.",
      "page_start": 3, "page_end": 3, "headings": ["Conclusions"]},
-]
+]]
 
 
 def _embed(texts: list[str]) -> Any:
@@ -48,8 +49,8 @@ def test_the_summary_is_central_sentences_each_cited_in_reading_order() -> None:
 
 
 def test_a_recording_summary_is_cited_by_seconds_and_an_empty_one_is_empty() -> None:
-    chunks = [{"index": 0, "text": "Thanks for calling about the boiler. An engineer will come on Tuesday morning.",
-               "start_s": 3.5, "end_s": 11.0}]
+    said = "Thanks for calling about the boiler. An engineer will come on Tuesday morning."
+    chunks = [Chunk(index=0, text=said, embed_text=said, start_s=3.5, end_s=11.0)]
     summary = extractive(chunks, _embed)
     assert summary.sentences[0].start_s == 3.5 and summary.sentences[0].end_s == 11.0
     assert extractive([], _embed) == Summary(mode="extractive", text="", sentences=[])

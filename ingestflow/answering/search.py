@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import func, or_, select
 
+from ingestflow.chunks import headings_of
 from ingestflow.db import Document, session_scope
 from ingestflow.models import embedding_model
 from ingestflow.settings import Settings
@@ -61,7 +62,7 @@ class Provenance:
     @classmethod
     def of(cls, meta: dict[str, Any]) -> Provenance:
         return cls(title=str(meta.get("title", "")), kind=str(meta.get("kind", "text")), page=meta.get("page_start"),
-                   page_end=meta.get("page_end"), headings=[p for p in str(meta.get("headings", "")).split(" > ") if p],
+                   page_end=meta.get("page_end"), headings=headings_of(meta),
                    start_s=meta.get("start_s"), end_s=meta.get("end_s"))
 
 

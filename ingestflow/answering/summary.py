@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel
 
+from ingestflow.chunks import Chunk
 from ingestflow.text import sentences
 
 if TYPE_CHECKING:
@@ -52,16 +53,15 @@ class Summary(BaseModel):
     note: str | None = None  # why an LLM's summary was not kept
 
 
-def candidates(chunks: Sequence[dict[str, Any]]) -> list[CitedSentence]:
+def candidates(chunks: Sequence[Chunk]) -> list[CitedSentence]:
     """The document's sentences in reading order, each with its chunk's citation."""
     out = []
     for chunk in chunks:
-        for sentence in sentences(" ".join(str(chunk.get("text", "")).split())):
+        for sentence in sentences(" ".join(chunk.text.split())):
             if len(sentence.split()) >= MIN_WORDS:
                 out.append(CitedSentence(
-                    text=sentence.strip(), chunk_index=int(chunk.get("index", 0)), page=chunk.get("page_start"),
-                    page_end=chunk.get("page_end"), headings=list(chunk.get("headings") or []),
-                    start_s=chunk.get("start_s"), end_s=chunk.get("end_s")))
+                    text=sentence.strip(), chunk_index=chunk.index, page=chunk.page_start, page_end=chunk.page_end,
+                    headings=list(chunk.headings), start_s=chunk.start_s, end_s=chunk.end_s))
     if len(out) > MAX_CANDIDATES:
         step = len(out) / MAX_CANDIDATES
         out = [out[int(i * step)] for i in range(MAX_CANDIDATES)]
@@ -90,7 +90,7 @@ def central(vectors: np.ndarray, k: int) -> list[int]:
     return sorted(chosen)
 
 
-def extractive(chunks: Sequence[dict[str, Any]], embed: Callable[[list[str]], np.ndarray]) -> Summary:
+def extractive(chunks: Sequence[Chunk], embed: Callable[[list[str]], np.ndarray]) -> Summary:
     pool = candidates(chunks)
     if not pool:
         return Summary(mode="extractive", text="", sentences=[])

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from ingestflow.audio.transcript import Transcript, Word, join_words, segment_words
+from ingestflow.chunks import Chunk
 
 
 def _split_to_fit(words: list[Word], count_tokens: Callable[[str], int], max_tokens: int) -> list[list[Word]]:
@@ -82,7 +82,7 @@ def chunk_by_time(
     *,
     count_tokens: Callable[[str], int],
     max_tokens: int = 256,
-) -> list[dict[str, Any]]:
+) -> list[Chunk]:
     """Windows of consecutive sentences (segments of a raw transcript), 10-30 s long where the sentences allow,
     each within `max_tokens` by `count_tokens` and pointing at the seconds that say it."""
     units: list[tuple[float, float, str, int]] = []  # start, end, text, paragraph
@@ -99,7 +99,7 @@ def chunk_by_time(
             for piece in _split_by_time(fitting, MAX_S):
                 units.append((piece[0]["start"], piece[-1]["end"], join_words(piece), para))
 
-    chunks: list[dict[str, Any]] = []
+    chunks: list[Chunk] = []
     current: list[tuple[float, float, str, int]] = []
 
     def render(parts: Iterable[tuple[float, float, str, int]]) -> str:
@@ -116,17 +116,8 @@ def chunk_by_time(
         if not current:
             return
         text = render(current)
-        chunks.append({
-            "index": len(chunks),
-            "text": text,
-            # No heading path to prefix for audio: the text is what gets embedded.
-            "embed_text": text,
-            "start_s": round(current[0][0], 3),
-            "end_s": round(current[-1][1], 3),
-            "page_start": None,
-            "page_end": None,
-            "headings": [],
-        })
+        chunks.append(Chunk(index=len(chunks), text=text, embed_text=text, start_s=round(current[0][0], 3),
+                            end_s=round(current[-1][1], 3)))
         current.clear()
 
     for unit in units:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from ingestflow.chunks import Chunk
 from ingestflow.models import embedding_model_path
 
 if TYPE_CHECKING:
@@ -15,32 +15,20 @@ if TYPE_CHECKING:
     from docling_core.types.doc import DoclingDocument
 
 
-@dataclass
-class ChunkRecord:
-    index: int
-    text: str
-    # What gets embedded: the chunk text with its heading path prefixed, so a chunk reading "It was
-    # introduced in 1964" still says what "it" is.
-    embed_text: str
-    page_start: int | None
-    page_end: int | None
-    headings: list[str]
-
-
-def chunk(doc: DoclingDocument, *, tokenizer_path: Path | None = None, max_tokens: int = 256) -> list[ChunkRecord]:
+def chunk(doc: DoclingDocument, *, tokenizer_path: Path | None = None, max_tokens: int = 256) -> list[Chunk]:
     """Cut a document into chunks whose embed_text, encoded with the tokenizer's special tokens, is at most
     max_tokens long, so an encoder with that sequence length truncates nothing."""
     from docling_core.transforms.chunker.hierarchical_chunker import DocChunk
 
     chunker = _chunker(str(tokenizer_path or embedding_model_path(None)), max_tokens)
-    records: list[ChunkRecord] = []
+    records: list[Chunk] = []
     for base_chunk in chunker.chunk(dl_doc=doc):
         doc_chunk = cast(DocChunk, base_chunk)  # HybridChunker yields DocChunks, typed as their base class
         if not doc_chunk.text.strip():
             continue
         pages = [prov.page_no for item in doc_chunk.meta.doc_items for prov in item.prov]
         records.append(
-            ChunkRecord(
+            Chunk(
                 index=len(records),
                 text=doc_chunk.text,
                 embed_text=chunker.contextualize(chunk=doc_chunk),

@@ -292,10 +292,10 @@ def doctor() -> None:
     from ingestflow.shell.health import detailed
 
     report = asyncio.run(detailed(get_settings()))
-    for name, dep in report["dependencies"].items():
-        mark = "[green]ok[/]" if dep["ok"] else "[red]FAIL[/]"
-        console.print(f"{mark:<20} {name:<10} {dep.get('error') or ''}")
-    raise typer.Exit(0 if report["ok"] else 1)
+    for name, dep in report.dependencies.items():
+        mark = "[green]ok[/]" if dep.ok else "[red]FAIL[/]"
+        console.print(f"{mark:<20} {name:<10} {dep.error or ''}")
+    raise typer.Exit(0 if report.ok else 1)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import httpx
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import text
 
 from ingestflow.db import get_engine
@@ -13,15 +14,29 @@ from ingestflow.models import embedding_model_path
 from ingestflow.settings import Settings
 
 
-def _ok(**extra: Any) -> dict[str, Any]:
-    return {"ok": True, **extra}
+class Check(BaseModel):
+    """One dependency's state: ok, or the error that says why not; each check adds what it knows (where the
+    dependency is, its workers, its processes), which differs per dependency, hence free-form extras."""
+
+    model_config = ConfigDict(extra="allow")
+    ok: bool
+    error: str | None = None
 
 
-def _fail(exc: BaseException) -> dict[str, Any]:
-    return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+class HealthReport(BaseModel):
+    ok: bool
+    dependencies: dict[str, Check]
 
 
-def check_database(settings: Settings) -> dict[str, Any]:
+def _ok(**extra: Any) -> Check:
+    return Check(ok=True, **extra)
+
+
+def _fail(exc: BaseException) -> Check:
+    return Check(ok=False, error=f"{type(exc).__name__}: {exc}")
+
+
+def check_database(settings: Settings) -> Check:
     try:
         with get_engine(settings.sqlalchemy_url).connect() as conn:
             conn.execute(text("SELECT 1"))
@@ -30,7 +45,7 @@ def check_database(settings: Settings) -> dict[str, Any]:
         return _fail(exc)
 
 
-def check_prefect(settings: Settings) -> dict[str, Any]:
+def check_prefect(settings: Settings) -> Check:
     try:
         r = httpx.get(f"{settings.prefect_url}/health", timeout=3)
         r.raise_for_status()
@@ -39,7 +54,7 @@ def check_prefect(settings: Settings) -> dict[str, Any]:
         return _fail(exc)
 
 
-def check_chroma(settings: Settings) -> dict[str, Any]:
+def check_chroma(settings: Settings) -> Check:
     try:
         r = httpx.get(f"http://{settings.chroma_host}:{settings.chroma_port}/api/v2/heartbeat", timeout=3)
         r.raise_for_status()
@@ -48,7 +63,7 @@ def check_chroma(settings: Settings) -> dict[str, Any]:
         return _fail(exc)
 
 
-def check_dask(settings: Settings) -> dict[str, Any]:
+def check_dask(settings: Settings) -> Check:
     try:
         from distributed import Client
 
@@ -58,12 +73,13 @@ def check_dask(settings: Settings) -> dict[str, Any]:
             scheduler=settings.dask_scheduler,
             workers=[{"address": a, "threads": w.get("nthreads"), "resources": w.get("resources", {})}
                      for a, w in workers.items()],
-        ) if workers else {"ok": False, "error": "no Dask workers connected", "scheduler": settings.dask_scheduler}
+        ) if workers else Check.model_validate(
+            {"ok": False, "error": "no Dask workers connected", "scheduler": settings.dask_scheduler})
     except Exception as exc:
         return _fail(exc)
 
 
-def check_graph(settings: Settings) -> dict[str, Any]:
+def check_graph(settings: Settings) -> Check:
     if settings.graph_backend == "ladybug":
         path = settings.graph_path
         return _ok(backend="ladybug", path=str(path), exists=path.exists())
@@ -77,7 +93,7 @@ def check_graph(settings: Settings) -> dict[str, Any]:
         return _fail(exc)
 
 
-def check_models(settings: Settings) -> dict[str, Any]:
+def check_models(settings: Settings) -> Check:
     try:
         import importlib.util
 
@@ -90,15 +106,13 @@ def check_models(settings: Settings) -> dict[str, Any]:
         return _fail(exc)
 
 
-def check_processes(settings: Settings) -> dict[str, Any]:
+def check_processes(settings: Settings) -> Check:
     """The supervised children of `ingestflow up` (absent when the stack runs elsewhere)."""
     from ingestflow.shell.stack.supervisor import read_states
 
     states = read_states(settings.data_dir / "stack.json")
-    return {
-        "ok": all(s.state == "running" for s in states),
-        "processes": [s.model_dump(mode="json") for s in states],
-    }
+    return Check.model_validate({"ok": all(s.state == "running" for s in states),
+                                 "processes": [s.model_dump(mode="json") for s in states]})
 
 
 CHECKS = {
@@ -112,8 +126,8 @@ CHECKS = {
 }
 
 
-async def detailed(settings: Settings) -> dict[str, Any]:
+async def detailed(settings: Settings) -> HealthReport:
     results = await asyncio.gather(*(asyncio.to_thread(fn, settings) for fn in CHECKS.values()))
     deps = dict(zip(CHECKS, results, strict=True))
-    deps["llm"] = {"ok": True, "configured": False}
-    return {"ok": all(d["ok"] for d in deps.values()), "dependencies": deps}
+    deps["llm"] = _ok(configured=False)
+    return HealthReport(ok=all(d.ok for d in deps.values()), dependencies=deps)
