@@ -179,19 +179,3 @@ class DeliveryOut(BaseModel):
     last_error: str | None
     delivered_at: datetime | None
 
-
-class SearchHit(BaseModel):
-    """A passage as search returns it and chat cites it: the chunk, its score and where it comes from."""
-
-    chunk_id: str
-    document_id: str
-    title: str
-    kind: str
-    text: str
-    score: float
-    page: int | None = None
-    page_end: int | None = None
-    headings: list[str] = []
-    start_s: float | None = None
-    end_s: float | None = None
-

@@ -1,5 +1,6 @@
 """A chunk, as the chunk stage writes it (`chunks.json`, for documents and recordings alike) and embed, entities,
-graph and summarise read it; and its metadata to and from the stores, in one place."""
+graph and summarise read it; its metadata to and from the stores, in one place; and the entities found in each
+chunk (`entities.json`, written by extract-entities, read by the graph stage and by search hits)."""
 
 from __future__ import annotations
 
@@ -33,12 +34,31 @@ class Chunk(BaseModel):
 _CHUNKS = TypeAdapter(list[Chunk])
 
 
+class FoundEntity(BaseModel):
+    """An entity named in a chunk, and how often."""
+
+    name: str
+    label: str  # spaCy's label: PERSON, ORG, GPE, ...
+    count: int = 1
+
+
+_PER_CHUNK = TypeAdapter(list[list[FoundEntity]])
+
+
 def write_chunks(path: Path, chunks: Sequence[Chunk]) -> None:
     write_atomic(path, json.dumps([c.model_dump() for c in chunks]))
 
 
 def read_chunks(path: Path) -> list[Chunk]:
     return _CHUNKS.validate_json(path.read_bytes())
+
+
+def write_entities(path: Path, per_chunk: Sequence[Sequence[FoundEntity]]) -> None:
+    write_atomic(path, json.dumps([[e.model_dump() for e in found] for found in per_chunk]))
+
+
+def read_entities(path: Path) -> list[list[FoundEntity]]:
+    return _PER_CHUNK.validate_json(path.read_bytes())
 
 
 def store_metadata(ref: DocumentRef, chunk: Chunk) -> dict[str, str | int | float]:

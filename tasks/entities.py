@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
-from typing import Any
 
-from ingestflow.atomic_files import write_atomic
-from ingestflow.chunks import read_chunks
+from ingestflow.chunks import FoundEntity, read_chunks, write_entities
 from ingestflow.jobs.progress import StageProgress
 from ingestflow.models import spacy_pipeline, spacy_version
 from ingestflow.pipeline import EntitiesResult
@@ -25,9 +22,9 @@ def plain_text(text: str) -> str:
     return _URL.sub(" ", markdown_to_text(text))
 
 
-def entities_in(texts: list[str], model: str, progress: StageProgress | None = None) -> list[list[dict[str, Any]]]:
+def entities_in(texts: list[str], model: str, progress: StageProgress | None = None) -> list[list[FoundEntity]]:
     nlp = spacy_pipeline(model)
-    out: list[list[dict[str, Any]]] = []
+    out: list[list[FoundEntity]] = []
     for doc in nlp.pipe((plain_text(t) for t in texts), batch_size=32):
         if progress:
             progress.advance(len(out))
@@ -36,7 +33,7 @@ def entities_in(texts: list[str], model: str, progress: StageProgress | None = N
             for ent in doc.ents
             if ent.label_ in ENTITY_LABELS and len(ent.text.strip()) > 1
         )
-        out.append([{"name": n, "label": lb, "count": c} for (n, lb), c in sorted(counts.items())])
+        out.append([FoundEntity(name=n, label=lb, count=c) for (n, lb), c in sorted(counts.items())])
     return out
 
 
@@ -52,8 +49,8 @@ def extract_document_entities(refs: list[DocumentRef]) -> list[EntitiesResult]:
     for ref, chunks in zip(refs, per_doc, strict=True):
         per_chunk = found[offset : offset + len(chunks)]
         offset += len(chunks)
-        write_atomic(ref.entities_json, json.dumps(per_chunk))
-        distinct = {(e["name"].lower(), e["label"]) for ents in per_chunk for e in ents}
+        write_entities(ref.entities_json, per_chunk)
+        distinct = {(e.name.lower(), e.label) for ents in per_chunk for e in ents}
         results.append(EntitiesResult(entity_count=len(distinct), model=model, units=len(chunks)))
     return results
 

@@ -3,10 +3,9 @@ document's facts replaced, all in one transaction."""
 
 from __future__ import annotations
 
-import json
 from itertools import groupby
 
-from ingestflow.chunks import read_chunks
+from ingestflow.chunks import read_chunks, read_entities
 from ingestflow.jobs.progress import cancelled_jobs
 from ingestflow.pipeline import GraphResult
 from ingestflow.refs import DocumentRef
@@ -19,7 +18,7 @@ from tasks.common import stage_task
 
 def chunk_facts(ref: DocumentRef) -> list[ChunkFacts]:
     chunks = read_chunks(ref.chunks_json)
-    entities = json.loads(ref.entities_json.read_text())
+    entities = read_entities(ref.entities_json)
     return [
         ChunkFacts(
             chunk_id=chunk_id(ref.id, c.index),
@@ -28,7 +27,7 @@ def chunk_facts(ref: DocumentRef) -> list[ChunkFacts]:
             page=c.page_start,
             start_s=c.start_s,
             end_s=c.end_s,
-            entities=tuple(EntityMention(e["name"], e["label"], e["count"]) for e in ents),
+            entities=tuple(EntityMention(e.name, e.label, e.count) for e in ents),
         )
         for c, ents in zip(chunks, entities, strict=True)
     ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field
@@ -12,9 +12,8 @@ from sqlalchemy import select
 
 from api import errors
 from api.deps import NO_NUL, CurrentUser, IdPath, PageDep, QueryBudget, SessionDep, SettingsDep
-from api.schemas import SearchHit
 from ingestflow.answering.chat import ask
-from ingestflow.answering.search import SearchFilters
+from ingestflow.answering.search import SearchFilters, Source
 from ingestflow.db import Conversation, Turn
 
 router = APIRouter(prefix="/v1", tags=["chat"], responses=errors.documented(401))
@@ -29,12 +28,6 @@ class ChatRequest(BaseModel):
     collection: str | None = Field(default=None, pattern=NO_NUL)
 
 
-class SourceOut(SearchHit):
-    n: int
-    vector_score: float
-    cited: bool = False  # the answer carries this source's [n]
-
-
 class ContextTurnOut(BaseModel):
     turn_id: str
     index: int
@@ -46,7 +39,7 @@ class ContextTurnOut(BaseModel):
 class ChatResponse(BaseModel):
     answer: str
     mode: Literal["extractive", "llm"]
-    sources: list[SourceOut]
+    sources: list[Source]
     conversation_id: str
     chat_context_used: list[ContextTurnOut]
     turn_id: str
@@ -59,7 +52,7 @@ class TurnOut(BaseModel):
     index: int
     role: str
     text: str
-    sources: list[dict[str, Any]]
+    sources: list[Source]  # as the answer cited them when it was made
     created_at: datetime
 
 
@@ -85,7 +78,7 @@ def chat(body: ChatRequest, user: CurrentUser, settings: SettingsDep, _budget: Q
     return ChatResponse(
         answer=result.answer,
         mode="llm" if result.mode == "llm" else "extractive",
-        sources=[SourceOut(**asdict(s)) for s in result.sources],
+        sources=result.sources,
         conversation_id=result.conversation_id,
         chat_context_used=[ContextTurnOut(**asdict(t)) for t in result.context],
         turn_id=result.turn_id,
@@ -97,8 +90,8 @@ def chat(body: ChatRequest, user: CurrentUser, settings: SettingsDep, _budget: Q
 def _conversation_out(conv: Conversation, turns: list[Turn] | None = None) -> ConversationOut:
     return ConversationOut(
         id=conv.id, title=conv.title, created_at=conv.created_at, updated_at=conv.updated_at,
-        turns=[TurnOut(id=t.id, index=t.index, role=t.role, text=t.text, sources=t.sources or [],
-                       created_at=t.created_at) for t in turns or []],
+        turns=[TurnOut(id=t.id, index=t.index, role=t.role, text=t.text, created_at=t.created_at,
+                       sources=[Source.model_validate(x) for x in t.sources or []]) for t in turns or []],
     )
 
 

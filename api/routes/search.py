@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Literal
 
@@ -12,25 +11,10 @@ from pydantic import BaseModel
 
 from api import errors
 from api.deps import NO_NUL, CurrentUser, IsoDateOrDateTime, QueryBudget, SettingsDep
-from api.schemas import SearchHit
 from ingestflow.answering.retrieval import Mode, QueryEntity, retrieve
-from ingestflow.answering.search import ChunkHit, SearchFilters, as_utc
+from ingestflow.answering.search import Hit, SearchFilters, as_utc
 
 router = APIRouter(prefix="/v1", tags=["search"], responses=errors.documented(401))
-
-
-class HitEntity(BaseModel):
-    id: str
-    name: str
-    label: str
-    count: int
-
-
-class Hit(SearchHit):
-    vector_score: float
-    entities: list[HitEntity] = []
-    # Entity names that pulled this chunk in (or lifted it) in a graph-expanded search; null otherwise.
-    expanded_from: list[str] | None = None
 
 
 class QueryEntityOut(BaseModel):
@@ -50,14 +34,6 @@ class SearchResult(BaseModel):
     # Graph expansion only: the entities found in the query and the related ones that were followed.
     query_entities: list[QueryEntityOut] = []
     notes: list[str] = []
-
-
-def hit_out(h: ChunkHit) -> Hit:
-    return Hit(
-        chunk_id=h.chunk_id, document_id=h.document_id, text=h.text, score=round(h.score, 6),
-        vector_score=round(h.vector_score, 4), entities=[HitEntity(**e) for e in h.entities],
-        expanded_from=h.expanded_from, **asdict(h.provenance()),
-    )
 
 
 def time_range(since: date | None, until: date | None) -> tuple[datetime | None, datetime | None]:
@@ -108,7 +84,7 @@ def search(
         query=q,
         expand=expand,
         mode=mode,
-        hits=[hit_out(h) for h in result.hits],
+        hits=[Hit.of(h) for h in result.hits],
         query_entities=[_entity_out(e) for e in result.entities],
         notes=result.notes,
     )

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import httpx
 from sqlalchemy import func, select
@@ -35,7 +35,7 @@ from sqlalchemy.exc import IntegrityError
 from ingestflow.answering.extractive import NOT_FOUND, extractive_answer
 from ingestflow.answering.ranking import fuse
 from ingestflow.answering.retrieval import retrieve
-from ingestflow.answering.search import ChunkHit, SearchFilters, Source, embed_texts
+from ingestflow.answering.search import SearchFilters, Source, embed_texts
 from ingestflow.db import Conversation, Turn, session_scope, utcnow
 from ingestflow.errors import IngestError, PermanentError, TransientError
 from ingestflow.llm import LLMClient, Prompt
@@ -123,7 +123,7 @@ def _store_turns(
         first = 0 if last is None else last + 1
         asked = Turn(conversation_id=conv.id, owner_id=owner_id, index=first, role="user", text=question)
         answered = Turn(conversation_id=conv.id, owner_id=owner_id, index=first + 1, role="assistant", text=answer,
-                        sources=[asdict(s) for s in sources])
+                        sources=[s.model_dump() for s in sources])
         db.add_all([asked, answered])
         conv.updated_at = utcnow()
         try:
@@ -172,11 +172,6 @@ def query_vector(settings: Settings, question: str, earlier_questions: list[str]
     mean = [a + b for a, b in zip(alone, condensed, strict=True)]
     norm = math.sqrt(sum(x * x for x in mean)) or 1.0
     return [x / norm for x in mean]
-
-
-def _source(n: int, hit: ChunkHit) -> Source:
-    return Source(n=n, document_id=hit.document_id, chunk_id=hit.chunk_id, text=hit.text, score=round(hit.score, 4),
-                  vector_score=round(hit.vector_score, 4), **vars(hit.provenance()))
 
 
 # ------------------------------------------------------------------------------------------------ LLM
@@ -256,7 +251,7 @@ def ask(
     notes: list[str] = []
 
     hits = retrieve(settings, owner_id, question, DOC_K, filters, vector=vector, follows=" ".join(earlier)).hits
-    sources = [_source(n, hit) for n, hit in enumerate(hits, start=1)]
+    sources = [Source.of(n, hit) for n, hit in enumerate(hits, start=1)]
     context: list[ContextTurn] = []
     if conversation_id is not None and history:
         try:

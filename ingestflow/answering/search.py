@@ -5,7 +5,6 @@ its provenance, and what each hit mentions. Hybrid ranking, the graph expansion 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -13,9 +12,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import func, or_, select
 
-from ingestflow.chunks import headings_of
+from ingestflow.chunks import FoundEntity, headings_of, read_entities
 from ingestflow.db import Document, session_scope
 from ingestflow.models import embedding_model
 from ingestflow.settings import Settings
@@ -47,38 +47,6 @@ class Scope:
         return where_clause(self.conditions)
 
 
-@dataclass(kw_only=True)
-class Provenance:
-    """Where a passage comes from, as every hit and chat source shows it."""
-
-    title: str
-    kind: str
-    page: int | None = None
-    page_end: int | None = None
-    headings: list[str] = field(default_factory=list)
-    start_s: float | None = None
-    end_s: float | None = None
-
-    @classmethod
-    def of(cls, meta: dict[str, Any]) -> Provenance:
-        return cls(title=str(meta.get("title", "")), kind=str(meta.get("kind", "text")), page=meta.get("page_start"),
-                   page_end=meta.get("page_end"), headings=headings_of(meta),
-                   start_s=meta.get("start_s"), end_s=meta.get("end_s"))
-
-
-@dataclass(kw_only=True)
-class Source(Provenance):
-    """A passage as chat numbers and cites it."""
-
-    n: int
-    document_id: str
-    chunk_id: str
-    text: str
-    score: float  # the search score; sources are numbered in its order
-    vector_score: float  # cosine similarity of the passage to the question's search vector
-    cited: bool = False
-
-
 @dataclass
 class ChunkHit:
     chunk_id: str
@@ -87,7 +55,7 @@ class ChunkHit:
     score: float  # the final ranking score
     metadata: dict[str, Any]
     vector_score: float  # cosine similarity of the chunk to the query
-    entities: list[dict[str, Any]] = field(default_factory=list)
+    entities: list[HitEntity] = field(default_factory=list)
     # Names of the query entities (or their related entities) that pulled the chunk in or boosted it.
     expanded_from: list[str] | None = None
 
@@ -95,8 +63,64 @@ class ChunkHit:
     def of(cls, hit: VectorHit) -> ChunkHit:
         return cls(hit.chunk_id, hit.document_id, hit.text, hit.score, hit.metadata, hit.score)
 
-    def provenance(self) -> Provenance:
-        return Provenance.of(self.metadata)
+
+
+class HitEntity(BaseModel):
+    id: str
+    name: str
+    label: str
+    count: int
+
+
+class Passage(BaseModel):
+    """A passage as search returns it and chat cites it: the chunk, its scores and where it comes from (pages and
+    headings, or start and end seconds), as its stored metadata says."""
+
+    chunk_id: str
+    document_id: str
+    title: str
+    kind: str
+    text: str
+    score: float  # the final ranking score
+    vector_score: float  # cosine similarity of the passage to the query's search vector
+    page: int | None = None
+    page_end: int | None = None
+    headings: list[str] = []
+    start_s: float | None = None
+    end_s: float | None = None
+
+    @staticmethod
+    def fields(hit: ChunkHit) -> dict[str, Any]:
+        meta = hit.metadata
+        return {"chunk_id": hit.chunk_id, "document_id": hit.document_id, "text": hit.text,
+                "score": round(hit.score, 6), "vector_score": round(hit.vector_score, 4),
+                "title": str(meta.get("title", "")), "kind": str(meta.get("kind", "text")),
+                "page": meta.get("page_start"), "page_end": meta.get("page_end"), "headings": headings_of(meta),
+                "start_s": meta.get("start_s"), "end_s": meta.get("end_s")}
+
+
+class Hit(Passage):
+    """A search hit: the passage, what it mentions, and what pulled it in."""
+
+    entities: list[HitEntity] = []
+    # Entity names that pulled this chunk in (or lifted it) in a graph-expanded search; null otherwise.
+    expanded_from: list[str] | None = None
+
+    @classmethod
+    def of(cls, hit: ChunkHit) -> Hit:
+        return cls(**cls.fields(hit), entities=hit.entities,
+                   expanded_from=hit.expanded_from)
+
+
+class Source(Passage):
+    """A passage as chat numbers and cites it; sources are numbered in the order of their score."""
+
+    n: int
+    cited: bool = False  # the answer carries this source's [n]
+
+    @classmethod
+    def of(cls, n: int, hit: ChunkHit) -> Source:
+        return cls(**cls.fields(hit), n=n)
 
 
 def embed_texts(settings: Settings, texts: Sequence[str]) -> list[list[float]]:
@@ -170,13 +194,12 @@ def scope(settings: Settings, owner_id: str, filters: SearchFilters) -> Scope:
 
 
 @lru_cache(maxsize=256)
-def _entities_file(path: Path, mtime_ns: int) -> list[list[dict[str, Any]]]:
+def _entities_file(path: Path, mtime_ns: int) -> list[list[FoundEntity]]:
     # Keyed by mtime: a re-run of the entity stage replaces the file atomically with a new mtime.
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return data if isinstance(data, list) else []
+    return read_entities(path)
 
 
-def chunk_entities(settings: Settings, owner_id: str, document_id: str, index: int) -> list[dict[str, Any]]:
+def chunk_entities(settings: Settings, owner_id: str, document_id: str, index: int) -> list[HitEntity]:
     """What the entity stage found in one chunk, with the graph id of each entity (for /v1/entities/{id})."""
     path = settings.derived_dir / document_id / "entities.json"
     try:
@@ -185,11 +208,8 @@ def chunk_entities(settings: Settings, owner_id: str, document_id: str, index: i
         return []  # not extracted yet (or being rewritten): the hit is still worth showing
     if not 0 <= index < len(per_chunk):
         return []
-    return [
-        {"id": entity_id(owner_id, e["label"], e["name"]), "name": e["name"], "label": e["label"],
-         "count": int(e.get("count", 1))}
-        for e in per_chunk[index]
-    ]
+    return [HitEntity(id=entity_id(owner_id, e.label, e.name), name=e.name, label=e.label, count=e.count)
+            for e in per_chunk[index]]
 
 
 def attach_entities(settings: Settings, owner_id: str, hits: list[ChunkHit]) -> list[ChunkHit]:
