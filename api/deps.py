@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, HTTPException, Path, Query, status
@@ -15,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from api.limits import spend
 from api.schemas import Page
-from ingestflow.auth import KeyCache
+from ingestflow.auth import Caller, KeyCache
 from ingestflow.db import User, session_scope
 from ingestflow.settings import Settings, get_settings
 
@@ -38,21 +39,37 @@ SessionDep = Annotated[Session, Depends(get_db)]
 _bearer = HTTPBearer(auto_error=False)
 
 
-_keys = KeyCache()
+@lru_cache
+def _key_cache(ttl_s: float) -> KeyCache:
+    return KeyCache(ttl_s)
 
 
-def current_user(
+def caller_of(settings: Settings, key: str) -> Caller | None:
+    """The key's caller, or None for an unknown, revoked or expired key (REST and WebSockets alike)."""
+    # A session of its own, not the request's: an async route that awaits Prefect or an LLM must not hold a
+    # pooled connection idle in a transaction all that time.
+    return _key_cache(settings.key_cache_s).caller(lambda: session_scope(settings.sqlalchemy_url, read_only=True),
+                                                   key)
+
+
+def current_caller(
     settings: SettingsDep, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> User:
+) -> Caller:
     if creds is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing API key: send 'Authorization: Bearer <key>'",
                             headers={"WWW-Authenticate": "Bearer"})
-    # A session of its own, not the request's: an async route that awaits Prefect or an LLM must not hold a
-    # pooled connection idle in a transaction all that time.
-    user = _keys.user(lambda: session_scope(settings.sqlalchemy_url, read_only=True), creds.credentials)
-    if user is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
-    return user
+    caller = caller_of(settings, creds.credentials)
+    if caller is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown, revoked or expired API key",
+                            headers={"WWW-Authenticate": "Bearer"})
+    return caller
+
+
+CurrentCaller = Annotated[Caller, Depends(current_caller)]
+
+
+def current_user(caller: CurrentCaller) -> User:
+    return caller.user
 
 
 CurrentUser = Annotated[User, Depends(current_user)]

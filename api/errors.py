@@ -13,9 +13,8 @@ from starlette.routing import Match
 
 from api.schemas import ErrorOut
 from ingestflow.answering.chat import ConversationBusy, ConversationNotFound
-from ingestflow.errors import TransientError, UnsupportedFormat
+from ingestflow.errors import NotFound, TransientError, UnsupportedFormat
 from ingestflow.jobs.control import Conflict
-from ingestflow.jobs.removal import NotFound
 from ingestflow.stores.storage import TooLarge
 
 # error class -> (status, detail override or None for the error's own message, extra headers)
@@ -68,7 +67,7 @@ _METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
 _RETRY_AFTER = {"description": "seconds to wait before trying again", "schema": {"type": "integer", "minimum": 1}}
 _DESCRIPTIONS: dict[int, str] = {
     400: "the request body could not be read (malformed multipart, or JSON that is not UTF-8)",
-    401: "missing or unknown API key",
+    401: "missing, unknown, revoked or expired API key",
     404: "no such resource of this API key's owner",
     408: "the request body stopped arriving; nothing of it was stored",
     409: "conflicts with the resource's current state",

@@ -17,6 +17,7 @@ from api.routes import (
     formats,
     health,
     jobs,
+    keys,
     owner_settings,
     retention,
     search,
@@ -46,8 +47,8 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
 
 def create_app() -> FastAPI:
     app = FastAPI(title="ingestflow", version="0.1.0", lifespan=lifespan)
-    for module in (documents, jobs, stages, formats, owner_settings, retention, webhooks, search, entities, chat, ws,
-                   health, dashboard):
+    for module in (documents, jobs, keys, stages, formats, owner_settings, retention, webhooks, search, entities,
+                   chat, ws, health, dashboard):
         app.include_router(module.router)
     errors.install(app)
     app.add_middleware(limits.BodyIdleTimeout)

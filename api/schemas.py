@@ -7,9 +7,8 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StringConstraints
 
-from ingestflow.db import DeliveryStatus
+from ingestflow.db import AuditAction, DeliveryStatus
 from ingestflow.jobs.jobview import JobView
-from ingestflow.jobs.removal import AuditAction
 from ingestflow.jobs.retention import RetentionAction
 from ingestflow.notify.events import Event
 from ingestflow.notify.targets import BadTarget, check_url
@@ -104,9 +103,10 @@ class AuditOut(BaseModel):
     id: str
     at: datetime
     action: AuditAction
-    document_id: str
+    document_id: str | None  # none for a key's record
+    key_id: str | None  # a revoked key's id
     title: str
-    filename: str
+    filename: str | None
     actor: str
     policy_id: str | None
     removed: dict[str, Any]  # store -> what went from it: free-form, as each store counts
@@ -117,6 +117,31 @@ class Page(BaseModel, Generic[T]):
     total: int
     limit: int
     offset: int
+
+
+class KeyOut(BaseModel):
+    """One of the owner's API keys: never the key itself (shown once, when made), only its first characters."""
+
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    label: str | None
+    prefix: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    current: bool = False  # the key this request was made with
+
+
+class KeyIn(BaseModel):
+    """A new key for the caller's owner: a label to tell it apart, and when it stops working (none: until
+    revoked)."""
+
+    label: Annotated[str, StringConstraints(max_length=200, pattern=r"^[^\x00]*$")] | None = None
+    expires_in_days: Annotated[int, Field(ge=1, le=3650), BeforeValidator(_a_number)] | None = None
+
+
+class KeyCreated(KeyOut):
+    key: str  # shown here only
 
 
 def _deliverable(url: Any) -> Any:

@@ -86,8 +86,13 @@ class ApiKey(Base):
     __tablename__ = "api_keys"
     # Only the key's SHA-256 is stored: a leaked database does not leak working keys.
     key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id: Mapped[str] = mapped_column(String(32), unique=True, default=new_id)  # what lists and revocation name
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str | None] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(12), default="")  # the key's first characters, to tell keys apart
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Document(Base):
@@ -185,18 +190,31 @@ class RetentionPolicy(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class AuditAction(enum.StrEnum):
+    """What an audit record says happened: to a document, or to an API key."""
+
+    deleted = "deleted"  # by its owner
+    cancelled = "cancelled"  # its job stopped, its index purged, its file kept for a retry
+    expired = "expired"  # deleted by a retention policy
+    original_removed = "original_removed"  # a policy kept only its redacted form
+    redacted = "redacted"  # a policy queued a redacting run, before its original goes
+    key_revoked = "key_revoked"  # an API key revoked by its owner
+
+
 class AuditRecord(Base):
-    """A removal: what, whose, when, by whom or which policy, and what went from which store. Retention never
-    deletes these; they go only with their owner."""
+    """A removal: what, whose, when, by whom or which policy, and what went from which store; or a key revoked.
+    Retention never deletes these; they go only with their owner."""
 
     __tablename__ = "audit_records"
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
-    action: Mapped[str] = mapped_column(String(20))  # ingestflow.jobs.removal.AuditAction
-    document_id: Mapped[str] = mapped_column(String(32), index=True)  # no foreign key: the document is gone
+    action: Mapped[str] = mapped_column(String(20))  # AuditAction
+    # No foreign keys: the document is gone. A key's record has no document, and its title names the key.
+    document_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    key_id: Mapped[str | None] = mapped_column(String(32))
     title: Mapped[str] = mapped_column(String(500))
-    filename: Mapped[str] = mapped_column(String(500))
+    filename: Mapped[str | None] = mapped_column(String(500))
     actor: Mapped[str] = mapped_column(String(200))  # "user", or "retention policy <id>"
     policy_id: Mapped[str | None] = mapped_column(String(32))
     removed: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # store -> what went from it

@@ -43,6 +43,15 @@ class LimitExceeded(PermanentError):
     setting that raises it."""
 
 
+class NotFound(Exception):
+    """No such thing of this owner (a job, a document, a webhook, a key): a foreign one answers exactly like a
+    missing one."""
+
+    def __init__(self, what: str, item_id: str) -> None:
+        super().__init__(f"{what} {item_id} not found")
+        self.message = f"{what} {item_id} not found"
+
+
 class ForeignError(IngestError):
     """A library's exception that cannot cross processes as itself, kept as its type name, its message and whether
     it is worth retrying. pydantic's PydanticUserError, for one, pickles but does not unpickle (its `code` is a

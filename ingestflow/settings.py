@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     max_infra_retries: int = Field(
         default=10, description="re-dispatches after orchestrator or process failures (backoff doubling to 5 min)"
     )
+    key_cache_s: float = Field(default=1.0, ge=0, le=5, description="how long an API process trusts a key it "
+                               "looked up: a revoked key is refused within this on every process")
     webhook_timeout_s: float = Field(default=10.0, gt=0, description="a webhook receiver's time to answer")
     webhook_retry_s: float = Field(default=5.0, gt=0, description="first retry of a refused webhook delivery; "
                                    "doubling up to webhook_retry_max_s")

@@ -24,13 +24,14 @@ def _rss() -> int:
 
 
 def _grow_then_work(log: str, grow: int, work_s: float) -> int:
-    """Its first run grows the worker by `grow` bytes for good, then works on; every run logs its process."""
+    """Its first run grows the worker by `grow` bytes for good, then works on (long enough for the recycle to
+    come mid-task); a run again, on the fresh process, returns at once. Every run logs its process."""
     first = not Path(log).exists()
     with open(log, "a") as f:
         f.write(f"{os.getpid()}\n")
     if first:
         _HELD.append(b"x" * grow)  # touched pages: resident, as a real leak would be
-    time.sleep(work_s)
+        time.sleep(work_s)
     return os.getpid()
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from ingestflow.answering.ranking import combine, fuse, min_max, scaled_to_best
 from ingestflow.answering.search import SearchFilters, embed_texts
 from ingestflow.db import ChunkText, Document, User, session_scope, utcnow
+from ingestflow.errors import NotFound
 from ingestflow.settings import Settings
 from ingestflow.stores import lexical
 from ingestflow.stores.vectors import DocumentVectors, VectorStore, chunk_id, collection_name, where_clause
@@ -248,7 +249,7 @@ def test_delete_is_one_use_case_that_leaves_nothing_and_cancels_first(settings: 
         return real_purge(settings_, owner_id, document_id)
 
     monkeypatch.setattr(removal, "purge_document", purge)
-    with session_scope(settings.sqlalchemy_url) as db, pytest.raises(removal.NotFound):
+    with session_scope(settings.sqlalchemy_url) as db, pytest.raises(NotFound):
         removal.delete(db, settings, stranger, doc_id)  # a foreign document is a missing one
     with session_scope(settings.sqlalchemy_url) as db:
         removal.delete(db, settings, owner, doc_id)

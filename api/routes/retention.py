@@ -11,8 +11,7 @@ from sqlalchemy import delete, select
 from api import errors
 from api.deps import NO_NUL, CurrentUser, IsoDateTime, PageDep, SessionDep
 from api.schemas import AuditOut, Page, RetentionPolicies, RetentionRule
-from ingestflow.db import AuditRecord, RetentionPolicy
-from ingestflow.jobs.removal import AuditAction
+from ingestflow.db import AuditAction, AuditRecord, RetentionPolicy
 
 router = APIRouter(prefix="/v1", tags=["retention"], responses=errors.documented(401))
 

@@ -13,7 +13,7 @@ from api import errors
 from api.deps import CurrentUser, IdPath, PageDep, SessionDep
 from api.schemas import DeliveryOut, Page, WebhookCreated, WebhookIn, WebhookOut
 from ingestflow.db import DeliveryStatus, Webhook, WebhookDelivery
-from ingestflow.jobs.removal import NotFound
+from ingestflow.errors import NotFound
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], responses=errors.documented(401))
 SECRET_PREFIX = "whsec_"

@@ -1,7 +1,8 @@
 """Live job status over WebSockets: an update on every change and at least once a second while running.
 
 Browsers cannot set headers on a WebSocket, so the key may also come as `?token=`. A caller without a
-valid key, or asking for someone else's job, is refused before the handshake completes (HTTP 403).
+valid key, or asking for someone else's job, is refused before the handshake completes (HTTP 403). The key is
+checked again on every pass, so a socket whose key is revoked or expires closes (1008) within a second or so.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from prefect.client.orchestration import PrefectClient, get_client
 from sqlalchemy import or_, select
 
-from api.deps import IdPath, SettingsDep
+from api.deps import IdPath, SettingsDep, caller_of
 from api.routes.jobs import PREFECT_READ_TIMEOUT_S
-from ingestflow.auth import user_for_key
+from ingestflow.auth import caller_for_key
 from ingestflow.db import Job, JobStatus, session_scope, utcnow
 from ingestflow.jobs.jobview import base_view, live_view
 from ingestflow.settings import Settings
@@ -27,16 +28,27 @@ POLL_S = 0.5
 HEARTBEAT_S = 1.0
 
 
-def _user_id(settings: Settings, ws: WebSocket) -> str | None:
+REVOKED = "API key revoked or expired"
+
+
+def _key(ws: WebSocket) -> str:
     key = ws.query_params.get("token")
     auth = ws.headers.get("authorization", "")
     if not key and auth.lower().startswith("bearer "):
         key = auth[7:].strip()
-    if not key:
-        return None
-    with session_scope(settings.sqlalchemy_url) as db:
-        user = user_for_key(db, key)
-        return user.id if user else None
+    return key or ""
+
+
+async def _user_id(settings: Settings, key: str) -> str | None:
+    caller = await asyncio.to_thread(caller_of, settings, key) if key else None
+    return caller.user.id if caller else None
+
+
+def _still_valid(settings: Settings, key: str) -> bool:
+    """Asked of the database itself on every pass (not the key cache, which may trust a key a second longer):
+    an open socket stops within one pass of its key's revocation or expiry."""
+    with session_scope(settings.sqlalchemy_url, read_only=True) as db:
+        return caller_for_key(db, key) is not None
 
 
 def _job(settings: Settings, job_id: str) -> Job | None:
@@ -67,7 +79,8 @@ async def _view(job: Job, settings: Settings, client: PrefectClient) -> dict[str
 
 @router.websocket("/v1/ws/jobs/{job_id}")
 async def ws_job(ws: WebSocket, job_id: IdPath, settings: SettingsDep) -> None:
-    user_id = await asyncio.to_thread(_user_id, settings, ws)
+    key = _key(ws)
+    user_id = await _user_id(settings, key)
     job = await asyncio.to_thread(_job, settings, job_id)
     if user_id is None or job is None or job.owner_id != user_id:
         await ws.close(code=1008, reason="unknown API key or job")
@@ -78,6 +91,9 @@ async def ws_job(ws: WebSocket, job_id: IdPath, settings: SettingsDep) -> None:
     try:
         async with get_client() as client:
             while True:
+                if not await asyncio.to_thread(_still_valid, settings, key):
+                    await ws.close(code=1008, reason=REVOKED)
+                    return
                 job = await asyncio.to_thread(_job, settings, job_id)
                 if job is None:
                     await ws.send_json({"type": "deleted", "job_id": job_id})
@@ -96,7 +112,8 @@ async def ws_job(ws: WebSocket, job_id: IdPath, settings: SettingsDep) -> None:
 
 @router.websocket("/v1/ws/jobs")
 async def ws_jobs(ws: WebSocket, settings: SettingsDep) -> None:
-    user_id = await asyncio.to_thread(_user_id, settings, ws)
+    key = _key(ws)
+    user_id = await _user_id(settings, key)
     if user_id is None:
         await ws.close(code=1008, reason="unknown API key")
         return
@@ -107,6 +124,9 @@ async def ws_jobs(ws: WebSocket, settings: SettingsDep) -> None:
         async with get_client() as client:
             while True:
                 tick = time.monotonic()
+                if not await asyncio.to_thread(_still_valid, settings, key):
+                    await ws.close(code=1008, reason=REVOKED)
+                    return
                 for job in await asyncio.to_thread(_jobs_to_watch, settings, user_id):
                     previous = last.get(job.id)
                     if previous and JobStatus(previous["status"]).terminal and JobStatus(job.status).terminal:

@@ -10,14 +10,14 @@ they wrote before is purged here and nothing is written after.
 
 from __future__ import annotations
 
-import enum
 import shutil
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ingestflow.db import ACTIVE_STATUSES, AuditRecord, Document, Job, session_scope
+from ingestflow.db import ACTIVE_STATUSES, AuditAction, AuditRecord, Document, Job, session_scope
+from ingestflow.errors import NotFound
 from ingestflow.jobs.control import forget_index, mark_cancelled
 from ingestflow.jobs.purge import Purged, purge_document
 from ingestflow.notify import events
@@ -29,26 +29,8 @@ from ingestflow.stores import storage
 USER = "user"
 
 
-class AuditAction(enum.StrEnum):
-    """What an audit record says happened to a document."""
-
-    deleted = "deleted"  # by its owner
-    cancelled = "cancelled"  # its job stopped, its index purged, its file kept for a retry
-    expired = "expired"  # deleted by a retention policy
-    original_removed = "original_removed"  # a policy kept only its redacted form
-    redacted = "redacted"  # a policy queued a redacting run, before its original goes
-
-
 # Removals a webhook hears of.
 _EVENTS = {AuditAction.deleted: Event.document_deleted, AuditAction.expired: Event.document_expired}
-
-
-class NotFound(Exception):
-    """No such job or document of this owner: a foreign one answers exactly like a missing one."""
-
-    def __init__(self, what: str, item_id: str) -> None:
-        super().__init__(f"{what} {item_id} not found")
-        self.message = f"{what} {item_id} not found"
 
 
 def owned_job(db: Session, owner_id: str, job_id: str) -> Job:

@@ -19,7 +19,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ingestflow.db import ACTIVE_STATUSES, Document, Job, RetentionPolicy, session_scope, utcnow
+from ingestflow.db import ACTIVE_STATUSES, AuditAction, Document, Job, RetentionPolicy, session_scope, utcnow
+from ingestflow.errors import NotFound
 from ingestflow.jobs import removal
 from ingestflow.refs import work_dir
 from ingestflow.settings import Settings
@@ -110,10 +111,10 @@ def apply(settings: Settings, due: Sequence[Expiry]) -> list[Expiry]:
         with session_scope(settings.sqlalchemy_url) as db:
             try:
                 doc = removal.owned_document(db, expiry.owner_id, expiry.document_id)
-            except removal.NotFound:
+            except NotFound:
                 continue
             if expiry.action == Step.delete:
-                removal.delete(db, settings, expiry.owner_id, doc.id, action=removal.AuditAction.expired,
+                removal.delete(db, settings, expiry.owner_id, doc.id, action=AuditAction.expired,
                                actor=expiry.actor, policy_id=expiry.policy_id)
             elif expiry.action == Step.redact:
                 _queue_redaction(db, doc, expiry)
@@ -129,7 +130,7 @@ def _queue_redaction(db: Session, doc: Document, expiry: Expiry) -> None:
     doc.redact, doc.keep_original = True, False
     doc.indexed_at = None  # not served until the redacted run completes
     db.add(Job.for_document(doc))
-    removal.audit(db, doc, removal.AuditAction.redacted,
+    removal.audit(db, doc, AuditAction.redacted,
                   {"queued": "a run that redacts it; its upload goes once that completes"}, expiry.actor,
                   expiry.policy_id)
 
@@ -137,7 +138,7 @@ def _queue_redaction(db: Session, doc: Document, expiry: Expiry) -> None:
 def _remove_original(db: Session, settings: Settings, doc: Document, expiry: Expiry) -> None:
     original = work_dir(settings, doc.id) / "original"
     shared = _shared(db, doc)
-    removal.audit(db, doc, removal.AuditAction.original_removed, {
+    removal.audit(db, doc, AuditAction.original_removed, {
         "unredacted_text": "removed" if original.exists() else "none kept",
         "file": "kept: another document has the same bytes" if shared else "removed",
     }, expiry.actor, expiry.policy_id)

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from ingestflow.display import visible
 from ingestflow.settings import get_settings
+from ingestflow.shell.keys_cli import keys
 
 
 def shown(name: str) -> str:
@@ -22,7 +23,6 @@ def shown(name: str) -> str:
 
 
 app = typer.Typer(help="ingestflow: recordings and documents into a knowledge base.", no_args_is_help=True)
-keys = typer.Typer(help="API keys.")
 app.add_typer(keys, name="keys")
 console = Console()
 TERMINAL = {"completed", "failed", "cancelled"}
@@ -56,19 +56,6 @@ def up() -> None:
         console.print("stopping")
     finally:
         stack.stop()
-
-
-@keys.command("create")
-def keys_create(user: Annotated[str, typer.Option(help="user the key belongs to")] = "admin") -> None:
-    """Create an API key (and the user, if new); the key is printed once."""
-    from ingestflow.auth import create_key
-    from ingestflow.db import init_db, session_scope
-
-    settings = get_settings()
-    init_db(settings.sqlalchemy_url)
-    with session_scope(settings.sqlalchemy_url) as db:
-        _user, key = create_key(db, user)
-    print(key)
 
 
 @app.command("import-sqlite")

@@ -33,14 +33,18 @@ class ApiClient:
             timeout=60,
         )
 
-    def _json(self, r: httpx.Response) -> dict[str, Any]:
+    @staticmethod
+    def _check(r: httpx.Response) -> httpx.Response:
         if r.status_code >= 400:
             try:
                 detail = r.json().get("detail", r.text)
             except ValueError:
                 detail = r.text
             raise RuntimeError(f"{r.status_code}: {detail}")
-        body: dict[str, Any] = r.json()
+        return r
+
+    def _json(self, r: httpx.Response) -> dict[str, Any]:
+        body: dict[str, Any] = self._check(r).json()
         return body
 
     def upload(self, path: Path, collection: str | None = None, redact: bool = False) -> dict[str, Any]:
@@ -55,6 +59,13 @@ class ApiClient:
 
     def jobs(self, limit: int = 20) -> dict[str, Any]:
         return self._json(self.http.get("/v1/jobs", params={"limit": limit}))
+
+    def api_keys(self) -> list[dict[str, Any]]:
+        body: list[dict[str, Any]] = self._check(self.http.get("/v1/keys")).json()
+        return body
+
+    def revoke_key(self, key_id: str) -> None:
+        self._check(self.http.delete(f"/v1/keys/{key_id}"))
 
     def search(self, q: str, k: int) -> dict[str, Any]:
         return self._json(self.http.get("/v1/search", params={"q": q, "k": k}))

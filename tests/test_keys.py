@@ -1,0 +1,153 @@
+"""Issue 26, part 4: keys that can be listed, expired and revoked. The real app served by uvicorn on a real
+PostgreSQL: a revoked key is refused within the key cache's second (one process here; every API process keeps the
+same one-second cache), an expired one at once, an open WebSocket on a revoked key is closed within a pass, and
+each revocation is audited. Fast tier."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
+
+from ingestflow.settings import Settings
+from tests.conftest import fresh_database, served_app
+
+PORT = int(os.environ.get("INGESTFLOW_TEST_PORT_BASE", "18000")) + 52
+
+
+@pytest.fixture(scope="module")
+def served(postgres_server: tuple[Path, int], chroma_server: int, tmp_path_factory: pytest.TempPathFactory,
+           request: pytest.FixtureRequest) -> Iterator[Settings]:
+    url = fresh_database(postgres_server, request.module.__name__)
+    with served_app(url, tmp_path_factory.mktemp("keys-data"), chroma_server, PORT) as settings:
+        yield settings
+
+
+def _owner(settings: Settings, name: str) -> str:
+    from ingestflow.auth import create_key
+    from ingestflow.db import session_scope
+
+    with session_scope(settings.sqlalchemy_url) as db:
+        return create_key(db, name, label="first")[1]
+
+
+def _http(key: str) -> httpx.Client:
+    return httpx.Client(base_url=f"http://127.0.0.1:{PORT}", headers={"Authorization": f"Bearer {key}"}, timeout=30)
+
+
+def _refused_after(http: httpx.Client, limit_s: float) -> float:
+    """Seconds until the key gets 401, asking every 50 ms."""
+    t0 = time.monotonic()
+    while http.get("/v1/keys").status_code != 401:
+        assert time.monotonic() - t0 < limit_s, f"the key still worked after {limit_s} s"
+        time.sleep(0.05)
+    return time.monotonic() - t0
+
+
+def test_keys_are_listed_without_secrets_and_made_with_a_label_and_an_expiry(served: Settings) -> None:
+    first = _http(_owner(served, "lister"))
+    r = first.post("/v1/keys", json={"label": "case system", "expires_in_days": 30})
+    assert r.status_code == 201, r.text
+    made = r.json()
+    assert made["key"].startswith("ifk_") and made["prefix"] == made["key"][:8] and made["label"] == "case system"
+    listed = first.get("/v1/keys").json()
+    assert [k["label"] for k in listed] == ["first", "case system"]
+    assert [k["current"] for k in listed] == [True, False]
+    assert all("key" not in k and "key_hash" not in k for k in listed)
+    expires = datetime.fromisoformat(listed[1]["expires_at"])
+    assert abs(expires - (datetime.now(UTC) + timedelta(days=30))) < timedelta(minutes=5)
+    assert _http(made["key"]).get("/v1/keys").json()[1]["current"] is True  # the new key works at once
+    for bad in ({"expires_in_days": 0}, {"expires_in_days": "7"}, {"label": "a" * 201}):
+        assert first.post("/v1/keys", json=bad).status_code == 422, bad
+
+
+def test_a_revoked_key_is_refused_within_a_second_and_the_revocation_is_audited(served: Settings) -> None:
+    first = _http(_owner(served, "revoker"))
+    second_key = first.post("/v1/keys", json={"label": "leaked"}).json()
+    leaked = _http(second_key["key"])
+    assert leaked.get("/v1/keys").status_code == 200  # cached now: the cache must not keep it working
+    assert first.delete(f"/v1/keys/{second_key['id']}").status_code == 204
+    took = _refused_after(leaked, limit_s=2.0)
+    print(f"\nrefused {took:.2f} s after the revocation")
+    assert took <= served.key_cache_s + 0.3
+    assert leaked.get("/v1/keys").json()["detail"] == "unknown, revoked or expired API key"
+    assert first.get("/v1/keys").status_code == 200  # the owner's other key goes on working
+    assert first.delete(f"/v1/keys/{second_key['id']}").status_code == 204  # again: nothing more happens
+    [record] = first.get("/v1/audit", params={"action": "key_revoked"}).json()["items"]
+    assert record["key_id"] == second_key["id"] and record["document_id"] is None
+    assert record["title"] == f"API key {second_key['prefix']}… (leaked)" and record["actor"].startswith("key ")
+    listed = {k["id"]: k for k in first.get("/v1/keys").json()}
+    assert listed[second_key["id"]]["revoked_at"] is not None
+
+
+def test_a_key_cannot_revoke_another_owners_and_may_revoke_itself(served: Settings) -> None:
+    mine, theirs = _http(_owner(served, "self-revoker")), _http(_owner(served, "bystander"))
+    their_id = theirs.get("/v1/keys").json()[0]["id"]
+    assert mine.delete(f"/v1/keys/{their_id}").status_code == 404  # a foreign key is a missing one
+    assert theirs.get("/v1/keys").status_code == 200
+    own_id = mine.get("/v1/keys").json()[0]["id"]
+    assert mine.delete(f"/v1/keys/{own_id}").status_code == 204
+    _refused_after(mine, limit_s=2.0)
+
+
+def test_an_expired_key_is_refused_at_once_even_while_cached(served: Settings) -> None:
+    from ingestflow.db import ApiKey, session_scope, utcnow
+
+    key = _owner(served, "expiring")
+    http = _http(key)
+    soon = utcnow() + timedelta(seconds=0.6)
+    with session_scope(served.sqlalchemy_url) as db:
+        row = db.query(ApiKey).filter(ApiKey.prefix == key[:8]).one()
+        row.expires_at = soon
+    assert http.get("/v1/keys").status_code == 200  # looked up and cached with its expiry
+    time.sleep(max(0.0, (soon - utcnow()).total_seconds()) + 0.05)
+    assert http.get("/v1/keys").status_code == 401  # within the cache's second, refused all the same
+
+
+def test_an_open_websocket_closes_when_its_key_is_revoked(served: Settings) -> None:
+    first = _http(_owner(served, "socket-owner"))
+    watcher = first.post("/v1/keys", json={"label": "dashboard"}).json()
+    with connect(f"ws://127.0.0.1:{PORT}/v1/ws/jobs?token={watcher['key']}", open_timeout=10) as ws:
+        assert first.delete(f"/v1/keys/{watcher['id']}").status_code == 204
+        t0 = time.monotonic()
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                ws.recv(timeout=3)
+        took = time.monotonic() - t0
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+    assert closed.value.rcvd.reason == "API key revoked or expired"
+    print(f"\nsocket closed {took:.2f} s after the revocation")
+    assert took <= 1.5
+    with pytest.raises(InvalidStatus) as refused:
+        connect(f"ws://127.0.0.1:{PORT}/v1/ws/jobs?token={watcher['key']}", open_timeout=10)
+    assert refused.value.response.status_code == 403  # refused before the handshake completes
+
+
+def test_keys_made_before_keys_had_ids_keep_working_after_the_upgrade(pg_url: str) -> None:
+    from alembic import command
+    from sqlalchemy import text
+
+    from ingestflow.auth import hash_key, user_for_key
+    from ingestflow.db import get_engine, session_scope
+    from ingestflow.migrate import alembic_config
+
+    command.downgrade(alembic_config(pg_url), "0007")
+    old = "ifk_made-before-ids"
+    with get_engine(pg_url).begin() as conn:
+        conn.execute(text("INSERT INTO users (id, name, created_at, redact_by_default, keep_original) "
+                          "VALUES ('u1', 'old-owner', now(), false, false)"))
+        conn.execute(text("INSERT INTO api_keys (key_hash, user_id, created_at) VALUES (:h, 'u1', now())"),
+                     {"h": hash_key(old)})
+    command.upgrade(alembic_config(pg_url), "head")
+    with session_scope(pg_url) as db:
+        user = user_for_key(db, old)
+        assert user is not None and user.name == "old-owner"
+        row = db.execute(text("SELECT id, prefix FROM api_keys")).one()
+        assert len(row.id) == 32 and row.prefix == ""
