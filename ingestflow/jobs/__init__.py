@@ -1,1 +1,2 @@
-"""Jobs: dispatch to Prefect, cancel and delete, the job view, progress, purge, backfill."""
+"""Jobs: dispatch to Prefect, the scheduler of a run's stages, cancel and delete, the job view, progress, purge,
+backfill."""

@@ -1,0 +1,215 @@
+"""How a flow run moves its documents through the pipeline (used by ingest-document and ingest-batch).
+
+Every stage is a Prefect task on the Dask cluster and takes a list of documents. A document goes alone to a
+per-document stage (transcribe, improve; parse and chunk of a PDF or a large file) as soon as its previous
+stage is done, so the workers always have work queued. At batched stages (embed, entities, graph) every
+document, and at parse and chunk the small ones, gather into a group that runs as one task run: one model
+call over all their chunks and one store write, and no task run's overhead per two-line note. A group goes
+when nothing still running could join it, when its oldest member has waited `GROUP_WAIT_S`, or when it is
+full. A group that fails on a document's own fault is split, so one bad document never fails its neighbours.
+
+The scheduling is a state machine over three small interfaces, so it runs in-process in the fast tests: an
+`Executor` that runs a stage's task over some documents (Dask and Prefect in flows/run.py), the `JobBooks`
+(the job bookkeeping of ingestflow/jobs/lifecycle.py, bound to the run's dispatch key and flow run id) and a
+`Clock` (the group wait is tested without sleeping).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
+
+from ingestflow.errors import is_transient
+from ingestflow.pipeline import BY_NAME, STAGES, Stage, StageResult, plan
+from ingestflow.refs import DocumentRef
+
+GROUP_WAIT_S = 2.0
+GROUP_MAX = 64
+ORDER = {s.name: i for i, s in enumerate(STAGES)}
+# How long one look for finished stages waits before the groups are looked at again (their wait may be over).
+POLL_S = 0.5
+
+H = TypeVar("H", bound=Hashable)
+
+
+class Executor(Protocol[H]):
+    """Runs stages' tasks; a handle stands for one submitted task run."""
+
+    def submit(self, stage: Stage, refs: list[DocumentRef], task_run_name: str) -> H:
+        """Start the stage over these documents; returns at once."""
+        ...
+
+    def done(self, handles: list[H], timeout_s: float) -> list[H]:
+        """Those of the handles whose task run has finished, waiting up to the timeout for one to."""
+        ...
+
+    def result(self, handle: H) -> list[StageResult]:
+        """A finished task run's results, one per document in order; raises what the stage raised."""
+        ...
+
+
+class JobBooks(Protocol):
+    """The job bookkeeping (ingestflow/jobs/lifecycle.py), bound to one flow run and its dispatch key."""
+
+    def start(self, job_id: str) -> tuple[DocumentRef, list[str]] | None:
+        """Claim the job: its document and the stages already done, or None when it is not this run's to do."""
+        ...
+
+    def mark_running(self, job_ids: Sequence[str], stage: Stage, task_run: str) -> None: ...
+
+    def record_stage(self, done: Sequence[tuple[str, StageResult]], stage: Stage, submitted_at: float,
+                     task_run: str) -> set[str]:
+        """Apply a finished stage; returns the jobs that go on (the others were cancelled, deleted or handed on)."""
+        ...
+
+    def finish(self, job_id: str) -> None: ...
+
+    def fail(self, job_id: str, stage: str, exc: BaseException) -> str:
+        """A stage gave up on the job; returns its outcome (failed, requeued or skipped)."""
+        ...
+
+    def forget_deleted(self, refs: Sequence[DocumentRef]) -> None: ...
+
+
+class Clock(Protocol):
+    def monotonic(self) -> float:
+        """Seconds that never go back: what a group's wait is measured in."""
+        ...
+
+    def epoch(self) -> float:
+        """Epoch seconds: what a worker's start is compared with for the time a stage waited to run."""
+        ...
+
+
+class SystemClock:
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def epoch(self) -> float:
+        return time.time()
+
+
+def task_run_name(stage: Stage, members: Sequence[str]) -> str:
+    """The task run's name in the Prefect UI: the stage and the first job, and how many more share it."""
+    return f"{stage.name}-{members[0][:8]}" + (f"+{len(members) - 1}" if len(members) > 1 else "")
+
+
+@dataclass
+class _Doc:
+    ref: DocumentRef
+    todo: list[Stage]
+    waiting_since: float = 0.0
+
+
+@dataclass
+class _Running:
+    stage: Stage
+    members: list[str]
+    submitted: float  # epoch seconds
+    name: str
+
+
+@dataclass
+class Scheduler(Generic[H]):
+    """One flow run's documents on their way through the pipeline."""
+
+    executor: Executor[H]
+    books: JobBooks
+    clock: Clock = field(default_factory=SystemClock)
+    docs: dict[str, _Doc] = field(default_factory=dict)
+    outcome: dict[str, str] = field(default_factory=dict)
+    running: dict[H, _Running] = field(default_factory=dict)
+    ready: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+
+    def run(self, job_ids: list[str]) -> dict[str, str]:
+        """Each job's outcome: completed, failed, requeued (transient trouble, back in the queue) or skipped."""
+        for job_id in job_ids:
+            self.start(job_id)
+        for job_id in list(self.docs):
+            self.advance(job_id)
+        while self.running or any(self.ready.values()):
+            self.release_groups()
+            if not self.running:
+                continue
+            for handle in self.executor.done(list(self.running), timeout_s=POLL_S):
+                self.collect(handle)
+        return {job_id: self.outcome.get(job_id, "skipped") for job_id in job_ids}
+
+    def start(self, job_id: str) -> None:
+        claimed = self.books.start(job_id)
+        if claimed is None:
+            self.outcome[job_id] = "skipped"
+            return
+        ref, done = claimed  # a resumed run starts at the first stage not completed
+        self.docs[job_id] = _Doc(ref, [s for s in plan(ref.kind, redact=ref.redact) if s.name not in done])
+
+    def advance(self, job_id: str) -> None:
+        doc = self.docs[job_id]
+        if not doc.todo:
+            self.books.finish(job_id)
+            self.outcome[job_id] = "completed"
+            return
+        stage = doc.todo[0]
+        if stage.runs_with_others(doc.ref):
+            doc.waiting_since = self.clock.monotonic()
+            self.ready[stage.name].append(job_id)
+        else:
+            self.submit(stage, [job_id])
+
+    def submit(self, stage: Stage, members: list[str]) -> None:
+        refs = [self.docs[j].ref for j in members]
+        name = task_run_name(stage, members)
+        self.books.mark_running(members, stage, name)
+        handle = self.executor.submit(stage, refs, name)
+        self.running[handle] = _Running(stage, members, self.clock.epoch(), name)
+
+    def release_groups(self) -> None:
+        """Send each stage's group when it cannot grow, has waited long enough, or is full."""
+        now = self.clock.monotonic()
+        for stage_name, members in list(self.ready.items()):
+            if not members:
+                continue
+            stage = BY_NAME[stage_name]
+            oldest = min(self.docs[j].waiting_since for j in members)
+            if not self._could_grow(stage) or now - oldest >= GROUP_WAIT_S or len(members) >= GROUP_MAX:
+                self.ready[stage_name] = []
+                for start in range(0, len(members), GROUP_MAX):
+                    self.submit(stage, members[start : start + GROUP_MAX])
+
+    def _could_grow(self, stage: Stage) -> bool:
+        """Whether a document still running at an earlier stage would join this stage's group."""
+        return any(ORDER[r.stage.name] < ORDER[stage.name]
+                   and any(j in self.docs and stage.runs_with_others(self.docs[j].ref) for j in r.members)
+                   for r in self.running.values())
+
+    def collect(self, handle: H) -> None:
+        run = self.running.pop(handle)
+        try:
+            results = self.executor.result(handle)
+        except BaseException as exc:
+            self._failed(run, exc)
+            return
+        live = self.books.record_stage(list(zip(run.members, results, strict=True)), run.stage, run.submitted,
+                                       run.name)
+        gone = [j for j in run.members if j not in live]
+        if gone:  # cancelled, deleted or handed on meanwhile: their next stages must not run here
+            self.books.forget_deleted([self.docs.pop(j).ref for j in gone])
+            self.outcome.update(dict.fromkeys(gone, "skipped"))
+        for job_id in run.members:
+            if job_id in live:
+                self.docs[job_id].todo.pop(0)
+                self.advance(job_id)
+
+    def _failed(self, run: _Running, exc: BaseException) -> None:
+        if len(run.members) > 1 and not is_transient(exc):
+            for job_id in run.members:  # find the document it was about: each one alone
+                self.submit(run.stage, [job_id])
+            return
+        for job_id in run.members:
+            self.outcome[job_id] = self.books.fail(job_id, run.stage.name, exc)
+        self.books.forget_deleted([self.docs[j].ref for j in run.members if self.outcome[j] == "skipped"])
+        for job_id in run.members:
+            self.docs.pop(job_id)
