@@ -1,21 +1,14 @@
-"""Metadata rows: users and their API keys, documents, jobs. PostgreSQL (embedded or external); SQLite still works
-for a single process and for importing older data directories."""
+"""The core tables: users and their API keys, documents, jobs, conversations and their turns, chunk texts."""
 
 from __future__ import annotations
 
 import enum
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
-from functools import lru_cache
-from pathlib import Path
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
-    DateTime,
     Enum,
     Float,
     ForeignKey,
@@ -24,35 +17,11 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    create_engine,
-    event,
     false,
 )
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.orm import Mapped, mapped_column
 
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Timestamps come back timezone-aware (UTC) on every backend; SQLite would otherwise drop the zone."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON}
+from ingestflow.db.base import Base, UTCDateTime, new_id, utcnow
 
 
 class JobStatus(enum.StrEnum):
@@ -177,94 +146,6 @@ class Job(Base):
         return cls(document_id=doc.id, owner_id=doc.owner_id, kind=doc.kind, redact=doc.redact)
 
 
-class RetentionPolicy(Base):
-    """After `days`, an owner's documents (those of `collection`, or all where it is None and no collection's
-    own policy applies) are deleted, or keep only their redacted form (`action` "keep_redacted")."""
-
-    __tablename__ = "retention_policies"
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    collection: Mapped[str | None] = mapped_column(String(200))
-    days: Mapped[int] = mapped_column(Integer)
-    action: Mapped[str] = mapped_column(String(20))  # ingestflow.jobs.retention.RetentionAction
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-
-
-class AuditAction(enum.StrEnum):
-    """What an audit record says happened: to a document, or to an API key."""
-
-    deleted = "deleted"  # by its owner
-    cancelled = "cancelled"  # its job stopped, its index purged, its file kept for a retry
-    expired = "expired"  # deleted by a retention policy
-    original_removed = "original_removed"  # a policy kept only its redacted form
-    redacted = "redacted"  # a policy queued a redacting run, before its original goes
-    key_revoked = "key_revoked"  # an API key revoked by its owner
-
-
-class AuditRecord(Base):
-    """A removal: what, whose, when, by whom or which policy, and what went from which store; or a key revoked.
-    Retention never deletes these; they go only with their owner."""
-
-    __tablename__ = "audit_records"
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
-    action: Mapped[str] = mapped_column(String(20))  # AuditAction
-    # No foreign keys: the document is gone. A key's record has no document, and its title names the key.
-    document_id: Mapped[str | None] = mapped_column(String(32), index=True)
-    key_id: Mapped[str | None] = mapped_column(String(32))
-    title: Mapped[str] = mapped_column(String(500))
-    filename: Mapped[str | None] = mapped_column(String(500))
-    actor: Mapped[str] = mapped_column(String(200))  # "user", or "retention policy <id>"
-    policy_id: Mapped[str | None] = mapped_column(String(32))
-    removed: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # store -> what went from it
-
-
-class DeliveryStatus(enum.StrEnum):
-    pending = "pending"  # waiting for its first or next attempt
-    delivered = "delivered"  # a 2xx answer
-    failed = "failed"  # still refused when the event was `webhook_give_up_s` old
-
-
-class Webhook(Base):
-    """An owner's receiver of events (ingestflow/notify): where, which events, and the secret deliveries are
-    signed with (kept as given: signing needs it; it is shown only when the webhook is created)."""
-
-    __tablename__ = "webhooks"
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    url: Mapped[str] = mapped_column(String(2000))
-    events: Mapped[list[str]] = mapped_column(JSON)  # values of ingestflow.notify.events.Event
-    secret: Mapped[str] = mapped_column(String(200))
-    description: Mapped[str | None] = mapped_column(String(500))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-
-
-class WebhookDelivery(Base):
-    """One event for one webhook, written in the transaction of the change it reports, and its attempts."""
-
-    __tablename__ = "webhook_deliveries"
-    __table_args__ = (
-        UniqueConstraint("webhook_id", "event_id", name="uq_delivery_webhook_event"),
-        # What the dispatcher asks every second: is anything due?
-        Index("ix_webhook_deliveries_due", "next_attempt_at", postgresql_where="status = 'pending'"),
-    )
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    webhook_id: Mapped[str] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"), index=True)
-    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    event: Mapped[str] = mapped_column(String(40))
-    event_id: Mapped[str] = mapped_column(String(32))
-    body: Mapped[dict[str, Any]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(20), default=DeliveryStatus.pending)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    last_status_code: Mapped[int | None] = mapped_column(Integer)
-    last_error: Mapped[str | None] = mapped_column(String(500))
-    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-
-
 class Conversation(Base):
     __tablename__ = "conversations"
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -304,71 +185,3 @@ class ChunkText(Base):
     text: Mapped[str] = mapped_column(Text)
     # The vector's metadata as stored in Chroma: provenance for a hit found here alone.
     meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
-
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    # WAL lets the API read while flow processes write; busy_timeout waits out the writer lock.
-    # pysqlite's own BEGIN handling is switched off so _begin_immediate decides how transactions start.
-    dbapi_conn.isolation_level = None
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.close()
-
-
-READ_ONLY = "ingestflow_read_only"
-
-
-def _begin_immediate(conn: Any) -> None:
-    # A deferred transaction that reads and then writes fails at once with SQLITE_BUSY when another
-    # process wrote in between (busy_timeout cannot help a stale WAL snapshot); taking the write lock
-    # up front makes concurrent writers queue instead. Read-only sessions take a plain snapshot: under a
-    # burst of uploads, auth lookups queueing for the write lock were most of an upload's latency.
-    conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
-
-
-@lru_cache
-def get_engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", _begin_immediate)
-    else:
-        # The API serves up to 40 requests at once from its thread pool; a pool of 5 + 10 made a burst of
-        # uploads queue for connections. Connections open only when needed.
-        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=30)
-    return engine
-
-
-def init_db(url: str) -> Engine:
-    """Bring the database to the latest schema (Alembic), so an existing data directory upgrades in place."""
-    from ingestflow.migrate import upgrade
-
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    upgrade(url)
-    return get_engine(url)
-
-
-@lru_cache
-def _sessionmaker(url: str, read_only: bool) -> sessionmaker[Session]:
-    engine = get_engine(url)
-    return sessionmaker(engine.execution_options(**{READ_ONLY: True}) if read_only else engine,
-                        expire_on_commit=False)
-
-
-@contextmanager
-def session_scope(url: str, read_only: bool = False) -> Iterator[Session]:
-    """One transaction. `read_only` sessions must not write: on SQLite they read a snapshot without
-    taking the write lock, so a write in one could fail with SQLITE_BUSY instead of waiting."""
-    session = _sessionmaker(url, read_only)()
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()

@@ -1,0 +1,85 @@
+"""Engines and sessions: PostgreSQL (embedded or external); SQLite still works for a single process and for
+importing older data directories. `init_db` brings any database to the latest schema."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # WAL lets the API read while flow processes write; busy_timeout waits out the writer lock.
+    # pysqlite's own BEGIN handling is switched off so _begin_immediate decides how transactions start.
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+READ_ONLY = "ingestflow_read_only"
+
+
+def _begin_immediate(conn: Any) -> None:
+    # A deferred transaction that reads and then writes fails at once with SQLITE_BUSY when another
+    # process wrote in between (busy_timeout cannot help a stale WAL snapshot); taking the write lock
+    # up front makes concurrent writers queue instead. Read-only sessions take a plain snapshot: under a
+    # burst of uploads, auth lookups queueing for the write lock were most of an upload's latency.
+    conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
+
+
+@lru_cache
+def get_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _begin_immediate)
+    else:
+        # The API serves up to 40 requests at once from its thread pool; a pool of 5 + 10 made a burst of
+        # uploads queue for connections. Connections open only when needed.
+        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=30)
+    return engine
+
+
+def init_db(url: str) -> Engine:
+    """Bring the database to the latest schema (Alembic), so an existing data directory upgrades in place."""
+    from ingestflow.migrate import upgrade
+
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    upgrade(url)
+    return get_engine(url)
+
+
+@lru_cache
+def _sessionmaker(url: str, read_only: bool) -> sessionmaker[Session]:
+    engine = get_engine(url)
+    return sessionmaker(engine.execution_options(**{READ_ONLY: True}) if read_only else engine,
+                        expire_on_commit=False)
+
+
+@contextmanager
+def session_scope(url: str, read_only: bool = False) -> Iterator[Session]:
+    """One transaction. `read_only` sessions must not write: on SQLite they read a snapshot without
+    taking the write lock, so a write in one could fail with SQLITE_BUSY instead of waiting."""
+    session = _sessionmaker(url, read_only)()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
