@@ -22,15 +22,16 @@ from tests.webhook_receiver import Received, receiver
 pytestmark = pytest.mark.slow
 
 
-def _notify_task_runs() -> tuple[int, int]:
+def _notify_task_runs(prefect_url: str) -> tuple[int, int]:
     """Runs of the `notify` deployment that completed, and their deliver-webhook task runs, as Prefect has them."""
-    from prefect.client.orchestration import get_client
+    from prefect.client.orchestration import PrefectClient
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId, FlowRunFilter, FlowRunFilterId
 
     from ingestflow.prefect_names import NOTIFY_DEPLOYMENT
 
     async def read() -> tuple[int, int]:
-        async with get_client() as client:
+        # The stack's server by its address: another test may have left this process's Prefect settings elsewhere.
+        async with PrefectClient(api=prefect_url) as client:
             deployment = await client.read_deployment_by_name(NOTIFY_DEPLOYMENT)
             runs = await client.read_flow_runs(deployment_filter=DeploymentFilter(
                 id=DeploymentFilterId(any_=[deployment.id])))
@@ -87,5 +88,5 @@ def test_every_event_reaches_a_receiver_that_failed_first_exactly_once(stack: An
     log = owner.get(f"/v1/webhooks/{hook['id']}/deliveries").json()
     assert log["total"] == 6
     assert {(d["status"], d["attempts"], d["last_status_code"]) for d in log["items"]} == {("delivered", 2, 200)}
-    completed_runs, deliver_tasks = _notify_task_runs()
+    completed_runs, deliver_tasks = _notify_task_runs(stack.settings.prefect_url)
     assert completed_runs >= 1 and deliver_tasks >= 12, (completed_runs, deliver_tasks)  # 6 events x 2 attempts

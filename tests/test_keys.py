@@ -1,7 +1,7 @@
 """Issue 26, part 4: keys that can be listed, expired and revoked. The real app served by uvicorn on a real
-PostgreSQL: a revoked key is refused within the key cache's second (one process here; every API process keeps the
-same one-second cache), an expired one at once, an open WebSocket on a revoked key is closed within a pass, and
-each revocation is audited. Fast tier."""
+PostgreSQL: a revoked key is refused within the key cache's second (by the process it was revoked through, and by
+another API process on the same database), an expired one at once, an open WebSocket on a revoked key is closed
+within a pass, and each revocation is audited. Fast tier."""
 
 from __future__ import annotations
 
@@ -151,3 +151,70 @@ def test_keys_made_before_keys_had_ids_keep_working_after_the_upgrade(pg_url: st
         assert user is not None and user.name == "old-owner"
         row = db.execute(text("SELECT id, prefix FROM api_keys")).one()
         assert len(row.id) == 32 and row.prefix == ""
+
+
+def test_every_api_process_refuses_a_key_revoked_through_another(
+        postgres_server: tuple[Path, int], chroma_server: int, tmp_path: Path) -> None:
+    """Two API processes (uvicorn, as `ingestflow up` or a replica runs it) on one database: a key revoked through
+    the first, and used on the second just before, is refused by the second within its key cache's second."""
+    import subprocess
+    import sys
+
+    url = fresh_database(postgres_server, "keys_two_processes")
+    env = dict(os.environ, INGESTFLOW_DATABASE_URL=url, INGESTFLOW_DATA_DIR=str(tmp_path),
+               INGESTFLOW_CHROMA_PORT=str(chroma_server))
+    ports = [PORT + 1, PORT + 2]
+    procs = [subprocess.Popen([sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port",
+                               str(port), "--lifespan", "off", "--log-level", "warning"], env=env)
+             for port in ports]
+    try:
+        from ingestflow.auth import create_key
+        from ingestflow.db import session_scope
+
+        with session_scope(url) as db:
+            key = create_key(db, "two-processes", label="leaked")[1]
+        first, second = (httpx.Client(base_url=f"http://127.0.0.1:{p}", headers={"Authorization": f"Bearer {key}"},
+                                      timeout=30) for p in ports)
+        deadline = time.monotonic() + 60
+        for http in (first, second):
+            while True:
+                try:
+                    if http.get("/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "the API processes did not start"
+                time.sleep(0.2)
+        key_id = second.get("/v1/keys").json()[0]["id"]  # the second process has the key cached now
+        assert first.delete(f"/v1/keys/{key_id}").status_code == 204
+        t0 = time.monotonic()
+        while second.get("/v1/keys").status_code != 401:
+            assert time.monotonic() - t0 < 2.0, "the other process still took the key after 2 s"
+            time.sleep(0.05)
+        took = time.monotonic() - t0
+        print(f"\nthe other process refused it {took:.2f} s after the revocation")
+        assert took <= 1.3
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=30)
+
+
+def test_an_owner_setting_is_stored_and_holds_for_the_very_next_upload(served: Settings) -> None:
+    """The caller comes from the key cache; a setting written to that copy lived only there (until the cache let it
+    go, 5 minutes before this change) and was never stored."""
+    from ingestflow.db import Document, User, session_scope
+
+    http = _http(_owner(served, "policy-owner"))
+    assert http.get("/v1/keys").status_code == 200  # the caller is cached now
+    r = http.put("/v1/settings", json={"redact_by_default": True, "keep_original": True})
+    assert r.status_code == 200 and r.json() == {"redact_by_default": True, "keep_original": True}
+    up = http.post("/v1/documents", files={"file": ("note.md", b"# Note\n\nCall Amara on 07700 900456.\n")})
+    assert up.status_code == 202, up.text
+    with session_scope(served.sqlalchemy_url, read_only=True) as db:
+        owner = db.query(User).filter(User.name == "policy-owner").one()
+        assert (owner.redact_by_default, owner.keep_original) == (True, True)
+        doc = db.get(Document, up.json()["document_id"])
+        assert doc is not None and doc.redact and doc.keep_original
+    assert http.get("/v1/settings").json() == {"redact_by_default": True, "keep_original": True}

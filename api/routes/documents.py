@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from api import errors, limits
 from api.deps import NO_NUL, CurrentUser, IdPath, PageDep, SessionDep, SettingsDep, UploadBudget
+from api.routes.owner_settings import owner_row
 from api.schemas import DocumentOut, IndexingStatus, Page, UploadAccepted
 from ingestflow.answering.summary import Summary
 from ingestflow.audio.subtitles import to_srt, to_vtt
@@ -81,7 +82,8 @@ def upload(
         detected = detect(tmp, filename)  # UnsupportedFormat: 415 (api/errors.py)
         check_name_agrees(filename, detected)
         # The owner's setting is a policy: an upload can ask for redaction, never opt out of it.
-        redacting = redact or user.redact_by_default
+        owner = owner_row(db, user)
+        redacting = redact or owner.redact_by_default
         existing = db.scalar(select(Document).where(Document.owner_id == user.id, Document.sha256 == sha))
         if existing:
             if existing.redact != redacting:
@@ -102,7 +104,7 @@ def upload(
         id=new_id(), owner_id=user.id, sha256=sha, filename=filename, title=visible(title or filename),
         collection=collection,
         kind=detected.kind, format=detected.format, mime_type=detected.mime_type, size_bytes=size,
-        language=language, redact=redacting, keep_original=redacting and user.keep_original,
+        language=language, redact=redacting, keep_original=redacting and owner.keep_original,
     )
     db.add(doc)
     job = Job.for_document(doc)

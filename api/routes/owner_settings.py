@@ -8,18 +8,30 @@ from fastapi import APIRouter
 from api import errors
 from api.deps import CurrentUser, SessionDep
 from api.schemas import OwnerSettings
+from ingestflow.db import User
+from ingestflow.errors import NotFound
 
 router = APIRouter(prefix="/v1/settings", tags=["settings"], responses=errors.documented(401))
 
 
+def owner_row(db: SessionDep, user: User) -> User:
+    """The caller's own row in this request's session: the key cache's copy may be a second old and belongs to no
+    session (a setting written to it was never stored: it lived in the cache until that expired)."""
+    owner = db.get(User, user.id)
+    if owner is None:
+        raise NotFound("user", user.id)
+    return owner
+
+
 @router.get("", response_model=OwnerSettings)
-def read_settings(user: CurrentUser) -> OwnerSettings:
-    return OwnerSettings.model_validate(user)
+def read_settings(db: SessionDep, user: CurrentUser) -> OwnerSettings:
+    return OwnerSettings.model_validate(owner_row(db, user))
 
 
 @router.put("", response_model=OwnerSettings, responses=errors.documented(400))
 def write_settings(body: OwnerSettings, db: SessionDep, user: CurrentUser) -> OwnerSettings:
     """Applies to later uploads; a document keeps the setting it was uploaded with."""
-    user.redact_by_default, user.keep_original = body.redact_by_default, body.keep_original
+    owner = owner_row(db, user)
+    owner.redact_by_default, owner.keep_original = body.redact_by_default, body.keep_original
     db.commit()
-    return OwnerSettings.model_validate(user)
+    return OwnerSettings.model_validate(owner)

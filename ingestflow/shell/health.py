@@ -45,22 +45,21 @@ def check_database(settings: Settings) -> Check:
         return _fail(exc)
 
 
-def check_prefect(settings: Settings) -> Check:
+def _answers(url: str, shown_as: str) -> Check:
     try:
-        r = httpx.get(f"{settings.prefect_url}/health", timeout=3)
-        r.raise_for_status()
-        return _ok(url=settings.prefect_ui_url)
+        httpx.get(url, timeout=3).raise_for_status()
+        return _ok(url=shown_as)
     except Exception as exc:
         return _fail(exc)
+
+
+def check_prefect(settings: Settings) -> Check:
+    return _answers(f"{settings.prefect_url}/health", settings.prefect_ui_url)
 
 
 def check_chroma(settings: Settings) -> Check:
-    try:
-        r = httpx.get(f"http://{settings.chroma_host}:{settings.chroma_port}/api/v2/heartbeat", timeout=3)
-        r.raise_for_status()
-        return _ok(url=f"http://{settings.chroma_host}:{settings.chroma_port}")
-    except Exception as exc:
-        return _fail(exc)
+    server = f"http://{settings.chroma_host}:{settings.chroma_port}"
+    return _answers(f"{server}/api/v2/heartbeat", server)
 
 
 def check_dask(settings: Settings) -> Check:
