@@ -207,9 +207,14 @@ def _user(settings: Any, name: str) -> tuple[str, str]:
         return user.id, key
 
 
+def owner_api(settings: Any, name: str, port: int) -> Api:
+    """A new owner's view of the API served on `port` over the database of `settings`."""
+    user_id, key = _user(settings, name)
+    return Api(f"http://127.0.0.1:{port}", key, user_id)
+
+
 def _api(stack: Any, name: str) -> Api:
-    user_id, key = _user(stack.settings, name)
-    return Api(f"http://127.0.0.1:{stack.settings.api_port}", key, user_id)
+    return owner_api(stack.settings, name, stack.settings.api_port)
 
 
 # Each test module gets owners of its own, so what one module uploads never shows up in another's counts.

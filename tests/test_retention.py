@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from ingestflow.settings import Settings
-from tests.conftest import fresh_database, served_app
+from tests.conftest import fresh_database, owner_api, served_app
 
 PORT = int(os.environ.get("INGESTFLOW_TEST_PORT_BASE", "18000")) + 48
 
@@ -29,14 +29,8 @@ def served(postgres_server: tuple[Path, int], chroma_server: int, tmp_path_facto
 
 
 def _client(settings: Settings, name: str) -> tuple[httpx.Client, str]:
-    from ingestflow.auth import create_key
-    from ingestflow.db import session_scope
-
-    with session_scope(settings.sqlalchemy_url) as db:
-        user, key = create_key(db, name)
-        owner_id = user.id
-    return httpx.Client(base_url=f"http://127.0.0.1:{PORT}", headers={"Authorization": f"Bearer {key}"},
-                        timeout=30), owner_id
+    api = owner_api(settings, name, PORT)
+    return api.http, api.user_id
 
 
 def _indexed(settings: Settings, http: httpx.Client, owner_id: str, name: str, days_old: int,

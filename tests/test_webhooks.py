@@ -18,7 +18,7 @@ import pytest
 from ingestflow.notify import signing
 from ingestflow.notify.targets import BadTarget, check_url
 from ingestflow.settings import Settings
-from tests.conftest import fresh_database, served_app
+from tests.conftest import fresh_database, owner_api, served_app
 from tests.webhook_receiver import Received, receiver
 
 PORT = int(os.environ.get("INGESTFLOW_TEST_PORT_BASE", "18000")) + 56
@@ -72,12 +72,7 @@ def served(postgres_server: tuple[Path, int], chroma_server: int, tmp_path_facto
 
 
 def _client(settings: Settings, name: str) -> httpx.Client:
-    from ingestflow.auth import create_key
-    from ingestflow.db import session_scope
-
-    with session_scope(settings.sqlalchemy_url) as db:
-        key = create_key(db, name)[1]
-    return httpx.Client(base_url=f"http://127.0.0.1:{PORT}", headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    return owner_api(settings, name, PORT).http
 
 
 def _drain(settings: Settings, until: float = 15.0) -> None:

@@ -12,18 +12,10 @@ from sqlalchemy import select
 from api import errors
 from api.deps import CurrentUser, IdPath, PageDep, SessionDep
 from api.schemas import DeliveryOut, Page, WebhookCreated, WebhookIn, WebhookOut
-from ingestflow.db import DeliveryStatus, Webhook, WebhookDelivery
-from ingestflow.errors import NotFound
+from ingestflow.db import DeliveryStatus, Webhook, WebhookDelivery, owned
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], responses=errors.documented(401))
 SECRET_PREFIX = "whsec_"
-
-
-def _owned(db: SessionDep, owner_id: str, webhook_id: str) -> Webhook:
-    hook = db.get(Webhook, webhook_id)
-    if hook is None or hook.owner_id != owner_id:
-        raise NotFound("webhook", webhook_id)
-    return hook
 
 
 @router.post("", response_model=WebhookCreated, status_code=status.HTTP_201_CREATED,
@@ -46,13 +38,13 @@ def list_webhooks(db: SessionDep, user: CurrentUser, pages: PageDep) -> Page[Web
 
 @router.get("/{webhook_id}", response_model=WebhookOut, responses=errors.documented(404))
 def read_webhook(webhook_id: IdPath, db: SessionDep, user: CurrentUser) -> WebhookOut:
-    return WebhookOut.model_validate(_owned(db, user.id, webhook_id))
+    return WebhookOut.model_validate(owned(db, Webhook, user.id, webhook_id, "webhook"))
 
 
 @router.delete("/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT, responses=errors.documented(404))
 def delete_webhook(webhook_id: IdPath, db: SessionDep, user: CurrentUser) -> Response:
     """The receiver and its deliveries' record; nothing more is sent to it."""
-    db.delete(_owned(db, user.id, webhook_id))
+    db.delete(owned(db, Webhook, user.id, webhook_id, "webhook"))
     db.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -66,7 +58,7 @@ def list_deliveries(
     delivery_status: Annotated[DeliveryStatus | None, Query(alias="status")] = None,
 ) -> Page[DeliveryOut]:
     """Each event sent or to be sent to this receiver, newest first: status, attempts, the last answer or error."""
-    hook = _owned(db, user.id, webhook_id)
+    hook = owned(db, Webhook, user.id, webhook_id, "webhook")
     query = select(WebhookDelivery).where(WebhookDelivery.webhook_id == hook.id)
     if delivery_status is not None:
         query = query.where(WebhookDelivery.status == delivery_status)

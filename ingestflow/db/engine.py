@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     create_engine,
@@ -15,6 +15,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+
+from ingestflow.errors import NotFound
+
+T = TypeVar("T")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -83,3 +87,11 @@ def session_scope(url: str, read_only: bool = False) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def owned(db: Session, model: type[T], owner_id: str, item_id: str, what: str) -> T:
+    """The owner's row of `model` (a table with `owner_id`) by id: a foreign one answers exactly like a missing one."""
+    row = db.get(model, item_id)
+    if row is None or getattr(row, "owner_id", None) != owner_id:
+        raise NotFound(what, item_id)
+    return row

@@ -16,8 +16,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ingestflow.db import ACTIVE_STATUSES, AuditAction, AuditRecord, Document, Job, session_scope
-from ingestflow.errors import NotFound
+from ingestflow.db import ACTIVE_STATUSES, AuditAction, AuditRecord, Document, Job, owned, session_scope
 from ingestflow.jobs.control import forget_index, mark_cancelled
 from ingestflow.jobs.purge import Purged, purge_document
 from ingestflow.notify import events
@@ -34,17 +33,17 @@ _EVENTS = {AuditAction.deleted: Event.document_deleted, AuditAction.expired: Eve
 
 
 def owned_job(db: Session, owner_id: str, job_id: str) -> Job:
-    job = db.get(Job, job_id)
-    if job is None or job.owner_id != owner_id:
-        raise NotFound("job", job_id)
-    return job
+    return owned(db, Job, owner_id, job_id, "job")
 
 
 def owned_document(db: Session, owner_id: str, document_id: str) -> Document:
-    doc = db.get(Document, document_id)
-    if doc is None or doc.owner_id != owner_id:
-        raise NotFound("document", document_id)
-    return doc
+    return owned(db, Document, owner_id, document_id, "document")
+
+
+def shared_bytes(db: Session, doc: Document) -> int:
+    """How many other documents (of any owner) have the same bytes: the stored file is theirs too."""
+    return int(db.scalar(select(func.count()).select_from(Document)
+                         .where(Document.sha256 == doc.sha256, Document.id != doc.id)) or 0)
 
 
 def audit(db: Session, doc: Document, action: AuditAction, removed: dict[str, Any], actor: str = USER,
@@ -85,8 +84,7 @@ def delete(db: Session, settings: Settings, owner_id: str, document_id: str, *,
     purged = purge_document(settings, doc.owner_id, doc.id)  # busy stores: a TransientError; deleting again is safe
     derived = work_dir(settings, document_id)
     sha = doc.sha256
-    shared = db.scalar(select(func.count()).select_from(Document)
-                       .where(Document.sha256 == sha, Document.id != doc.id)) or 0
+    shared = shared_bytes(db, doc)
     audit(db, doc, action, {**_stores(purged), "derived_files": derived.exists(),
                             "file": "kept: another document has the same bytes" if shared else "removed"},
           actor, policy_id)

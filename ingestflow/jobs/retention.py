@@ -64,12 +64,6 @@ def policy_for(policies: Sequence[RetentionPolicy], collection: str | None) -> R
     return own[0] if own else next((p for p in policies if p.collection is None), None)
 
 
-def _shared(db: Session, doc: Document) -> int:
-    """How many other documents (of any owner) have the same bytes: the stored file is theirs too."""
-    return db.scalar(select(func.count()).select_from(Document)
-                     .where(Document.sha256 == doc.sha256, Document.id != doc.id)) or 0
-
-
 def _step(db: Session, settings: Settings, doc: Document, policy: RetentionPolicy) -> Step | None:
     if policy.action == RetentionAction.delete:
         return Step.delete
@@ -79,8 +73,8 @@ def _step(db: Session, settings: Settings, doc: Document, policy: RetentionPolic
         return None  # the next pass, once its run has finished
     if not doc.redact:
         return Step.redact
-    unredacted_left = (doc.keep_original or (work_dir(settings, doc.id) / "original").exists()
-                       or (storage.blob_path(settings.files_dir, doc.sha256).exists() and not _shared(db, doc)))
+    upload_left = storage.blob_path(settings.files_dir, doc.sha256).exists() and not removal.shared_bytes(db, doc)
+    unredacted_left = doc.keep_original or (work_dir(settings, doc.id) / "original").exists() or upload_left
     return Step.remove_original if unredacted_left and doc.indexed_at is not None else None
 
 
@@ -137,7 +131,7 @@ def _queue_redaction(db: Session, doc: Document, expiry: Expiry) -> None:
 
 def _remove_original(db: Session, settings: Settings, doc: Document, expiry: Expiry) -> None:
     original = work_dir(settings, doc.id) / "original"
-    shared = _shared(db, doc)
+    shared = removal.shared_bytes(db, doc)
     removal.audit(db, doc, AuditAction.original_removed, {
         "unredacted_text": "removed" if original.exists() else "none kept",
         "file": "kept: another document has the same bytes" if shared else "removed",
