@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from api.limits import spend
 from api.schemas import Page
-from ingestflow.auth import Caller, KeyCache
-from ingestflow.db import User, session_scope
+from ingestflow.auth import Caller, KeyCache, Owner
+from ingestflow.db import session_scope
 from ingestflow.settings import Settings, get_settings
 
 T = TypeVar("T")
@@ -68,11 +68,11 @@ def current_caller(
 CurrentCaller = Annotated[Caller, Depends(current_caller)]
 
 
-def current_user(caller: CurrentCaller) -> User:
-    return caller.user
+def current_user(caller: CurrentCaller) -> Owner:
+    return caller.owner
 
 
-CurrentUser = Annotated[User, Depends(current_user)]
+CurrentUser = Annotated[Owner, Depends(current_user)]
 
 
 # PostgreSQL's OFFSET is a bigint: a larger one is a 500 from the driver, not an empty page.

@@ -34,26 +34,35 @@ def create_key(db: Session, user_name: str, key: str | None = None, *, label: st
         user = User(name=user_name)
         db.add(user)
         db.flush()
-    return user, add_key(db, user, key, label=label, expires_at=expires_at)[1]
+    return user, add_key(db, user.id, key, label=label, expires_at=expires_at)[1]
 
 
-def add_key(db: Session, user: User, key: str | None = None, *, label: str | None = None,
+def add_key(db: Session, owner_id: str, key: str | None = None, *, label: str | None = None,
             expires_at: datetime | None = None) -> tuple[ApiKey, str]:
-    """A new key of `user` (the same row again if `key` is already installed); returns the row and the key."""
+    """A new key of the owner (the same row again if `key` is already installed); returns the row and the key."""
     key = key or PREFIX + secrets.token_urlsafe(32)
     row = db.get(ApiKey, hash_key(key))
     if row is None:
-        row = ApiKey(key_hash=hash_key(key), user_id=user.id, label=label, prefix=key[:SHOWN], expires_at=expires_at)
+        row = ApiKey(key_hash=hash_key(key), user_id=owner_id, label=label, prefix=key[:SHOWN], expires_at=expires_at)
         db.add(row)
         db.flush()
     return row, key
 
 
 @dataclass(frozen=True)
+class Owner:
+    """Whose a request is: what every route needs of its caller. Not the `users` row: a cached row belongs to no
+    session and may be a second old, so what the owner sets (PUT /v1/settings) is read from the row itself."""
+
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
 class Caller:
     """Who a request comes from: the key's owner, which key, and until when it holds."""
 
-    user: User
+    owner: Owner
     key_id: str
     expires_at: datetime | None
 
@@ -68,13 +77,13 @@ def caller_for_key(db: Session, key: str) -> Caller | None:
     if found is None:
         return None
     row, user = found
-    caller = Caller(user, row.id, row.expires_at)
+    caller = Caller(Owner(user.id, user.name), row.id, row.expires_at)
     return caller if caller.valid(utcnow()) else None
 
 
 def user_for_key(db: Session, key: str) -> User | None:
     caller = caller_for_key(db, key)
-    return caller.user if caller else None
+    return db.get(User, caller.owner.id) if caller else None
 
 
 def owner_keys(db: Session, owner_id: str) -> list[ApiKey]:

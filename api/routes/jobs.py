@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 from api import errors
 from api.deps import NO_NUL, CurrentUser, IdPath, IsoDateTime, PageDep, SessionDep, SettingsDep
 from api.schemas import Page
-from ingestflow.db import Job, JobStatus, User, session_scope
+from ingestflow.auth import Owner
+from ingestflow.db import Job, JobStatus, session_scope
 from ingestflow.jobs import control, removal
 from ingestflow.jobs.jobview import JobView, base_view, live_view
 
@@ -61,7 +62,7 @@ async def get_job(job_id: IdPath, user: CurrentUser, settings: SettingsDep) -> J
         return view
 
 
-def _owned_job(db: Session, user: User, job_id: str) -> Job:
+def _owned_job(db: Session, user: Owner, job_id: str) -> Job:
     return removal.owned_job(db, user.id, job_id)
 
 

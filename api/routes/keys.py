@@ -20,14 +20,14 @@ router = APIRouter(prefix="/v1/keys", tags=["keys"], responses=errors.documented
 def list_keys(db: SessionDep, caller: CurrentCaller) -> list[KeyOut]:
     """Every key of the owner, oldest first, revoked and expired ones included."""
     return [KeyOut.model_validate(k).model_copy(update={"current": k.id == caller.key_id})
-            for k in auth.owner_keys(db, caller.user.id)]
+            for k in auth.owner_keys(db, caller.owner.id)]
 
 
 @router.post("", response_model=KeyCreated, status_code=status.HTTP_201_CREATED, responses=errors.documented(400))
 def create_key(body: KeyIn, db: SessionDep, caller: CurrentCaller) -> KeyCreated:
     """Another key for the same owner (to rotate: make one, move to it, revoke the old one)."""
     expires = utcnow() + timedelta(days=body.expires_in_days) if body.expires_in_days else None
-    row, key = auth.add_key(db, caller.user, label=body.label, expires_at=expires)
+    row, key = auth.add_key(db, caller.owner.id, label=body.label, expires_at=expires)
     db.commit()
     return KeyCreated(**KeyOut.model_validate(row).model_dump(), key=key)
 
@@ -35,6 +35,6 @@ def create_key(body: KeyIn, db: SessionDep, caller: CurrentCaller) -> KeyCreated
 @router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT, responses=errors.documented(404))
 def revoke_key(key_id: IdPath, db: SessionDep, caller: CurrentCaller) -> Response:
     """Refused from now on (within a second on every API process); the key this request uses may be revoked too."""
-    auth.revoke(db, caller.user.id, key_id, caller.key_id)
+    auth.revoke(db, caller.owner.id, key_id, caller.key_id)
     db.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -8,15 +8,15 @@ from fastapi import APIRouter
 from api import errors
 from api.deps import CurrentUser, SessionDep
 from api.schemas import OwnerSettings
+from ingestflow.auth import Owner
 from ingestflow.db import User
 from ingestflow.errors import NotFound
 
 router = APIRouter(prefix="/v1/settings", tags=["settings"], responses=errors.documented(401))
 
 
-def owner_row(db: SessionDep, user: User) -> User:
-    """The caller's own row in this request's session: the key cache's copy may be a second old and belongs to no
-    session (a setting written to it was never stored: it lived in the cache until that expired)."""
+def owner_row(db: SessionDep, user: Owner) -> User:
+    """The caller's own row in this request's session (what the owner set, as it is now)."""
     owner = db.get(User, user.id)
     if owner is None:
         raise NotFound("user", user.id)

@@ -41,7 +41,7 @@ def _key(ws: WebSocket) -> str:
 
 async def _user_id(settings: Settings, key: str) -> str | None:
     caller = await asyncio.to_thread(caller_of, settings, key) if key else None
-    return caller.user.id if caller else None
+    return caller.owner.id if caller else None
 
 
 def _still_valid(settings: Settings, key: str) -> bool:
