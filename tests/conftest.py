@@ -28,6 +28,11 @@ _CLOSED.bind(("127.0.0.1", 0))
 CLOSED_PORT: int = _CLOSED.getsockname()[1]
 for _name in [k for k in os.environ if k.startswith("INGESTFLOW_") and not k.startswith(_TEST_KNOBS)]:
     del os.environ[_name]
+# Under pytest-xdist (`-n 2`, the fast tier's command) each worker process takes its own block of test ports,
+# so two workers never start servers on the same port; the modules read the base when they are collected.
+if (_worker := os.environ.get("PYTEST_XDIST_WORKER", "")).startswith("gw"):
+    os.environ["INGESTFLOW_TEST_PORT_BASE"] = str(
+        int(os.environ.get("INGESTFLOW_TEST_PORT_BASE", "18000")) + 500 * (1 + int(_worker[2:])))
 _DATA = tempfile.mkdtemp(prefix="ingestflow-tests-")
 atexit.register(shutil.rmtree, _DATA, ignore_errors=True)
 os.environ.update({f"INGESTFLOW_{name}_PORT": str(CLOSED_PORT)
@@ -241,10 +246,11 @@ def write_wav(path: Path, pcm: bytes, rate: int = 16_000) -> Path:
 
 
 @contextmanager
-def served_app(url: str, data_dir: Path, chroma_port: int, port: int, **env: str) -> Iterator[Any]:
-    """The real app served by uvicorn on `port` (so a client can really hang up mid-body) over the database at
-    `url`, with INGESTFLOW_<name> settings from `env`; yields the settings. No lifespan: its dispatcher would
-    hand uploads to a Prefect server that does not run here."""
+def served_app(request: pytest.FixtureRequest, port: int, **env: str) -> Iterator[Any]:
+    """The real app served by uvicorn on `port` (so a client can really hang up mid-body) over a fresh database
+    named after the test module, on the shared PostgreSQL and Chroma servers, with INGESTFLOW_<name> settings from
+    `env`; yields the settings. No lifespan: its dispatcher would hand uploads to a Prefect server that does not
+    run here."""
     import threading
 
     import uvicorn
@@ -252,9 +258,12 @@ def served_app(url: str, data_dir: Path, chroma_port: int, port: int, **env: str
     from api.main import create_app
     from ingestflow.settings import get_settings
 
+    module = request.module.__name__
+    url = fresh_database(request.getfixturevalue("postgres_server"), module)
+    data_dir = request.getfixturevalue("tmp_path_factory").mktemp(f"{module}-data")
     with pytest.MonkeyPatch.context() as mp:
-        for name, value in {"DATABASE_URL": url, "DATA_DIR": str(data_dir), "CHROMA_PORT": str(chroma_port),
-                            **env}.items():
+        for name, value in {"DATABASE_URL": url, "DATA_DIR": str(data_dir),
+                            "CHROMA_PORT": str(request.getfixturevalue("chroma_server")), **env}.items():
             mp.setenv(f"INGESTFLOW_{name}", value)
         get_settings.cache_clear()
         server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, lifespan="off",

@@ -12,14 +12,13 @@ import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import pytest
 
 from ingestflow.settings import Settings
 from ingestflow.stores import storage
-from tests.conftest import fresh_database, served_app
+from tests.conftest import served_app
 
 PORT_BASE = int(os.environ.get("INGESTFLOW_TEST_PORT_BASE", "18000"))
 PORT = PORT_BASE + 47
@@ -29,10 +28,8 @@ BODY_IDLE_S = 2.0
 
 
 @pytest.fixture(scope="module")
-def served(postgres_server: tuple[Path, int], chroma_server: int, tmp_path_factory: pytest.TempPathFactory,
-           request: pytest.FixtureRequest) -> Iterator[Settings]:
-    url = fresh_database(postgres_server, request.module.__name__)
-    with served_app(url, tmp_path_factory.mktemp("limits-data"), chroma_server, PORT,
+def served(request: pytest.FixtureRequest) -> Iterator[Settings]:
+    with served_app(request, PORT,
                     STORAGE_QUOTA_BYTES=str(QUOTA), UPLOAD_RATE_PER_S=str(RATE), UPLOAD_BURST=str(UPLOAD_BURST),
                     QUERY_RATE_PER_S=str(RATE), QUERY_BURST=str(QUERY_BURST),
                     BODY_IDLE_TIMEOUT_S=str(BODY_IDLE_S)) as settings:

@@ -23,10 +23,8 @@ PORT = int(os.environ.get("INGESTFLOW_TEST_PORT_BASE", "18000")) + 52
 
 
 @pytest.fixture(scope="module")
-def served(postgres_server: tuple[Path, int], chroma_server: int, tmp_path_factory: pytest.TempPathFactory,
-           request: pytest.FixtureRequest) -> Iterator[Settings]:
-    url = fresh_database(postgres_server, request.module.__name__)
-    with served_app(url, tmp_path_factory.mktemp("keys-data"), chroma_server, PORT) as settings:
+def served(request: pytest.FixtureRequest) -> Iterator[Settings]:
+    with served_app(request, PORT) as settings:
         yield settings
 
 

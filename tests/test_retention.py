@@ -8,23 +8,20 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from ingestflow.settings import Settings
-from tests.conftest import fresh_database, owner_api, served_app
+from tests.conftest import owner_api, served_app
 
 PORT = int(os.environ.get("INGESTFLOW_TEST_PORT_BASE", "18000")) + 48
 
 
 @pytest.fixture(scope="module")
-def served(postgres_server: tuple[Path, int], chroma_server: int, tmp_path_factory: pytest.TempPathFactory,
-           request: pytest.FixtureRequest) -> Iterator[Settings]:
-    url = fresh_database(postgres_server, request.module.__name__)
-    with served_app(url, tmp_path_factory.mktemp("retention-data"), chroma_server, PORT) as settings:
+def served(request: pytest.FixtureRequest) -> Iterator[Settings]:
+    with served_app(request, PORT) as settings:
         yield settings
 
 

@@ -9,7 +9,6 @@ import os
 import time
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,7 +17,7 @@ import pytest
 from ingestflow.notify import signing
 from ingestflow.notify.targets import BadTarget, check_url
 from ingestflow.settings import Settings
-from tests.conftest import fresh_database, owner_api, served_app
+from tests.conftest import owner_api, served_app
 from tests.webhook_receiver import Received, receiver
 
 PORT = int(os.environ.get("INGESTFLOW_TEST_PORT_BASE", "18000")) + 56
@@ -63,10 +62,8 @@ def test_backoff_doubles_to_its_cap_and_an_hour_down_is_a_handful_of_tries() -> 
 
 
 @pytest.fixture(scope="module")
-def served(postgres_server: tuple[Path, int], chroma_server: int, tmp_path_factory: pytest.TempPathFactory,
-           request: pytest.FixtureRequest) -> Iterator[Settings]:
-    url = fresh_database(postgres_server, request.module.__name__)
-    with served_app(url, tmp_path_factory.mktemp("webhooks-data"), chroma_server, PORT, WEBHOOK_RETRY_S="0.2",
+def served(request: pytest.FixtureRequest) -> Iterator[Settings]:
+    with served_app(request, PORT, WEBHOOK_RETRY_S="0.2",
                     WEBHOOK_TIMEOUT_S="1") as settings:
         yield settings
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
@@ -15,39 +16,21 @@ from api.deps import NO_NUL, CurrentUser, IdPath, SettingsDep
 from ingestflow.db import Document, session_scope
 from ingestflow.settings import Settings
 from ingestflow.stores.graph import GraphStore, open_graph_store
+from ingestflow.stores.graph.base import EntitySummary, Mention, Related
 
 router = APIRouter(prefix="/v1/entities", tags=["entities"], responses=errors.documented(401, 503))
 
 
-class EntityOut(BaseModel):
-    id: str
-    name: str
-    label: str
-    mentions: int
-
-
 class EntityList(BaseModel):
     query: str | None
-    entities: list[EntityOut]
+    entities: list[EntitySummary]
 
 
-class MentionOut(BaseModel):
-    document_id: str
+@dataclass(frozen=True)
+class MentionOut(Mention):
+    """A mention as the graph holds it, with its document's title and kind from the database."""
     title: str
     kind: str | None
-    chunk_id: str
-    chunk_index: int
-    page: int | None
-    start_s: float | None
-    end_s: float | None
-    count: int
-
-
-class RelatedOut(BaseModel):
-    id: str
-    name: str
-    label: str
-    weight: int
 
 
 class EntityDetailOut(BaseModel):
@@ -56,7 +39,7 @@ class EntityDetailOut(BaseModel):
     label: str
     mention_count: int
     mentions: list[MentionOut]
-    related: list[RelatedOut]
+    related: list[Related]
 
 
 @contextmanager
@@ -80,8 +63,7 @@ def list_entities(
 ) -> EntityList:
     with graph_reader(settings) as store:
         found = store.find_entities(user.id, q, limit)
-    return EntityList(query=q, entities=[EntityOut(id=e.id, name=e.name, label=e.label, mentions=e.mentions)
-                                         for e in found])
+    return EntityList(query=q, entities=found)
 
 
 @router.get("/{entity_id}", response_model=EntityDetailOut, responses=errors.documented(404))
@@ -100,17 +82,12 @@ def get_entity(entity_id: IdPath, user: CurrentUser, settings: SettingsDep) -> E
         ).all()
     docs = {r.id: (r.title, r.kind) for r in rows}
     mentions = [
-        MentionOut(
-            document_id=m.document_id, title=docs[m.document_id][0], kind=docs[m.document_id][1],
-            chunk_id=m.chunk_id, chunk_index=m.chunk_index, page=m.page, start_s=m.start_s, end_s=m.end_s,
-            count=m.count,
-        )
+        MentionOut(**asdict(m), title=docs[m.document_id][0], kind=docs[m.document_id][1])
         # A document deleted while its graph facts are being removed is not shown half-gone.
         for m in detail.mentions
         if m.document_id in docs
     ]
     return EntityDetailOut(
         id=detail.id, name=detail.name, label=detail.label, mention_count=sum(m.count for m in mentions),
-        mentions=mentions, related=[RelatedOut(id=r.id, name=r.name, label=r.label, weight=r.weight)
-                                    for r in detail.related],
+        mentions=mentions, related=detail.related,
     )

@@ -17,22 +17,13 @@ from ingestflow.answering.search import Hit, SearchFilters, as_utc
 router = APIRouter(prefix="/v1", tags=["search"], responses=errors.documented(401))
 
 
-class QueryEntityOut(BaseModel):
-    id: str
-    name: str
-    label: str
-    via: Literal["query", "related"]
-    related_to: str | None = None
-    weight: int | None = None
-
-
 class SearchResult(BaseModel):
     query: str
     expand: Literal["none", "graph"]
     mode: Literal["hybrid", "vector", "lexical"]
     hits: list[Hit]
     # Graph expansion only: the entities found in the query and the related ones that were followed.
-    query_entities: list[QueryEntityOut] = []
+    query_entities: list[QueryEntity] = []
     notes: list[str] = []
 
 
@@ -46,10 +37,6 @@ def time_range(since: date | None, until: date | None) -> tuple[datetime | None,
         return midnight + timedelta(days=1) - timedelta(microseconds=1) if end else midnight
 
     return bound(since, False), bound(until, True)
-
-
-def _entity_out(e: QueryEntity) -> QueryEntityOut:
-    return QueryEntityOut(id=e.id, name=e.name, label=e.label, via=e.via, related_to=e.related_to, weight=e.weight)
 
 
 @router.get("/search", response_model=SearchResult, responses=errors.documented(429, 503))
@@ -85,6 +72,6 @@ def search(
         expand=expand,
         mode=mode,
         hits=[Hit.of(h) for h in result.hits],
-        query_entities=[_entity_out(e) for e in result.entities],
+        query_entities=result.entities,
         notes=result.notes,
     )
