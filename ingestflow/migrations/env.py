@@ -10,8 +10,9 @@ from ingestflow.db import Base
 
 config = context.config
 target_metadata = Base.metadata
-# Full-text columns and their index exist only in SQL (revision 0003): autogenerate must not drop them.
-SQL_ONLY = {"tsv", "token_count", "ix_chunks_owner_tsv", "ix_turns_owner_tsv"}
+# Full-text columns, their index (revision 0003) and their statistics (0009) exist only in SQL: autogenerate must
+# not drop them.
+SQL_ONLY = {"tsv", "token_count", "ix_chunks_owner_tsv", "ix_turns_owner_tsv", "lexical_stats", "lexical_terms"}
 
 
 def include_object(obj, name, type_, reflected, compare_to):  # noqa: ANN001, ANN201 - alembic's hook

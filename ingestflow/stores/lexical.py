@@ -2,7 +2,8 @@
 
 The embed stage stores each chunk's text beside its vector (`replace_chunks`, replaced per document like the
 vectors, so a repeat leaves the same rows); PostgreSQL derives `tsv` (English stems, no stop words) and
-`token_count` from it and its heading path. A query's lexemes are matched with OR, and each matching chunk
+`token_count` from it and its heading path, and triggers keep each owner's row count, total length and lexeme
+frequencies beside them (migration 0009). A query's rarer lexemes are matched with OR, and each matching chunk
 is scored with BM25: a rare term (an invoice number, a name, a figure in a table) weighs far more than a
 common one, which PostgreSQL's own ts_rank cannot do, as it knows nothing of how common a term is. Each hit
 also says whether it holds every query term (`all_terms`) and every exact term of the query (`exact`: the
@@ -25,7 +26,7 @@ from ingestflow.db import ChunkText, Document, get_engine, session_scope
 from ingestflow.stores.vectors import NoneOf
 
 K1, B = 1.2, 0.75  # BM25's usual constants
-COMMON, COMMON_SHARE = 200, 0.05  # a term in more chunks than both is common
+CANDIDATE_BUDGET = 2000  # postings of the query terms a search reads at most (see _BM25)
 # Columns a search may be narrowed by, per table (the filters of ingestflow.answering.search.Scope, or a conversation).
 _FILTERABLE = {"chunks": ("kind", "collection", "document_id"), "turns": ("conversation_id",)}
 
@@ -114,34 +115,47 @@ def _scope_sql(table: str, conditions: Mapping[str, Any], params: dict[str, Any]
     return " AND ".join(clauses)
 
 
-# One statement: the query's lexemes, the scope's size and mean length, each lexeme's document frequency and
-# IDF, then BM25 summed over the lexemes each matching chunk holds. Backslashes cannot be quoted into a tsquery.
-# Candidates are the chunks holding a term that is not common (or else the rarest term): a word in most chunks
-# would make nearly every chunk a candidate and the search as slow as the store is large, for terms whose IDF
-# barely moves a score. A chunk holding only common terms of the query is then not found by this list.
+# One statement: the query's lexemes; the owner's row count and mean length and each lexeme's document frequency
+# (kept by triggers, migration 0009: counting them per query was 115 of 161 ms at 100k chunks); BM25 summed over
+# the query lexemes each candidate holds (ts_filter keeps only those of its vector: unnesting the whole vector
+# cost 16 us a candidate). The statistics are the owner's, whatever the filters, as a search engine's are its
+# index's. Backslashes cannot be quoted into a tsquery.
+# Candidates are the chunks holding the query's rarer terms: terms are taken from the rarest up while their
+# document frequencies add up to at most CANDIDATE_BUDGET, so a term in most chunks does not make nearly every chunk
+# a candidate, and a search reads what the budget allows however large the owner's store. A chunk holding none of
+# the rarer terms is then not found by this list (its vector can still find it); those terms would barely have
+# moved its score. Where even the rarest term is in more chunks than the budget (a query of only common words),
+# the candidates are chunks holding every term, the first CANDIDATE_BUDGET of them: such words say little about
+# which chunk is meant, and at 100k chunks reading them all took 300-700 ms. Below the budget (an owner of a few
+# hundred documents) the list is exact.
 _BM25 = """
 WITH q AS (
     SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', :query)) WHERE strpos(lexeme, '\\') = 0
 ), stats AS (
-    SELECT count(*) AS n, coalesce(avg(c.token_count), 1) AS avglen FROM {table} c WHERE {scope}
+    SELECT s.n, greatest(s.total_len::float8 / s.n, 1) AS avglen FROM lexical_stats s
+    WHERE s.tbl = :table AND s.owner_id = :owner AND s.n > 0
 ), terms AS (
-    SELECT q.lexeme, d.df, ln(1 + (s.n - d.df + 0.5) / (d.df + 0.5)) AS idf
-    FROM q CROSS JOIN stats s
-    CROSS JOIN LATERAL (SELECT count(*) AS df FROM {table} c
-                        WHERE {scope} AND c.tsv @@ quote_literal(q.lexeme)::tsquery) d
-    WHERE d.df > 0
+    SELECT t.lexeme, t.df, ln(1 + (s.n - t.df + 0.5) / (t.df + 0.5)) AS idf,
+           sum(t.df) OVER (ORDER BY t.df, t.lexeme) AS reach
+    FROM q JOIN lexical_terms t ON t.tbl = :table AND t.owner_id = :owner AND t.lexeme = q.lexeme AND t.df > 0
+    CROSS JOIN stats s
+), candidates AS (
+    SELECT c.id, c.tsv, c.token_count, coalesce(c.tsv @@ plainto_tsquery('english', :exact), false) AS exact
+    FROM {table} c
+    WHERE {scope} AND c.tsv @@ (
+        SELECT CASE WHEN min(df) <= :budget
+                    THEN string_agg(quote_literal(lexeme), ' | ') FILTER (WHERE reach <= :budget)
+                    ELSE string_agg(quote_literal(lexeme), ' & ') END::tsquery FROM terms)
+    LIMIT :budget
 ), ranked AS (
     SELECT c.id, sum(t.idf * (cardinality(u.positions) * (:k1 + 1))
                      / (cardinality(u.positions) + :k1 * (1 - :b + :b * c.token_count / s.avglen))) AS score,
-           count(*) = (SELECT count(*) FROM q) AS all_terms,
-           coalesce(c.tsv @@ plainto_tsquery('english', :exact), false) AS exact
-    FROM {table} c CROSS JOIN stats s
-    CROSS JOIN LATERAL unnest(c.tsv) AS u(lexeme, positions, weights)
+           count(*) = (SELECT count(*) FROM q) AS all_terms, c.exact
+    FROM candidates c CROSS JOIN stats s
+    CROSS JOIN LATERAL unnest(ts_filter(setweight(c.tsv, 'A', (SELECT array_agg(lexeme) FROM terms)), '{{a}}'))
+        AS u(lexeme, positions, weights)
     JOIN terms t ON t.lexeme = u.lexeme
-    WHERE {scope} AND c.tsv @@ (SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery FROM terms, stats s
-                                WHERE df <= greatest(:common, s.n * :common_share)
-                                   OR df = (SELECT min(df) FROM terms))
-    GROUP BY c.id
+    GROUP BY c.id, c.exact
     ORDER BY score DESC, c.id
     LIMIT :k
 )
@@ -157,7 +171,7 @@ def search(url: str, table: str, owner_id: str, query: str, k: int,
     if k <= 0 or not query.strip() or not available(url):
         return []
     params: dict[str, Any] = {"owner": owner_id, "query": query, "k": k, "k1": K1, "b": B,
-                              "exact": exact_terms(query), "common": COMMON, "common_share": COMMON_SHARE}
+                              "exact": exact_terms(query), "budget": CANDIDATE_BUDGET, "table": table}
     scope = _scope_sql(table, conditions or {}, params)
     if table == "chunks":
         parent, meta = "document_id", "c.meta"
