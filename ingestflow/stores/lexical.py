@@ -120,7 +120,10 @@ def _scope_sql(table: str, conditions: Mapping[str, Any], params: dict[str, Any]
 # (kept by triggers, migration 0009: counting them per query was 115 of 161 ms at 100k chunks); BM25 summed over
 # the query lexemes each candidate holds (ts_filter keeps only those of its vector: unnesting the whole vector
 # cost 16 us a candidate). The statistics are the owner's, whatever the filters, as a search engine's are its
-# index's. Backslashes cannot be quoted into a tsquery.
+# index's. Each lexeme's frequency is one lookup by the whole key (LIMIT 1 keeps the planner from joining on the
+# owner alone and filtering 10k lexemes, which it did on a table not yet analysed) and the candidates are read
+# once (MATERIALIZED: inlined, they were read again for every query term). Backslashes cannot be quoted into a
+# tsquery.
 # Candidates are the chunks holding the query's rare terms: a term is rare in at most COMMON chunks or
 # COMMON_SHARE of them, and rare terms are taken from the rarest up while their document frequencies add up to at
 # most CANDIDATE_BUDGET (the rarest always). A term in most chunks does not make nearly every chunk a candidate, and
@@ -137,11 +140,13 @@ WITH q AS (
     SELECT s.n, greatest(s.total_len::float8 / s.n, 1) AS avglen FROM lexical_stats s
     WHERE s.tbl = :table AND s.owner_id = :owner AND s.n > 0
 ), terms AS (
-    SELECT t.lexeme, t.df, ln(1 + (s.n - t.df + 0.5) / (t.df + 0.5)) AS idf,
-           sum(t.df) OVER (ORDER BY t.df, t.lexeme) AS reach, t.df <= greatest(:common, s.n * :common_share) AS rare
-    FROM q JOIN lexical_terms t ON t.tbl = :table AND t.owner_id = :owner AND t.lexeme = q.lexeme AND t.df > 0
-    CROSS JOIN stats s
-), candidates AS (
+    SELECT q.lexeme, t.df, ln(1 + (s.n - t.df + 0.5) / (t.df + 0.5)) AS idf,
+           sum(t.df) OVER (ORDER BY t.df, q.lexeme) AS reach, t.df <= greatest(:common, s.n * :common_share) AS rare
+    FROM q CROSS JOIN stats s CROSS JOIN LATERAL (  -- one lookup by the whole key per lexeme
+        SELECT t.df FROM lexical_terms t WHERE t.tbl = :table AND t.owner_id = :owner AND t.lexeme = q.lexeme
+        LIMIT 1) t
+    WHERE t.df > 0
+), candidates AS MATERIALIZED (  -- once, whatever the join order below
     SELECT c.id, c.tsv, c.token_count, coalesce(c.tsv @@ plainto_tsquery('english', :exact), false) AS exact
     FROM {table} c
     WHERE {scope} AND c.tsv @@ (
