@@ -5,7 +5,7 @@ runaway recursion (Prefect's task timeout only logs that it cannot). A process c
 memory goes with it. Why warm: starting Python and importing docling costs seconds on this machine, so each
 worker process keeps its children and hands them one job after another; a killed or crashed child is
 replaced (at once, so the next parse finds it importing or ready), and so is one that has done its share of
-parses or grown past its memory bound (`Recycle`): docling's caches and the allocator only grow in a process.
+parses or grown past its memory bound (`Recycle`) although it gives its freed heap back after each parse.
 One child per concurrent parse: two worker threads parsing at once use two children, and neither waits behind
 the other's clock.
 
@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
+from ingestflow import heap
 from ingestflow.errors import LimitExceeded, TransientError
 from ingestflow.parsing.limits import Limits, setting_name
 
@@ -220,6 +221,9 @@ def serve(fd: int) -> None:
             reply: tuple[str, Any] = ("ok", parse_to_files(job))
         except Exception as exc:
             reply = ("error", _portable(exc))
+        # What the parse freed goes back to the system before the parent reads this process's size: kept by the
+        # allocator, it was 582 of a child's 1,241 MiB after an OCR'd PDF (ingestflow/heap.py).
+        heap.trim()
         conn.send(reply)
 
 
