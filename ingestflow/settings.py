@@ -127,6 +127,9 @@ class Settings(BaseSettings):
     parse_child_max_rss_bytes: int = Field(
         default=1536 * 1024 * 1024, gt=0, description="a warm child above this resident size is replaced"
     )
+    parse_child_warm_ocr: bool = Field(default=True, description=(
+        "a parse child loads and runs the OCR models before it takes a job (2 s at its start, ~60 MiB): the first "
+        "scanned page then costs only its own time, and a child's memory is the same from its first parse on"))
 
     whisper_model: str | None = Field(default=None, description="path or name; packaged tiny.en if unset")
     whisper_device: Literal["auto", "cpu", "cuda"] = "auto"

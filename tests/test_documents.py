@@ -183,6 +183,11 @@ def test_scanned_pdf_is_ocrd_with_bundled_models(monkeypatch: pytest.MonkeyPatch
     assert all(item.prov[0].page_no == 1 for item in conv.document.texts)
 
 
+def test_a_warm_parse_child_has_run_the_ocr_models() -> None:
+    """What a parse child does before its first job (ingestflow/parsing/worker.py serve): the models read a line."""
+    assert "0123456789" in ocr.warm()
+
+
 def test_only_textless_pages_are_ocrd(tmp_path: Path) -> None:
     import pypdfium2 as pdfium
 

@@ -32,6 +32,15 @@ LIMITS = Limits(max_depth=256, max_quote_depth=16, max_pages=2000, max_unzipped_
 Parse = Callable[..., tuple[ParseResult, Path]]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _cold_ocr() -> Iterator[None]:
+    """These tests start a dozen parse children and none OCRs a page: each would spend 2 s warming the OCR models
+    (ingestflow/parsing/ocr.py `warm`, tested on its own)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("INGESTFLOW_PARSE_CHILD_WARM_OCR", "false")
+        yield
+
+
 @pytest.fixture
 def parse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Parse]:
     """parse_document on a file, with settings overridden as environment variables (get_settings is cached);

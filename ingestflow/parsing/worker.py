@@ -211,6 +211,11 @@ def serve(fd: int) -> None:
     conn = Connection(fd)
     import docling.document_converter  # noqa: F401  the seconds of import, before any job's clock starts
 
+    from ingestflow.parsing import ocr
+    from ingestflow.settings import get_settings
+
+    if get_settings().parse_child_warm_ocr:
+        ocr.warm()
     conn.send(("ready", os.getpid()))
     while True:
         try:
