@@ -20,6 +20,7 @@ import logging
 import math
 import re
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -57,6 +58,9 @@ NUMERIC_LABELS = {"DATE", "MONEY", "TIME"}
 _WORD = re.compile(r"\w+(?:['’./&-]\w+)*")
 _POSSESSIVE = re.compile(r"['’]s$")
 _MARKUP = ("](", "://", "%", "=", "_", "[", "#")
+# Requests that wait on a server beside the request's own thread: the lexical search (PostgreSQL) while the query
+# is embedded, the vectors of its hits while Chroma searches by meaning (bench/search_bench.py).
+_BESIDE = ThreadPoolExecutor(max_workers=8, thread_name_prefix="retrieval")
 
 
 @dataclass(frozen=True)
@@ -240,9 +244,17 @@ def retrieve(
     where = scope(settings, owner_id, filters or SearchFilters())
     if where.empty:
         return Retrieval(hits=[])
-    vector = list(vector) if vector is not None else embed_query(settings, query)
     depth = max(k, CANDIDATES)
+    readings = [query] if not follows else [query, f"{follows} {query}"]
+    pending = [] if mode == "vector" else [
+        _BESIDE.submit(lexical.search, settings.sqlalchemy_url, "chunks", owner_id, text, depth, where.conditions)
+        for text in readings]
+    vector = list(vector) if vector is not None else embed_query(settings, query)
     store = open_vector_store(settings)
+    found_by = [future.result() for future in pending]
+    # The words' hits' vectors are read while Chroma searches by meaning: two requests at once, not in turn.
+    by_words = list(dict.fromkeys(lh.id for matches in found_by for lh in matches))
+    their_vectors = _BESIDE.submit(store.get, owner_id, by_words, vector, where.where) if by_words else None
     pool: dict[str, ChunkHit] = {}
     scored: set[str] = set()  # ids whose vector_score is known
     words: dict[str, float] = {}  # BM25 scaled to the best of its reading, averaged over the readings
@@ -251,10 +263,7 @@ def retrieve(
         for found in store.query(owner_id, vector, depth, where.where):
             pool[found.chunk_id] = ChunkHit.of(found)
             scored.add(found.chunk_id)
-    if mode != "vector":
-        readings = [query] if not follows else [query, f"{follows} {query}"]
-        found_by = [lexical.search(settings.sqlalchemy_url, "chunks", owner_id, text, depth, where.conditions)
-                    for text in readings]
+    if found_by:
         for matches in found_by:
             for lh in matches:
                 pool.setdefault(lh.id, ChunkHit(lh.id, lh.document_id, lh.text, 0.0, lh.metadata, 0.0))
@@ -263,14 +272,18 @@ def retrieve(
         exact = {lh.id for lh in found_by[0] if lh.exact}  # the query's own exact terms
         if mode == "lexical":
             words = by_words_alone(found_by)
+    for got in their_vectors.result() if their_vectors is not None else []:
+        if got.chunk_id not in scored:
+            pool[got.chunk_id].vector_score = got.score
+            scored.add(got.chunk_id)
 
     entities: list[QueryEntity] = []
     reached: dict[str, Link] = {}
     notes: list[str] = []
     if expand == "graph":
         entities, reached, notes = _graph_links(settings, owner_id, query)
-    # Vectors of chunks found otherwise, under the same `where`: graph ids outside the filters drop out here.
-    missing = [cid for cid in [*pool, *reached] if cid not in scored]
+    # Vectors of chunks the graph reached, under the same `where`: ids outside the filters drop out here.
+    missing = [cid for cid in reached if cid not in scored]
     for got in store.get(owner_id, list(dict.fromkeys(missing)), vector, where.where):
         pool.setdefault(got.chunk_id, ChunkHit.of(got)).vector_score = got.score
     if mode == "lexical":

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, TypeVar
 
+import numpy as np
+
 from ingestflow.errors import TransientError
 
 MAX_BATCH = 5000  # Chroma refuses batches above 5461
@@ -250,10 +252,12 @@ class VectorStore:
 
         def run(col: Any) -> list[VectorHit]:
             got = col.get(ids=list(ids), where=where, include=["documents", "metadatas", "embeddings"])
+            if not got["ids"]:
+                return []
             # Stored vectors are normalised (tasks/embed.py), so the dot product is the cosine Chroma reports.
-            return [_hit(cid, text, meta, float(sum(a * b for a, b in zip(vector, emb, strict=True))))
-                    for cid, text, meta, emb in
-                    zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"], strict=True)]
+            cosines = np.asarray(got["embeddings"], dtype=np.float64) @ np.asarray(vector, dtype=np.float64)
+            return [_hit(cid, text, meta, float(cos)) for cid, text, meta, cos in
+                    zip(got["ids"], got["documents"], got["metadatas"], cosines, strict=True)]
 
         return self._run(owner_id, False, "reading vectors", run, [])
 
