@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ingestflow.errors import PermanentError
 
@@ -54,8 +54,20 @@ def warm() -> str:
 
     page = Image.new("RGB", (1800, 2400), "white")  # about a page at OCR_SCALE
     ImageDraw.Draw(page).text((150, 300), "Warm-up: 0123456789", fill="black", font_size=60)
-    result = _ocr_engine()(np.asarray(page), use_cls=False)
-    return " ".join(getattr(result, "txts", None) or ())  # what it read, for the test that it ran
+    return " ".join(text for _quad, text in _recognise(np.asarray(page)))  # what it read, for the test that it ran
+
+
+def _recognise(image: Any) -> list[tuple[list[list[float]], str]]:
+    """The text lines of an RGB pixel array, top to bottom, each with its quadrilateral in pixels (top-left origin)."""
+    # No text-line angle classifier: pages are rendered upright (photos are turned by their EXIF orientation),
+    # and the classifier turned a clean, slightly tilted line of a photographed notice upside down ("while the
+    # heating boiler is replaced..." read as "wWho b ch"); without it the line reads right.
+    result = _ocr_engine()(image, use_cls=False)
+    # The call is typed as returning any stage's output; with det+rec on it is the full result.
+    boxes, texts = getattr(result, "boxes", None), getattr(result, "txts", None)
+    if boxes is None or texts is None:
+        return []
+    return list(zip(boxes.tolist(), texts, strict=True))
 
 
 def ocr_page(path: Path, page_no: int, size: Size) -> list[tuple[str, BoundingBox]]:
@@ -65,7 +77,6 @@ def ocr_page(path: Path, page_no: int, size: Size) -> list[tuple[str, BoundingBo
     from docling.utils.locks import pypdfium2_lock
     from docling_core.types.doc import BoundingBox, CoordOrigin
 
-    engine = _ocr_engine()
     with pypdfium2_lock:
         pdf = pdfium.PdfDocument(path)
         try:
@@ -73,17 +84,8 @@ def ocr_page(path: Path, page_no: int, size: Size) -> list[tuple[str, BoundingBo
         finally:
             pdf.close()
 
-    # No text-line angle classifier: pages are rendered upright (photos are turned by their EXIF orientation),
-    # and the classifier turned a clean, slightly tilted line of a photographed notice upside down ("while the
-    # heating boiler is replaced..." read as "wWho b ch"); without it the line reads right.
-    result = engine(np.asarray(image), use_cls=False)
-    # The call is typed as returning any stage's output; with det+rec on it is the full result.
-    boxes, texts = getattr(result, "boxes", None), getattr(result, "txts", None)
-    if boxes is None or texts is None:
-        return []
     lines: list[tuple[str, BoundingBox]] = []
-    # RapidOCR returns text lines top to bottom, as quadrilaterals in pixels with a top-left origin.
-    for quad, text in zip(boxes.tolist(), texts, strict=True):
+    for quad, text in _recognise(np.asarray(image)):
         if not text.strip():
             continue
         xs = [x / OCR_SCALE for x, _ in quad]
