@@ -105,6 +105,10 @@ def test_each_owner_has_a_collection_and_sees_only_it(settings: Settings) -> Non
     vector = embed_texts(settings, ["when is the invoice due"])[0]
     assert {h.document_id for h in store.query(alice, vector, 50)} == {a_doc}
     assert {h.document_id for h in store.query(bob, vector, 50)} == {b_doc}
+    # Known ids' vectors scored as the query scores them, from the owner's collection only.
+    by_query = {h.chunk_id: h.score for h in store.query(alice, vector, 50)}
+    cosines = store.cosines(alice, [*by_query, chunk_id(b_doc, 0)], vector)
+    assert cosines.keys() == by_query.keys() and all(abs(cosines[c] - by_query[c]) < 1e-4 for c in cosines)
     assert store.query(carol, vector, 10) == [] and store.count(carol) == 0  # nothing written: no collection
     assert carol not in store.owners()
     # Lexical search is scoped to the owner as well.

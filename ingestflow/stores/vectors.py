@@ -261,6 +261,23 @@ class VectorStore:
 
         return self._run(owner_id, False, "reading vectors", run, [])
 
+    def cosines(self, owner_id: str, ids: Sequence[str], vector: Sequence[float],
+                where: dict[str, Any] | None = None) -> dict[str, float]:
+        """Ids to their cosine with `vector`, for chunks whose text is known already (the lexical index's hits):
+        the vectors alone are read, not their texts and metadata again (at 100k chunks, 30 ids: 3.2 ms against
+        5.5 ms for `get`; a query restricted to the ids took 7.2). The same `where` applies as in `get`."""
+        if not ids:
+            return {}
+
+        def run(col: Any) -> dict[str, float]:
+            got = col.get(ids=list(ids), where=where, include=["embeddings"])
+            if not got["ids"]:
+                return {}
+            cosines = np.asarray(got["embeddings"], dtype=np.float64) @ np.asarray(vector, dtype=np.float64)
+            return dict(zip(got["ids"], cosines.tolist(), strict=True))
+
+        return self._run(owner_id, False, "reading vectors", run, {})
+
     def existing(self, owner_id: str, ids: Sequence[str]) -> set[str]:
         """Which of these ids the owner's collection holds."""
         if not ids:
