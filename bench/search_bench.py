@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from ingestflow.db import get_engine  # noqa: E402
 from ingestflow.settings import Settings  # noqa: E402
+from ingestflow.stores.vectors import DocumentVectors, VectorStore  # noqa: E402
 
 BASE = int(os.environ.get("INGESTFLOW_BENCH_PORT_BASE", "29000"))
 API, CHROMA, PG = BASE, BASE + 1, BASE + 30
@@ -104,10 +105,10 @@ class Corpus:
         self.vocab = [f"w{i}" for i in range(VOCAB)]
         self.owners: list[str] = []
         self.keys: dict[str, str] = {}
-        self.chunks = self.turn = 0
+        self.chunks = 0
         if manifest is not None and manifest.exists():  # filled by an earlier run with --data
             kept = json.loads(manifest.read_text())
-            self.owners, self.keys, self.chunks, self.turn = kept["owners"], kept["keys"], kept["chunks"], kept["turn"]
+            self.owners, self.keys, self.chunks = kept["owners"], kept["keys"], kept["chunks"]
             return
         with session_scope(settings.sqlalchemy_url) as db:
             for n in range(owners):
@@ -116,21 +117,31 @@ class Corpus:
                 self.keys[user.id] = key
         self.save()
 
-    def save(self, held: tuple[int, int] | None = None) -> None:
-        """Records the owners, their keys and how many chunks (and rounds) the servers hold, for --data."""
-        chunks, turn = held or (self.chunks, self.turn)
+    def save(self, chunks: int | None = None) -> None:
+        """Records the owners, their keys and how many chunks both servers hold, for --data."""
         if self.manifest is not None:
-            self.manifest.write_text(json.dumps({"owners": self.owners, "keys": self.keys, "chunks": chunks,
-                                                 "turn": turn}))
+            self.manifest.write_text(json.dumps({"owners": self.owners, "keys": self.keys,
+                                                 "chunks": self.chunks if chunks is None else chunks}))
+
+    def texts(self, rows: int, n: int) -> list[str]:
+        """`rows` texts of `n` words in one draw (a draw reads the 20,000 weights: drawn a chunk at a time, the
+        bench's own process took as much CPU as Chroma while filling 1,000 owners)."""
+        drawn = self.np_rng.choice(VOCAB, size=(rows, n), p=self.p)
+        return [" ".join(self.vocab[i] for i in row) for row in drawn]
 
     def words(self, n: int) -> str:
-        return " ".join(self.vocab[i] for i in self.np_rng.choice(VOCAB, size=n, p=self.p))
+        return self.texts(1, n)[0]
+
+    def _write(self, store: VectorStore, batch: list[DocumentVectors], chunks: int) -> None:
+        """A round's vectors to Chroma; then the manifest counts them (a fill cut short goes on from there)."""
+        store.replace_documents(batch)
+        self.save(chunks)
 
     def grow(self, total: int) -> float:
         """Add chunks, spread evenly over the owners, until there are `total`; seconds it took."""
         from ingestflow.db import ChunkText, Document, session_scope, utcnow
         from ingestflow.stores import lexical
-        from ingestflow.stores.vectors import DocumentVectors, chunk_id, open_vector_store
+        from ingestflow.stores.vectors import chunk_id, open_vector_store
 
         store = open_vector_store(self.settings)
         url = self.settings.sqlalchemy_url
@@ -139,7 +150,7 @@ class Corpus:
         # server idled half the time (100k chunks took 240 s).
         chroma = ThreadPoolExecutor(max_workers=1)
         writing: Future[None] | None = None
-        held = (self.chunks, self.turn)
+        turn = 0
         while self.chunks < total:
             batch = []  # a document of each owner per round, so every owner holds about as many chunks
             per_owner = min(CHUNKS_PER_DOC, -(-(total - self.chunks) // len(self.owners)))
@@ -148,8 +159,7 @@ class Corpus:
                     break
                 n = min(per_owner, total - self.chunks)
                 with session_scope(url) as db:
-                    doc = Document(owner_id=owner, sha256=uuid.uuid4().hex, filename=f"d{self.turn}.md",
-                                   title=f"d{self.turn}",
+                    doc = Document(owner_id=owner, sha256=uuid.uuid4().hex, filename=f"d{turn}.md", title=f"d{turn}",
                                    kind="text", format="md", mime_type="text/markdown", size_bytes=1,
                                    vector_indexed=True, chunk_count=n, indexed_at=utcnow())
                     db.add(doc)
@@ -157,13 +167,10 @@ class Corpus:
                     doc_id = doc.id
                 vectors = self.np_rng.standard_normal((n, DIM)).astype(np.float32)
                 vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-                # One draw for the whole document: drawn a chunk at a time (each draw reads the 20,000 weights), the
-                # bench's own process took as much CPU as Chroma while filling 1,000 owners.
-                drawn = self.np_rng.choice(VOCAB, size=(n, WORDS_PER_CHUNK), p=self.p)
-                texts = [" ".join(self.vocab[i] for i in row) for row in drawn]
+                texts = self.texts(n, WORDS_PER_CHUNK)
                 ids = [chunk_id(doc_id, i) for i in range(n)]
                 metas = [{"owner_id": owner, "document_id": doc_id, "chunk_index": i, "kind": "text",
-                          "title": f"d{self.turn}", "page_start": 1, "page_end": 1} for i in range(n)]
+                          "title": f"d{turn}", "page_start": 1, "page_end": 1} for i in range(n)]
                 batch.append(DocumentVectors(owner, doc_id, ids, vectors.tolist(), texts, metas))
                 with session_scope(url) as db:
                     lexical.replace_chunks(db, [doc_id], [
@@ -173,13 +180,11 @@ class Corpus:
                 self.chunks += n
             if writing is not None:
                 writing.result()
-                self.save(held)  # what both servers hold: a fill cut short goes on from there
-            writing, held = chroma.submit(store.replace_documents, batch), (self.chunks, self.turn + 1)
-            self.turn += 1
+            writing = chroma.submit(self._write, store, batch, self.chunks)
+            turn += 1
         if writing is not None:
             writing.result()
         chroma.shutdown()
-        self.save()
         return time.perf_counter() - t0
 
 

@@ -253,9 +253,9 @@ def retrieve(
     vector = list(vector) if vector is not None else embed_query(settings, query)
     store = open_vector_store(settings)
     found_by = [future.result() for future in pending]
-    # The words' hits' vectors are read while Chroma searches by meaning: two requests at once, not in turn.
+    # The words' hits are scored by meaning while Chroma searches by it: two requests at once, not in turn.
     by_words = list(dict.fromkeys(lh.id for matches in found_by for lh in matches))
-    their_vectors = _BESIDE.submit(store.cosines, owner_id, by_words, vector, where.where) if by_words else None
+    their_cosines = _BESIDE.submit(store.cosines, owner_id, by_words, vector, where.where) if by_words else None
     pool: dict[str, ChunkHit] = {}
     scored: set[str] = set()  # ids whose vector_score is known
     words: dict[str, float] = {}  # BM25 scaled to the best of its reading, averaged over the readings
@@ -273,7 +273,7 @@ def retrieve(
         exact = {lh.id for lh in found_by[0] if lh.exact}  # the query's own exact terms
         if mode == "lexical":
             words = by_words_alone(found_by)
-    for cid, cosine in (their_vectors.result() if their_vectors is not None else {}).items():
+    for cid, cosine in (their_cosines.result() if their_cosines is not None else {}).items():
         if cid not in scored:
             pool[cid].vector_score = cosine
             scored.add(cid)

@@ -254,10 +254,9 @@ class VectorStore:
             got = col.get(ids=list(ids), where=where, include=["documents", "metadatas", "embeddings"])
             if not got["ids"]:
                 return []
-            # Stored vectors are normalised (tasks/embed.py), so the dot product is the cosine Chroma reports.
-            cosines = np.asarray(got["embeddings"], dtype=np.float64) @ np.asarray(vector, dtype=np.float64)
             return [_hit(cid, text, meta, float(cos)) for cid, text, meta, cos in
-                    zip(got["ids"], got["documents"], got["metadatas"], cosines, strict=True)]
+                    zip(got["ids"], got["documents"], got["metadatas"], _cosines(got["embeddings"], vector),
+                        strict=True)]
 
         return self._run(owner_id, False, "reading vectors", run, [])
 
@@ -273,8 +272,7 @@ class VectorStore:
             got = col.get(ids=list(ids), where=where, include=["embeddings"])
             if not got["ids"]:
                 return {}
-            cosines = np.asarray(got["embeddings"], dtype=np.float64) @ np.asarray(vector, dtype=np.float64)
-            return dict(zip(got["ids"], cosines.tolist(), strict=True))
+            return dict(zip(got["ids"], _cosines(got["embeddings"], vector).tolist(), strict=True))
 
         return self._run(owner_id, False, "reading vectors", run, {})
 
@@ -306,6 +304,12 @@ class VectorStore:
                 return {"ids": [], "embeddings": [], "documents": [], "metadatas": []}
             raise TransientError(f"reading vectors failed: {exc}") from exc
         return got
+
+
+def _cosines(embeddings: Any, vector: Sequence[float]) -> np.ndarray:
+    """Each stored vector's cosine with `vector`: stored vectors are normalised (tasks/embed.py), so the dot product
+    is the cosine Chroma reports, and one matrix product computes them all."""
+    return np.asarray(embeddings, dtype=np.float64) @ np.asarray(vector, dtype=np.float64)
 
 
 def _hit(cid: str, text: str | None, meta: Mapping[str, Any] | None, score: float) -> VectorHit:
