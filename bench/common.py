@@ -19,9 +19,13 @@ sys.path.insert(0, str(ROOT))
 
 
 @contextmanager
-def bench_stack(keep: bool = False) -> Iterator[tuple[Any, str, str, Any]]:
-    """Yields (settings, base_url, api_key, stack)."""
-    data_dir = Path(tempfile.mkdtemp(prefix="ingestflow-bench-"))
+def bench_stack(keep: bool = False, data: Path | None = None) -> Iterator[tuple[Any, str, str, Any]]:
+    """Yields (settings, base_url, api_key, stack). `data`: the stack's data directory, kept (a stack started on it
+    again finds what an earlier run stored)."""
+    if data is not None:
+        data.mkdir(parents=True, exist_ok=True)
+        keep = True
+    data_dir = data or Path(tempfile.mkdtemp(prefix="ingestflow-bench-"))
     # Ports of its own (INGESTFLOW_BENCH_PORT_BASE), so two benchmarks or a test run can share a machine.
     base = int(os.environ.get("INGESTFLOW_BENCH_PORT_BASE", "28000"))
     os.environ.update(INGESTFLOW_DATA_DIR=str(data_dir), INGESTFLOW_API_PORT=str(base),

@@ -94,11 +94,12 @@ def start_api(env: dict[str, str]) -> subprocess.Popen[bytes]:
 class Corpus:
     """Synthetic owners, documents and chunks, written the way the embed stage writes them."""
 
-    def __init__(self, settings: Settings, owners: int, rng: random.Random, manifest: Path | None = None) -> None:
+    def __init__(self, settings: Settings, owners: int, rng: random.Random, manifest: Path | None = None,
+                 per_doc: int = CHUNKS_PER_DOC) -> None:
         from ingestflow.auth import create_key
         from ingestflow.db import session_scope
 
-        self.settings, self.rng, self.manifest = settings, rng, manifest
+        self.settings, self.rng, self.manifest, self.per_doc = settings, rng, manifest, per_doc
         self.np_rng = np.random.default_rng(rng.randrange(2**32))
         weights = 1.0 / np.arange(1, VOCAB + 1)  # Zipf: a few words everywhere, most words rare
         self.p = weights / weights.sum()
@@ -109,6 +110,7 @@ class Corpus:
         if manifest is not None and manifest.exists():  # filled by an earlier run with --data
             kept = json.loads(manifest.read_text())
             self.owners, self.keys, self.chunks = kept["owners"], kept["keys"], kept["chunks"]
+            self.trim()
             return
         with session_scope(settings.sqlalchemy_url) as db:
             for n in range(owners):
@@ -122,6 +124,35 @@ class Corpus:
         if self.manifest is not None:
             self.manifest.write_text(json.dumps({"owners": self.owners, "keys": self.keys,
                                                  "chunks": self.chunks if chunks is None else chunks}))
+
+    def trim(self) -> None:
+        """A fill cut short leaves documents past the manifest's count (PostgreSQL writes a round while Chroma
+        writes the one before it, and Chroma may hold part of a round): they go from both servers, so that each
+        holds exactly the chunks counted."""
+        from sqlalchemy import delete, select
+
+        from ingestflow.db import Document, session_scope
+        from ingestflow.stores.vectors import open_vector_store
+
+        with session_scope(self.settings.sqlalchemy_url) as db:
+            docs = db.execute(select(Document.id, Document.owner_id, Document.chunk_count)
+                              .where(Document.owner_id.in_(self.owners))
+                              .order_by(Document.created_at, Document.id)).all()
+        counted = 0
+        past: dict[str, list[str]] = {}
+        for doc in docs:  # written in order: the first documents make up the counted chunks
+            if counted < self.chunks:
+                counted += doc.chunk_count
+            else:
+                past.setdefault(doc.owner_id, []).append(doc.id)
+        if not past:
+            return
+        store = open_vector_store(self.settings)
+        for owner, ids in past.items():
+            store.delete_documents(owner, ids)
+        with session_scope(self.settings.sqlalchemy_url) as db:  # their chunk rows cascade
+            db.execute(delete(Document).where(Document.id.in_([i for ids in past.values() for i in ids])))
+        print(f"removed {sum(map(len, past.values()))} documents written past the kept count of {self.chunks:,}")
 
     def texts(self, rows: int, n: int) -> list[str]:
         """`rows` texts of `n` words in one draw (a draw reads the 20,000 weights: drawn a chunk at a time, the
@@ -153,7 +184,7 @@ class Corpus:
         turn = 0
         while self.chunks < total:
             batch = []  # a document of each owner per round, so every owner holds about as many chunks
-            per_owner = min(CHUNKS_PER_DOC, -(-(total - self.chunks) // len(self.owners)))
+            per_owner = min(self.per_doc, -(-(total - self.chunks) // len(self.owners)))
             for owner in self.owners:
                 if self.chunks >= total:
                     break
@@ -243,6 +274,9 @@ def main() -> None:
     ap.add_argument("--owners", default="10,1000", help="owner counts to spread them over")
     ap.add_argument("--data", type=Path, help="keep the servers' data here, and reuse the corpora found there")
     ap.add_argument("--pause", type=float, default=30, help="seconds the servers are left to settle")
+    ap.add_argument("--chunks-per-doc", type=int, default=CHUNKS_PER_DOC,
+                    help="chunks of each synthetic document (Chroma's cost is per write to a collection: with 1,000 "
+                         "owners a round of 50-chunk documents took 5-6 minutes at 300k chunks)")
     args = ap.parse_args()
     sizes = [int(n) for n in args.sizes.split(",")] + ([1_000_000] if args.large else [])
     data = args.data or Path(tempfile.mkdtemp(prefix="ingestflow-search-bench-"))
@@ -265,7 +299,7 @@ def main() -> None:
               "vector-only p50/p95 ms")
         for owners in [int(n) for n in args.owners.split(",")]:
             manifest = data / f"corpus-{owners}.json" if args.data else None
-            corpus = Corpus(settings, owners, random.Random(owners), manifest)
+            corpus = Corpus(settings, owners, random.Random(owners), manifest, args.chunks_per_doc)
             for size in sizes:
                 took = corpus.grow(size)
                 for when in ("after filling", "settled"):

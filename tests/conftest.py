@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.qa import FIXTURES as FIXTURES  # every test module finds the shared fixtures here
+
 # Tests reach only what they start themselves (issue 21: with `ingestflow up` running, a test that expected Prefect
 # to be down found it on the default port). Until a fixture starts a service and points the environment at it,
 # every service address is a port bound here and never listened on, so connecting to it is refused at once, and
@@ -40,9 +42,6 @@ os.environ.update({f"INGESTFLOW_{name}_PORT": str(CLOSED_PORT)
 os.environ.update(INGESTFLOW_DATA_DIR=_DATA, PREFECT_API_URL=f"http://127.0.0.1:{CLOSED_PORT}/api",
                   PREFECT_HOME=str(Path(_DATA) / "prefect"))
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
-if not FIXTURES.exists():  # CI clones main next to shared/, as does a developer checkout
-    FIXTURES = Path(os.environ.get("INGESTFLOW_FIXTURES", "/work/shared/fixtures"))
 TERMINAL = {"completed", "failed", "cancelled"}
 
 

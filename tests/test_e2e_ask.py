@@ -12,7 +12,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,7 +19,7 @@ import pytest
 
 from ingestflow.stores.graph.base import EntitySummary
 from tests.conftest import FIXTURES, Api, _key
-from tests.test_eval_retrieval import fixture_path
+from tests.qa import fixture_path, load_qa
 
 slow = pytest.mark.slow
 
@@ -424,7 +423,7 @@ def test_bad_requests(carol: Api) -> None:
 
 
 def test_qa_set_is_well_formed() -> None:
-    qa = json.loads((Path(__file__).with_name("qa_set.json")).read_text())
+    qa = load_qa()
     files = set(qa["documents"]) | set(qa["audio"])
     assert len(qa["questions"]) >= 80
     assert len({q["id"] for q in qa["questions"]}) == len(qa["questions"])
