@@ -5,12 +5,12 @@ tests/test_eval_retrieval.py (which asks through the API and holds the floors), 
 The QA corpus is ingested once through the real stack; with `--data DIR` the stack's data is kept there and a
 later run starts the stack on it and asks at once (ingesting takes minutes, asking all questions in all modes
 seconds). The questions go to the search's own `retrieve` in this process, so a ranking constant can be changed
-for a run: `--set retrieval.CANDIDATES=50` (repeatable; a module of ingestflow.answering, or a full module path),
-or tried at several values in one run: `--grid ranking.EXACT_BONUS=0,0.1,0.2`. Tune on `--part dev`; the
-held-out part measures what was chosen, and is never tuned on.
+for a run: `--set retrieval.CANDIDATES=50` (a module of ingestflow.answering, or a full module path), or tried at
+several values in one run: `--set ranking.EXACT_BONUS=0,0.1,0.2` (repeatable: every combination). Tune on
+`--part dev`; the held-out part measures what was chosen, and is never tuned on.
 
     .venv/bin/python bench/eval_retrieval.py [--data DIR] [--part dev|held_out|all] [--modes hybrid,vector,lexical]
-        [--set MODULE.NAME=VALUE ...] [--grid MODULE.NAME=V1,V2,...] [--quiet]
+        [--set MODULE.NAME=V1[,V2...] ...] [--quiet]
 """
 
 from __future__ import annotations
@@ -106,21 +106,16 @@ def main() -> None:
     ap.add_argument("--data", type=Path, help="keep the stack's data (and the ingested corpus) here, reuse it")
     ap.add_argument("--part", choices=[*PARTS, "all"], default="dev")
     ap.add_argument("--modes", default="hybrid,vector,lexical")
-    ap.add_argument("--set", action="append", default=[], metavar="MODULE.NAME=VALUE")
-    ap.add_argument("--grid", action="append", default=[], metavar="MODULE.NAME=V1,V2,...")
+    ap.add_argument("--set", action="append", default=[], metavar="MODULE.NAME=V1[,V2...]",
+                    help="a ranking constant's value, or values tried in turn (repeatable: every combination)")
     ap.add_argument("--quiet", action="store_true", help="figures only, not the misses")
     args = ap.parse_args()
     parts = list(PARTS) if args.part == "all" else [args.part]
     modes = args.modes.split(",")
     with bench_stack(data=args.data) as (settings, base, _key, _stack):
         owner, doc_ids = ingest(settings, base, args.data)
+        variants: list[list[tuple[str, Any]]] = [[]]  # every combination of the values given
         for text in args.set:
-            name, (value,) = setting(text)
-            mod, attr = _module_attr(name)
-            setattr(mod, attr, value)
-            print(f"set {name} = {value!r}")
-        variants: list[list[tuple[str, Any]]] = [[]]
-        for text in args.grid:
             name, values = setting(text)
             variants = [[*v, (name, value)] for v in variants for value in values]
         for variant in variants:
