@@ -148,13 +148,19 @@ def _running_postgres(data_dir: Path) -> Iterator[tuple[Path, int]]:
 
 
 @pytest.fixture(scope="session")
-def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+def chroma_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the fast tier's Chroma server keeps its data."""
+    return tmp_path_factory.mktemp("chroma")
+
+
+@pytest.fixture(scope="session")
+def chroma_server(chroma_data: Path) -> Iterator[int]:
     """A real Chroma server for the fast tier, started as the stack starts it (~1 s); its port."""
     import subprocess
     import sys
 
     port = int(os.environ.get("INGESTFLOW_TEST_PORT_BASE", "18000")) + 45
-    path = tmp_path_factory.mktemp("chroma")
+    path = chroma_data
     proc = subprocess.Popen([str(Path(sys.executable).parent / "chroma"), "run", "--host", "127.0.0.1", "--port",
                              str(port), "--path", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60

@@ -115,6 +115,31 @@ def test_each_owner_has_a_collection_and_sees_only_it(settings: Settings) -> Non
     assert {h.document_id for h in lexical.search(settings.sqlalchemy_url, "chunks", bob, "invoice", 50)} == {b_doc}
 
 
+def test_an_owner_with_few_chunks_leaves_no_write_log_behind(settings: Settings, chroma_data: Path) -> None:
+    """Chroma keeps each write in its log until the collection's index is persisted (ingestflow/stores/vectors.py
+    COLLECTION_METADATA): with its default threshold an owner of fewer than 1,000 chunks never lets go of any."""
+    import sqlite3
+
+    from ingestflow.stores.vectors import open_vector_store
+
+    owner = _owner(settings, "log")
+    store = open_vector_store(settings)
+    vectors = embed_texts(settings, [f"note {i} about the quarterly budget review" for i in range(20)])
+    for d in range(15):  # 300 chunks, 20 at a time, as an owner's documents arrive
+        doc = f"doc-{d}"
+        store.replace_documents([DocumentVectors(owner, doc, [chunk_id(doc, i) for i in range(20)], vectors,
+                                                 [f"note {i}" for i in range(20)], [{"document_id": doc}] * 20)])
+    assert store.count(owner) == 300
+    collection = store._collection(owner, create=False)  # noqa: SLF001
+    db = sqlite3.connect(f"file:{chroma_data / 'chroma.sqlite3'}?mode=ro", uri=True)
+    try:
+        logged = db.execute("SELECT count(*) FROM embeddings_queue WHERE topic LIKE ?",
+                            (f"%{collection.id}",)).fetchone()[0]
+    finally:
+        db.close()
+    assert logged < 100, f"{logged} of 300 writes still in Chroma's log"
+
+
 def test_bm25_weighs_rare_terms_and_knows_exact_matches(settings: Settings) -> None:
     owner = _owner(settings, "lex")
     billing = _document(settings, owner, "billing.md", TEXTS["billing"], collection="finance")
