@@ -124,7 +124,9 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
     """A real PostgreSQL server of its own (the same code as the stack's; ~2 s), for the fast tier."""
 
 
-    with _server_dir(tmp_path_factory, "pg") as data_dir:
+    # A comma and a space in its path, as a user's data directory may have (PostgreSQL reads its socket directory as
+    # a list): every run of the fast tier starts its server there.
+    with _server_dir(tmp_path_factory, "pg, data") as data_dir:
         yield from _running_postgres(data_dir)
 
 

@@ -85,9 +85,11 @@ def ensure_cluster(data_dir: Path, configured_bin: Path | None = None) -> Path:
 
 
 def server_args(cluster: Path, port: int, configured_bin: Path | None = None) -> list[str]:
-    # Prefect's server pool, the API, up to four flow processes and the Dask worker each keep a pool.
+    # Prefect's server pool, the API, up to four flow processes and the Dask worker each keep a pool. The socket
+    # directory (-k) is read as a comma-separated list: a data directory with a comma in its path is one entry only
+    # when quoted (unquoted, PostgreSQL stopped with "could not create lock file").
     return [str(bin_dir(configured_bin) / "postgres"), "-D", str(cluster), "-h", "127.0.0.1", "-p", str(port),
-            "-k", str(cluster), "-c", "max_connections=300", "-c", "shared_buffers=256MB"]
+            "-k", f'"{cluster}"', "-c", "max_connections=300", "-c", "shared_buffers=256MB"]
 
 
 def popen_user() -> dict[str, int]:
