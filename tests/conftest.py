@@ -122,8 +122,6 @@ def _running_stack(data_dir: Path) -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, int]]:
     """A real PostgreSQL server of its own (the same code as the stack's; ~2 s), for the fast tier."""
-
-
     # A comma and a space in its path, as a user's data directory may have (PostgreSQL reads its socket directory as
     # a list): every run of the fast tier starts its server there.
     with _server_dir(tmp_path_factory, "pg, data") as data_dir:
@@ -162,9 +160,9 @@ def chroma_server(chroma_data: Path) -> Iterator[int]:
     import sys
 
     port = int(os.environ.get("INGESTFLOW_TEST_PORT_BASE", "18000")) + 45
-    path = chroma_data
     proc = subprocess.Popen([str(Path(sys.executable).parent / "chroma"), "run", "--host", "127.0.0.1", "--port",
-                             str(port), "--path", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+                             str(port), "--path", str(chroma_data)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while True:
         try:

@@ -130,7 +130,7 @@ def test_an_owner_with_few_chunks_leaves_no_write_log_behind(settings: Settings,
         store.replace_documents([DocumentVectors(owner, doc, [chunk_id(doc, i) for i in range(20)], vectors,
                                                  [f"note {i}" for i in range(20)], [{"document_id": doc}] * 20)])
     assert store.count(owner) == 300
-    collection = store._collection(owner, create=False)  # noqa: SLF001
+    collection = store._collection(owner, create=False)
     db = sqlite3.connect(f"file:{chroma_data / 'chroma.sqlite3'}?mode=ro", uri=True)
     try:
         logged = db.execute("SELECT count(*) FROM embeddings_queue WHERE topic LIKE ?",
