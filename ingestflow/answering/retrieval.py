@@ -24,7 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ingestflow.answering.ranking import VECTOR_SHARE, combine, fuse, rerank_scores, reranker_for, scaled_to_best
+from ingestflow.answering import ranking
+from ingestflow.answering.ranking import combine, fuse, rerank_scores, reranker_for, scaled_to_best
 from ingestflow.answering.search import ChunkHit, SearchFilters, attach_entities, embed_query, scope
 from ingestflow.errors import IngestError
 from ingestflow.models import spacy_pipeline
@@ -291,7 +292,8 @@ def retrieve(
         scores = words
     else:
         scores = combine({cid: hit.vector_score for cid, hit in pool.items()}, words, exact,
-                         VECTOR_SHARE if mode == "hybrid" else 1.0)
+                         # read here, not bound at import: bench/eval_retrieval.py --set ranking.VECTOR_SHARE=...
+                         ranking.VECTOR_SHARE if mode == "hybrid" else 1.0)
     for cid, hit in pool.items():
         link = reached.get(cid)
         if link is not None:
