@@ -107,13 +107,14 @@ IsoDateOrDateTime = Annotated[date | datetime, BeforeValidator(_not_a_number)]
 
 
 # Per-key request budgets (api/limits.py): uploads and queries (search, chat) are counted apart; the keys of
-# one owner share them (a new key is no new budget).
-async def upload_budget(user: CurrentUser, settings: SettingsDep) -> None:
-    spend("upload", "uploads", user.id, settings.upload_rate_per_s, settings.upload_burst)
+# one owner share them (a new key is no new budget). Sync: the budget's statement runs in the thread pool.
+def upload_budget(user: CurrentUser, settings: SettingsDep) -> None:
+    spend(settings.sqlalchemy_url, "upload", "uploads", user.id, settings.upload_rate_per_s, settings.upload_burst)
 
 
-async def query_budget(user: CurrentUser, settings: SettingsDep) -> None:
-    spend("query", "queries (search and chat)", user.id, settings.query_rate_per_s, settings.query_burst)
+def query_budget(user: CurrentUser, settings: SettingsDep) -> None:
+    spend(settings.sqlalchemy_url, "query", "queries (search and chat)", user.id, settings.query_rate_per_s,
+          settings.query_burst)
 
 
 UploadBudget = Annotated[None, Depends(upload_budget)]

@@ -1,12 +1,15 @@
 """Benchmark: the embedded default under load, every figure from one run on its own stack.
 
-    .venv/bin/python bench/ingest_bench.py [--burst 200] [--batch 20] [--uploads 100] [--mixed] [--keep]
+    .venv/bin/python bench/ingest_bench.py [--burst 200] [--batch 20] [--uploads 100 200] [--rounds 3] [--mixed]
+                                           [--keep]
 
 1. batch: `--batch` small notes through the real stack, against the same stage functions in a plain loop
    (no Prefect, no Dask) in this process with warm models, as a ratio; the pipeline's overhead per job
    (job wall time minus its stages' own time, from the job's accounting).
 2. mixed (`--mixed`): the fixture documents and recordings together, against the plain loop of their stages.
-3. uploads: latency of single uploads, then of `--uploads` concurrent ones (p50/p99, errors).
+3. uploads: latency of single uploads, then of each count of `--uploads` concurrent ones (p50/p99, errors, and
+   the CPU seconds each process spent on them), `--rounds` times, each round after the last one's jobs drained.
+   The client opens a connection per upload (httpx's default pool of 100 would queue the rest in the client).
 4. burst: `--burst` notes uploaded at once by one owner; a second owner's single note mid-way (how long until
    it starts, and its total against the same note on an idle stack); the drain rate; then the checks: every
    job completed, vectors exactly chunk_count per document, no duplicate graph keys, and the Prefect server
@@ -52,7 +55,8 @@ def note(i: int, lines: int = 8) -> bytes:
 
 
 async def upload_all(base: str, key: str, docs: list[tuple[str, bytes]]) -> tuple[list[float], list[str], int]:
-    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60) as http:
+    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60,
+                                 limits=httpx.Limits(max_connections=None, max_keepalive_connections=None)) as http:
 
         async def one(name: str, data: bytes) -> tuple[float, str | None]:
             t0 = time.perf_counter()
@@ -152,10 +156,39 @@ def through_pipeline(base: str, key: str, files: list[tuple[str, bytes]]) -> tup
     return time.perf_counter() - t0, jobs
 
 
+def versus_plain(label: str, settings: Any, stack: Any, base: str, key: str, files: list[tuple[str, bytes]]) -> None:
+    """The files through the pipeline, then through the plain loop: both times, their ratio, where the CPU went."""
+    meter = CpuMeter(stack)
+    pipeline_s, jobs = through_pipeline(base, key, files)
+    cpu_line = meter.report()
+    plain_s, by_stage = plain_loop(files, settings.data_dir / f"plain-{label}")
+    print(f"{label}: {len(files)} files, pipeline {pipeline_s:.1f} s {outcome(jobs)}, plain loop {plain_s:.1f} s "
+          f"{by_stage} -> ratio {pipeline_s / plain_s:.2f}x")
+    print(f"{label}: {overhead(jobs)}")
+    print(f"{label}: {cpu_line}")
+    print(timeline(settings, list(jobs)), flush=True)
+
+
 def latency_line(label: str, lat: list[float]) -> str:
     lat = sorted(lat)
     p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))]
     return f"{label}: p50 {statistics.median(lat) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, max {lat[-1] * 1000:.0f} ms"
+
+
+def uploads(stack: Any, base: str, key: str, counts: list[int], rounds: int) -> None:
+    single = [asyncio.run(upload_all(base, key, [(f"s{i}.md", note(20_000 + i))]))[0][0] for i in range(10)]
+    print(latency_line("uploads one at a time", single), flush=True)
+    seed = 100_000
+    for r in range(rounds):
+        for n in counts:
+            meter = CpuMeter(stack)
+            lat, job_ids, errors = asyncio.run(upload_all(base, key, [(f"c{seed + i}.md", note(seed + i))
+                                                                       for i in range(n)]))
+            cpu_line = meter.report()
+            seed += n
+            print(latency_line(f"round {r + 1}: uploads {n} concurrent ({errors} errors)", lat), flush=True)
+            print(f"round {r + 1}: uploads {n} concurrent: {cpu_line}", flush=True)
+            wait_all(base, key, job_ids)  # let them drain: the next round starts on a quiet stack
 
 
 def started_after(job: dict[str, Any], uploaded: float) -> float:
@@ -222,8 +255,10 @@ def check_stores(settings: Any, jobs: dict[str, dict[str, Any]]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--burst", type=int, default=200, help="notes uploaded at once (0: skip)")
-    ap.add_argument("--batch", type=int, default=20, help="notes timed through the pipeline and the plain loop")
-    ap.add_argument("--uploads", type=int, default=100, help="concurrent uploads timed")
+    ap.add_argument("--batch", type=int, default=20,
+                    help="notes timed through the pipeline and the plain loop (0: skip)")
+    ap.add_argument("--uploads", type=int, nargs="*", default=[100, 200], help="concurrent uploads timed, per count")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of the concurrent uploads")
     ap.add_argument("--mixed", action="store_true", help="also the fixture documents and recordings")
     ap.add_argument("--keep", action="store_true", help="keep the data directory")
     args = ap.parse_args()
@@ -237,34 +272,13 @@ def main() -> None:
         # Warm the Dask worker's models, as a running system would be.
         wait_job(base, key, asyncio.run(upload_all(base, key, [("warm.md", b"# warm\n\nAlice met Bob.")]))[1][0])
 
-        docs = [(f"note-{i}.md", note(i)) for i in range(args.batch)]
-        meter = CpuMeter(stack)
-        pipeline_s, jobs = through_pipeline(base, key, docs)
-        cpu_line = meter.report()
-        plain_s, by_stage = plain_loop(docs, settings.data_dir / "plain")
-        print(f"batch: {len(docs)} notes, pipeline {pipeline_s:.1f} s {outcome(jobs)}, plain loop {plain_s:.1f} s "
-              f"{by_stage} -> ratio {pipeline_s / plain_s:.2f}x")
-        print(f"batch: {overhead(jobs)}")
-        print(f"batch: {cpu_line}")
-        print(timeline(settings, list(jobs)), flush=True)
-
+        if args.batch:
+            versus_plain("batch", settings, stack, base, key, [(f"note-{i}.md", note(i)) for i in range(args.batch)])
         if args.mixed:
-            files = [(Path(p).name, (FIXTURES / p).read_bytes() + b"\n") for p in MIXED]
-            meter = CpuMeter(stack)
-            mixed_s, mixed_jobs = through_pipeline(base, key, files)
-            cpu_line = meter.report()
-            plain_mixed, by_stage = plain_loop(files, settings.data_dir / "plain-mixed")
-            print(f"mixed: {len(files)} fixtures, pipeline {mixed_s:.1f} s {outcome(mixed_jobs)}, plain loop "
-                  f"{plain_mixed:.1f} s {by_stage} -> ratio {mixed_s / plain_mixed:.2f}x")
-            print(f"mixed: {cpu_line}")
-            print(timeline(settings, list(mixed_jobs)), flush=True)
+            versus_plain("mixed", settings, stack, base, key,
+                         [(Path(p).name, (FIXTURES / p).read_bytes() + b"\n") for p in MIXED])
 
-        single = [asyncio.run(upload_all(base, key, [(f"s{i}.md", note(20_000 + i))]))[0][0] for i in range(10)]
-        print(latency_line("uploads one at a time", single), flush=True)
-        lat, burst_jobs, errors = asyncio.run(upload_all(base, key, [(f"c{i}.md", note(10_000 + i))
-                                                                      for i in range(args.uploads)]))
-        print(latency_line(f"uploads {args.uploads} concurrent ({errors} errors)", lat), flush=True)
-        wait_all(base, key, burst_jobs)  # let them drain: the burst below starts on a quiet stack
+        uploads(stack, base, key, args.uploads, args.rounds)
 
         if args.burst:
             burst(settings, stack, base, key, other_key, args.burst)

@@ -254,8 +254,7 @@ def write_wav(path: Path, pcm: bytes, rate: int = 16_000) -> Path:
 def served_app(request: pytest.FixtureRequest, port: int, **env: str) -> Iterator[Any]:
     """The real app served by uvicorn on `port` (so a client can really hang up mid-body) over a fresh database
     named after the test module, on the shared PostgreSQL and Chroma servers, with INGESTFLOW_<name> settings from
-    `env`; yields the settings. No lifespan: its dispatcher would hand uploads to a Prefect server that does not
-    run here."""
+    `env`; yields the settings. No lifespan: the schema is already at head."""
     import threading
 
     import uvicorn

@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -22,6 +24,7 @@ from tests.conftest import served_app
 
 PORT_BASE = int(os.environ.get("INGESTFLOW_TEST_PORT_BASE", "18000"))
 PORT = PORT_BASE + 47
+SECOND_PORT = PORT_BASE + 49  # a second API process on the same database
 QUOTA = 300_000
 UPLOAD_BURST, QUERY_BURST, RATE = 5, 3, 0.2  # one token per 5 s: a test's quick requests see no refill
 BODY_IDLE_S = 2.0
@@ -236,3 +239,39 @@ def test_queries_past_the_budget_get_429_and_pass_after_retry_after(served: Sett
     assert "rate limit for queries" in refused.json()["detail"]
     time.sleep(wait)
     assert http.get("/v1/search", params={"q": "engine again"}).status_code == 200
+
+
+def test_a_budget_holds_across_api_processes(served: Settings) -> None:
+    """The API runs several processes behind its port (`api_workers`), and replicas beside it: a key's owner
+    spends one budget in all of them. With buckets in each process's memory, two processes let a key send two
+    bursts."""
+    # The served app's settings are in this process's environment while the module's fixture lives.
+    second = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port",
+                               str(SECOND_PORT), "--lifespan", "off", "--log-level", "warning"], env=dict(os.environ))
+    try:
+        key = new_key(served, "two-processes")
+        first_http, second_http = (
+            httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"}, timeout=30)
+            for port in (PORT, SECOND_PORT))
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if second_http.get("/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert second.poll() is None and time.monotonic() < deadline, "the second API process did not start"
+            time.sleep(0.2)
+        files = [note(1_000, f"shared-{i}") for i in range(UPLOAD_BURST + 2)]
+        half = UPLOAD_BURST // 2
+        codes = [upload(first_http, f"shared-{i}.md", f).status_code for i, f in enumerate(files[:half])]
+        codes += [upload(second_http, f"shared-{i}.md", f).status_code
+                  for i, f in enumerate(files[half:UPLOAD_BURST], half)]
+        assert codes == [202] * UPLOAD_BURST
+        for http, data in zip((first_http, second_http), files[UPLOAD_BURST:], strict=True):
+            refused = upload(http, "past-the-budget.md", data)
+            assert refused.status_code == 429, refused.text
+            assert_nothing_of(served, data)
+    finally:
+        second.terminate()
+        second.wait(timeout=30)

@@ -61,7 +61,7 @@ def client() -> Any:
 
     from api.main import create_app
 
-    return TestClient(create_app())  # no `with`: no lifespan, so no dispatcher and no database
+    return TestClient(create_app())  # no `with`: no lifespan, so no database
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
 """The distributed layout of docker-compose.yml, as separate processes on 127.0.0.1 (no Docker engine runs
 here): one PostgreSQL, a Prefect server, two Prefect workers, a Dask scheduler with a CPU worker and a worker
-declaring GPU=1, a Chroma server and two API replicas (two dispatchers), configured by the settings the compose
-file sets. The one difference: LadybugDB instead of Neo4j, which cannot run here (all processes share one
-machine, so its writer lock holds across them).
+declaring GPU=1, a Chroma server, two dispatchers (the compose file runs one; a second must be safe) and two API
+replicas of two processes each, configured by the settings the compose file sets. The one difference: LadybugDB
+instead of Neo4j, which cannot run here (all processes share one machine, so its writer lock holds across them).
 
 Every job must get exactly one flow run per attempt, however the two dispatchers race for the queue."""
 
@@ -110,7 +110,7 @@ def distributed(tmp_path_factory: pytest.TempPathFactory,
         sup.start(Child("chroma", [str(BIN / "chroma"), "run", "--host", "127.0.0.1", "--port", str(base + 3),
                                    "--path", str(tmp / "chroma")],
                         _http_ok(f"http://127.0.0.1:{base + 3}/api/v2/heartbeat")))
-        # The schema first, as the compose file's first API replica would on its start.
+        # The schema first, as the first API replica or dispatcher would on its start.
         subprocess.run([sys.executable, "-c", "from ingestflow.db import init_db; from ingestflow.settings "
                         "import get_settings; init_db(get_settings().sqlalchemy_url)"], env=env, check=True)
         subprocess.run([sys.executable, "-m", "deployments.bootstrap"], env=env, cwd=ROOT, check=True)
@@ -118,9 +118,11 @@ def distributed(tmp_path_factory: pytest.TempPathFactory,
             sup.start(Child(f"prefect-worker-{i}", [str(BIN / "prefect"), "worker", "start", "--pool",
                                                     "ingestflow", "--type", "process", "--limit", "4"],
                             lambda: True))
+        for i in range(2):
+            sup.start(Child(f"dispatcher-{i}", [str(BIN / "ingestflow"), "dispatcher"], lambda: True))
         for i, url in enumerate(apis):
             sup.start(Child(f"api-{i}", [str(BIN / "uvicorn"), "api.main:app", "--host", "127.0.0.1", "--port",
-                                         url.rsplit(":", 1)[1]], _http_ok(f"{url}/health")))
+                                         url.rsplit(":", 1)[1], "--workers", "2"], _http_ok(f"{url}/health")))
         sup.supervise()
         yield env, apis
     finally:

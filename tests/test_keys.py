@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -216,3 +217,39 @@ def test_an_owner_setting_is_stored_and_holds_for_the_very_next_upload(served: S
         doc = db.get(Document, up.json()["document_id"])
         assert doc is not None and doc.redact and doc.keep_original
     assert http.get("/v1/settings").json() == {"redact_by_default": True, "keep_original": True}
+
+
+def test_threads_that_miss_the_cache_together_share_one_lookup(served: Settings) -> None:
+    """When a key's cached caller runs out under a burst, one thread looks it up and the others wait for its answer
+    (each of a process's threads repeating the lookup was 10% of an API process's samples under 100 concurrent
+    uploads). A revoked key is still refused: the shared answer is the database's."""
+    from concurrent.futures import ThreadPoolExecutor
+    from contextlib import contextmanager
+    from threading import Barrier
+
+    from ingestflow.auth import KeyCache
+    from ingestflow.db import session_scope
+
+    key = _owner(served, "single-flight")
+    lookups: list[float] = []
+
+    @contextmanager
+    def counted() -> Iterator[Any]:
+        lookups.append(time.monotonic())
+        time.sleep(0.2)  # a slow round trip: every other thread arrives while it is out
+        with session_scope(served.sqlalchemy_url, read_only=True) as db:
+            yield db
+
+    cache, threads = KeyCache(ttl_s=60), 16
+    start = Barrier(threads)
+
+    def ask(_: int) -> str | None:
+        start.wait()
+        caller = cache.caller(counted, key)
+        return caller.owner.id if caller else None
+
+    with ThreadPoolExecutor(threads) as pool:
+        owners = list(pool.map(ask, range(threads)))
+    assert len(lookups) == 1 and len(set(owners)) == 1 and owners[0] is not None
+    assert cache.caller(counted, "if_unknown-key") is None and len(lookups) == 2  # unknown keys are not cached
+    assert cache.caller(counted, "if_unknown-key") is None and len(lookups) == 3

@@ -14,14 +14,15 @@ from sqlalchemy.orm import Session
 
 from api import errors, limits
 from api.deps import NO_NUL, CurrentUser, IdPath, PageDep, SessionDep, SettingsDep, UploadBudget
-from api.routes.owner_settings import owner_row
 from api.schemas import DocumentOut, IndexingStatus, Page, UploadAccepted
 from ingestflow.answering.summary import Summary
 from ingestflow.audio.subtitles import to_srt, to_vtt
 from ingestflow.audio.transcript import Transcript, to_txt
-from ingestflow.db import ACTIVE_STATUSES, Document, Job, JobStatus, new_id
+from ingestflow.auth import Owner
+from ingestflow.db import ACTIVE_STATUSES, Document, Job, JobStatus, User, new_id
 from ingestflow.detect import check_name_agrees, detect
 from ingestflow.display import visible
+from ingestflow.errors import NotFound
 from ingestflow.jobs import removal
 from ingestflow.jobs.jobview import base_view
 from ingestflow.redaction.marker import is_redacted
@@ -82,9 +83,8 @@ def upload(
         detected = detect(tmp, filename)  # UnsupportedFormat: 415 (api/errors.py)
         check_name_agrees(filename, detected)
         # The owner's setting is a policy: an upload can ask for redaction, never opt out of it.
-        owner = owner_row(db, user)
+        owner, existing = _owner_and_copy(db, user, sha)
         redacting = redact or owner.redact_by_default
-        existing = db.scalar(select(Document).where(Document.owner_id == user.id, Document.sha256 == sha))
         if existing:
             if existing.redact != redacting:
                 # Answering with the document as it is would hand back the unredacted text to an upload that
@@ -118,6 +118,17 @@ def upload(
         assert winner is not None
         return _duplicate(db, winner)
     return UploadAccepted(document_id=doc.id, job_id=job.id, status=JobStatus.queued.value, duplicate=False)
+
+
+def _owner_and_copy(db: Session, user: Owner, sha: str) -> tuple[User, Document | None]:
+    """The caller's row (what the owner set, as it is now) and their document of these bytes if there is one, in
+    one round trip: an upload makes few, and under a burst each is a wait for the pool and the GIL."""
+    row = db.execute(select(User, Document)
+                     .outerjoin(Document, (Document.owner_id == User.id) & (Document.sha256 == sha))
+                     .where(User.id == user.id)).one_or_none()
+    if row is None:
+        raise NotFound("user", user.id)
+    return row[0], row[1]
 
 
 def _duplicate(db: Session, document_id: str) -> UploadAccepted:

@@ -1,8 +1,11 @@
 """Hands queued jobs to Prefect at a pace its server and workers can take, fairly between owners, and mirrors
-runs that ended without the flow's own verdict back into their jobs.
+runs that ended without the flow's own verdict back into their jobs. A process of its own (`ingestflow
+dispatcher`, a child of `ingestflow up` and a service of docker-compose.yml), not part of the API: in the API's
+event loop it took 11.5% of a burst's samples from the uploads, and with it there the API could not run several
+processes.
 
 Uploads only insert rows; this loop creates flow runs. Each tick claims jobs in the database first (a fresh
-dispatch key, `FOR UPDATE SKIP LOCKED`, so two API replicas never hand out the same job), then creates the run
+dispatch key, `FOR UPDATE SKIP LOCKED`, so two dispatchers never hand out the same job), then creates the run
 with that key as its idempotency key and parameter: a run only starts a job whose key it carries. One job
 becomes an ingest-document run; several of one owner become one ingest-batch run (a flow run costs seconds of
 process start here). No more runs are in flight than the worker runs at once, and no owner holds all of them,
@@ -15,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,7 +31,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.states import Crashed
 from sqlalchemy import func, or_, select
 
-from ingestflow.db import ACTIVE_STATUSES, Job, JobStatus, session_scope, utcnow
+from ingestflow.db import ACTIVE_STATUSES, Job, JobStatus, init_db, session_scope, utcnow
 from ingestflow.jobs.control import give_up_after_trouble, requeue, requeue_after_trouble
 from ingestflow.jobs.notify_runs import NotifyRuns
 from ingestflow.prefect_names import BATCH_DEPLOYMENT, DOCUMENT_DEPLOYMENT
@@ -38,7 +42,7 @@ log = logging.getLogger("ingestflow.jobs.dispatcher")
 TERMINAL_PREFECT = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 # A single upload's stages run before a bulk import's on the Dask workers.
 SINGLE_PRIORITY = 10
-# Claimed jobs whose run was never recorded (the API died in between) go back to the queue after this.
+# Claimed jobs whose run was never recorded (the dispatcher died in between) go back to the queue after this.
 UNRECORDED_AFTER = timedelta(seconds=120)
 # A run stays Pending from the worker's hand-over until its process reads it (1-5 s here, 30 s at load 8).
 # A process that dies before that (the database restarting under the server: a 500 on reading the run)
@@ -113,7 +117,7 @@ async def dispatch_once(settings: Settings) -> int:
     """Create runs until the queue is empty or every run slot is taken; returns the jobs handed out."""
     handed = 0
     while True:
-        # Database work runs in threads: a lock wait must never stall the API's event loop.
+        # Database work runs in threads: a lock wait must never stall the loop (reconciling, notify runs).
         claim = await asyncio.to_thread(_claim, settings)
         if claim is None:
             return handed
@@ -245,3 +249,19 @@ async def run_forever(settings: Settings, stop: asyncio.Event) -> None:
             log.warning("starting a notify run failed, will retry: %s", exc)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=settings.dispatch_interval_s)
+
+
+def serve(settings: Settings) -> None:
+    """Run the loop until SIGTERM or SIGINT, finishing the tick in hand."""
+
+    async def main() -> None:
+        # The schema at head before the first claim (a no-op under `ingestflow up`, which upgrades first).
+        await asyncio.to_thread(init_db, settings.sqlalchemy_url)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        log.info("dispatching queued jobs to %s every %g s", settings.prefect_url, settings.dispatch_interval_s)
+        await run_forever(settings, stop)
+
+    asyncio.run(main())

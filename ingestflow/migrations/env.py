@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import pool
+from sqlalchemy import pool, text
 from sqlalchemy.engine import create_engine
 
 from ingestflow.db import Base
 
 config = context.config
 target_metadata = Base.metadata
-# Full-text columns, their index (revision 0003) and their statistics (0009) exist only in SQL: autogenerate must
-# not drop them.
-SQL_ONLY = {"tsv", "token_count", "ix_chunks_owner_tsv", "ix_turns_owner_tsv", "lexical_stats", "lexical_terms"}
+# Full-text columns, their index (revision 0003), their statistics (0009) and the request budgets (0010) exist only
+# in SQL: autogenerate must not drop them.
+SQL_ONLY = {"tsv", "token_count", "ix_chunks_owner_tsv", "ix_turns_owner_tsv", "lexical_stats", "lexical_terms",
+            "rate_buckets"}
 
 
 def include_object(obj, name, type_, reflected, compare_to):  # noqa: ANN001, ANN201 - alembic's hook
@@ -36,6 +37,10 @@ def run_migrations_online() -> None:
         context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,
                           include_object=include_object)
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # Every API process, the dispatcher and each replica upgrade at start: one at a time, so two of
+                # them on a fresh database never both create the same table. Held to this transaction's end.
+                connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('ingestflow-migrations'))"))
             context.run_migrations()
     engine.dispose()
 

@@ -58,6 +58,18 @@ def up() -> None:
         stack.stop()
 
 
+@app.command()
+def dispatcher() -> None:
+    """Hand queued jobs to Prefect until SIGTERM (`up` runs one; a deployment of its own runs it once beside the
+    API replicas, see docker-compose.yml)."""
+    import logging
+
+    from ingestflow.jobs.dispatcher import serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    serve(get_settings())
+
+
 @app.command("import-sqlite")
 def import_sqlite_cmd(
     path: Annotated[Path, typer.Argument(help="the SQLite file of an older data directory")],

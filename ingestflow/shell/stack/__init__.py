@@ -233,9 +233,11 @@ class Stack:
              "--limit", str(s.worker_limit + 1)],
             lambda: True,
         ))
+        start(Child("dispatcher", [*nice, str(BIN / "ingestflow"), "dispatcher"], lambda: True))
         start(Child(
             "api",
-            [str(BIN / "uvicorn"), "api.main:app", "--host", s.api_host, "--port", str(s.api_port)],
+            [str(BIN / "uvicorn"), "api.main:app", "--host", s.api_host, "--port", str(s.api_port),
+             "--workers", str(s.api_workers)],
             _http_ok(f"http://127.0.0.1:{s.api_port}/health"),
         ))
 
