@@ -24,9 +24,11 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
-    api_workers: int = Field(default=2, ge=1, description=(
-        "API processes (uvicorn --workers) behind the one port: 100 concurrent uploads answered within 0.6-1.3 s "
-        "by one process, since each upload costs 7-9 ms of Python"))
+    # On this 2-core machine 1 and 2 answered 100 concurrent uploads alike (p99 1.0-1.3 s and 1.1-1.6 s): the
+    # uploads' Python (7-10 ms each), the client and the flow runs starting meanwhile share the two cores.
+    api_workers: int = Field(default=1, ge=1, description=(
+        "API processes (uvicorn --workers) behind the one port; more where there are cores to spare (each upload "
+        "costs 7-10 ms of Python, each process loads the embedding model for search)"))
     prefect_port: int = 4200
     prefect_api_url: str | None = Field(default=None, description="external Prefect server; local one if unset")
     dask_port: int = 8786
