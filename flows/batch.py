@@ -18,5 +18,6 @@ from ingestflow.settings import get_settings
     log_prints=True,
 )
 def ingest_batch(job_ids: list[str], dispatch_key: str | None = None) -> dict[str, str]:
-    """The documents through their stages together; one document's failure is its own job's alone."""
-    return run_jobs(job_ids, dispatch_key)
+    """The documents through their stages together; one document's failure is its own job's alone. The run takes
+    its owner's next queued documents as it goes, while no other owner's wait (ingestflow/jobs/dispatcher.py)."""
+    return run_jobs(job_ids, dispatch_key, hold=get_settings().dispatch_batch_size)

@@ -12,10 +12,12 @@ from prefect.runtime import flow_run
 from prefect_dask.task_runners import PrefectDaskFuture
 
 from flows.placement import on_workers
+from ingestflow.jobs.dispatcher import take_more
 from ingestflow.jobs.lifecycle import fail_job, finish_job, forget_deleted, mark_running, record_stage, start_job
 from ingestflow.jobs.scheduler import Scheduler
 from ingestflow.pipeline import Stage, StageResult
 from ingestflow.refs import DocumentRef
+from ingestflow.settings import get_settings
 
 StageFuture = PrefectDaskFuture[list[StageResult]]
 
@@ -70,9 +72,15 @@ class LifecycleBooks:
     def forget_deleted(self, refs: Sequence[DocumentRef]) -> None:
         forget_deleted(refs)
 
+    def more(self, limit: int) -> list[str]:
+        if self.dispatch_key is None:  # a run started by hand holds no key to hold more jobs by
+            return []
+        return take_more(get_settings(), self.dispatch_key, self.run_id, limit)
 
-def run_jobs(job_ids: list[str], dispatch_key: str | None, priority: int = 0) -> dict[str, str]:
-    """Each job's outcome: completed, failed, requeued (transient trouble, back in the queue) or skipped."""
+
+def run_jobs(job_ids: list[str], dispatch_key: str | None, priority: int = 0, hold: int = 0) -> dict[str, str]:
+    """Each job's outcome: completed, failed, requeued (transient trouble, back in the queue) or skipped. With
+    `hold`, the run takes its owner's next queued jobs as it goes, up to that many in hand (ingest-batch)."""
     books = LifecycleBooks(dispatch_key, str(flow_run.get_id()))
-    scheduler: Scheduler[StageFuture] = Scheduler(DaskExecutor(priority), books)
+    scheduler: Scheduler[StageFuture] = Scheduler(DaskExecutor(priority), books, hold=hold)
     return scheduler.run(job_ids)

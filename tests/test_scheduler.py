@@ -95,6 +95,8 @@ class FakeBooks:
     finished: list[str] = field(default_factory=list)
     failed: list[tuple[str, str, BaseException]] = field(default_factory=list)
     forgotten: list[str] = field(default_factory=list)
+    queue: list[str] = field(default_factory=list)  # jobs (also in `jobs`) that `more` hands out, in order
+    asked: list[int] = field(default_factory=list)  # each `more` call's limit
 
     def start(self, job_id: str) -> tuple[DocumentRef, list[str]] | None:
         return self.jobs.get(job_id)
@@ -118,6 +120,11 @@ class FakeBooks:
 
     def forget_deleted(self, refs: Sequence[DocumentRef]) -> None:
         self.forgotten.extend(_job(r) for r in refs)
+
+    def more(self, limit: int) -> list[str]:
+        self.asked.append(limit)
+        taken, self.queue = self.queue[:limit], self.queue[limit:]
+        return taken
 
 
 def _job(ref: DocumentRef) -> str:
@@ -279,6 +286,28 @@ def test_every_job_gets_its_outcome() -> None:
     assert {s.stage for s in executor.submitted if set(s.jobs) - {done}} == {"parse"}
 
 
+def test_a_run_that_may_hold_more_takes_queued_jobs_as_it_goes_and_ends_when_none_are_left() -> None:
+    """An ingest-batch run tops its documents up to `hold` from the queue instead of ending: a bulk import is a few
+    long runs, not one run (a process start of 2-3.5 CPU s) per few documents."""
+    first = _ids(3)
+    later = _ids(5, prefix="later")
+    clock = FakeClock()
+    executor = FakeExecutor(clock, durations={("parse", j): 1.5 for j in first + later})
+    books = FakeBooks({j: _small(j) for j in first + later}, queue=list(later))
+    outcome = Scheduler(executor, books, clock, hold=4).run(list(first))
+    assert outcome == dict.fromkeys(first + later, "completed") and list(outcome) == first + later
+    assert sorted(books.finished) == sorted(first + later)
+    assert all(limit <= 4 for limit in books.asked) and books.asked[0] == 1  # 3 in hand: one more
+    assert books.asked[-1] >= 1 and books.queue == []  # it ended after asking and getting none
+    parse_runs = executor.stages("parse")
+    assert parse_runs[0] == first + later[:1] and sum(len(r) for r in parse_runs) == len(first + later)
+    # Without `hold` (ingest-document) it never asks.
+    books = FakeBooks({j: _small(j) for j in first + later}, queue=list(later))
+    assert Scheduler(FakeExecutor(FakeClock()), books, FakeClock()).run(list(first)) == dict.fromkeys(
+        first, "completed")
+    assert books.asked == [] and books.queue == later
+
+
 # What the job books write for a finished stage: the accounting the job view shows as stages[].metrics.
 
 
@@ -349,3 +378,48 @@ def test_record_stage_writes_each_jobs_accounting_and_leaves_a_cancelled_one(set
     assert metrics["chunk"] is not None and metrics["chunk"].wall_s == 1.235 and metrics["chunk"].wait_s == 3.0
     assert [(s.name, s.state, s.attempts) for s in view.stages][1:3] == [("chunk", "completed", 2),
                                                                           ("embed", "completed", 1)]
+
+
+def test_take_more_holds_the_owners_next_jobs_only_while_no_other_owner_waits(settings: Settings) -> None:
+    """The books' `more` for an ingest-batch run (ingestflow/jobs/dispatcher.take_more), on a real PostgreSQL."""
+    from datetime import timedelta
+
+    from ingestflow.db import utcnow
+    from ingestflow.jobs.dispatcher import TAKE_MORE_FOR, take_more
+
+    held, *queued = _queued_jobs(settings.sqlalchemy_url, 4)
+    with session_scope(settings.sqlalchemy_url) as db:
+        for job in db.query(Job).filter(Job.id.in_(queued)):
+            job.dispatch_key = None
+        held_job = db.get(Job, held)
+        assert held_job is not None
+        held_job.dispatched_at = utcnow()
+        owner = held_job.owner_id
+        # Another owner's job that waits out a backoff is not waiting for a run yet.
+        other = User(name="other")
+        db.add(other)
+        db.flush()
+        doc = Document(owner_id=other.id, sha256="f" * 64, filename="o.md", title="o", kind=TEXT, format="md",
+                       mime_type="text/markdown", size_bytes=10)
+        db.add(doc)
+        db.flush()
+        waiting = Job(document_id=doc.id, owner_id=other.id, kind=TEXT, dispatch_after=utcnow() + timedelta(hours=1))
+        db.add(waiting)
+        db.flush()
+        other_job = waiting.id
+    assert take_more(settings, "key", "run-1", 2) == queued[:2]
+    with session_scope(settings.sqlalchemy_url) as db:
+        taken = [db.get(Job, j) for j in queued[:2]]
+        assert all(j is not None and (j.dispatch_key, j.batch_flow_run_id) == ("key", "run-1") for j in taken)
+        assert all(j.owner_id == owner for j in taken if j is not None)
+        due = db.get(Job, other_job)
+        assert due is not None
+        due.dispatch_after = None  # now the other owner waits for a run: the dispatcher's turn, not this run's
+    assert take_more(settings, "key", "run-1", 2) == []
+    with session_scope(settings.sqlalchemy_url) as db:
+        db.query(Job).filter(Job.id == other_job).delete()
+        held_job = db.get(Job, held)
+        assert held_job is not None
+        held_job.dispatched_at = utcnow() - TAKE_MORE_FOR - timedelta(seconds=1)  # the run has taken long enough
+    assert take_more(settings, "key", "run-1", 2) == []
+    assert take_more(settings, "no-such-key", "run-2", 2) == []

@@ -31,6 +31,8 @@ GROUP_MAX = 64
 ORDER = {s.name: i for i, s in enumerate(STAGES)}
 # How long one look for finished stages waits before the groups are looked at again (their wait may be over).
 POLL_S = 0.5
+# How often a run that holds fewer documents than it may asks for more (one database query each time).
+TAKE_EVERY_S = 1.0
 
 H = TypeVar("H", bound=Hashable)
 
@@ -72,6 +74,10 @@ class JobBooks(Protocol):
         ...
 
     def forget_deleted(self, refs: Sequence[DocumentRef]) -> None: ...
+
+    def more(self, limit: int) -> list[str]:
+        """Up to `limit` more queued jobs for this run to do, now held by it; none when there are none for it."""
+        ...
 
 
 class Clock(Protocol):
@@ -123,20 +129,43 @@ class Scheduler(Generic[H]):
     outcome: dict[str, str] = field(default_factory=dict)
     running: dict[H, _Running] = field(default_factory=dict)
     ready: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    # Documents in hand up to which the run takes more queued jobs from the books as it goes (0: it does not).
+    hold: int = 0
+    taken_at: float | None = None
 
     def run(self, job_ids: list[str]) -> dict[str, str]:
-        """Each job's outcome: completed, failed, requeued (transient trouble, back in the queue) or skipped."""
+        """Each job's outcome, the jobs taken on the way included: completed, failed, requeued (transient trouble,
+        back in the queue) or skipped."""
+        order = list(job_ids)
         for job_id in job_ids:
             self.start(job_id)
         for job_id in list(self.docs):
             self.advance(job_id)
-        while self.running or any(self.ready.values()):
-            self.release_groups()
-            if not self.running:
-                continue
-            for handle in self.executor.done(list(self.running), timeout_s=POLL_S):
-                self.collect(handle)
-        return {job_id: self.outcome.get(job_id, "skipped") for job_id in job_ids}
+        while True:
+            while self.running or any(self.ready.values()):
+                self.take_more(order)
+                self.release_groups()
+                if not self.running:
+                    continue
+                for handle in self.executor.done(list(self.running), timeout_s=POLL_S):
+                    self.collect(handle)
+            if not self.take_more(order, now=True):
+                return {job_id: self.outcome.get(job_id, "skipped") for job_id in order}
+
+    def take_more(self, order: list[str], now: bool = False) -> bool:
+        """Top the documents in hand up to `hold` from the queue (at most every `TAKE_EVERY_S`, unless `now`)."""
+        in_hand = sum(1 for job_id in self.docs if job_id not in self.outcome)
+        t = self.clock.monotonic()
+        if in_hand >= self.hold or (not now and self.taken_at is not None and t - self.taken_at < TAKE_EVERY_S):
+            return False
+        self.taken_at = t
+        taken = self.books.more(self.hold - in_hand)
+        for job_id in taken:
+            order.append(job_id)
+            self.start(job_id)
+            if job_id in self.docs:
+                self.advance(job_id)
+        return bool(taken)
 
     def start(self, job_id: str) -> None:
         claimed = self.books.start(job_id)
