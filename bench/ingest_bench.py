@@ -5,8 +5,9 @@
 
 1. batch: `--batch` small notes through the real stack, against the same stage functions in a plain loop
    (no Prefect, no Dask) in this process with warm models, as a ratio; the pipeline's overhead per job
-   (job wall time minus its stages' own time, from the job's accounting).
-2. mixed (`--mixed`): the fixture documents and recordings together, against the plain loop of their stages.
+   (job wall time minus its stages' own time, from the job's accounting). `--rounds` times, new notes each.
+2. mixed (`--mixed`): the fixture documents and recordings together, against the plain loop of their stages,
+   `--rounds` times.
 3. uploads: latency of single uploads, then of each count of `--uploads` concurrent ones (p50/p99, errors, and
    the CPU seconds each process spent on them), `--rounds` times, each round after the last one's jobs drained.
    The client opens a connection per upload (httpx's default pool of 100 would queue the rest in the client).
@@ -162,7 +163,7 @@ def versus_plain(label: str, settings: Any, stack: Any, base: str, key: str, fil
     meter = CpuMeter(stack)
     pipeline_s, jobs = through_pipeline(base, key, files)
     cpu_line = meter.report()
-    plain_s, by_stage = plain_loop(files, settings.data_dir / f"plain-{label}")
+    plain_s, by_stage = plain_loop(files, settings.data_dir / f"plain-{label.replace(' ', '-')}")
     print(f"{label}: {len(files)} files, pipeline {pipeline_s:.1f} s {outcome(jobs)}, plain loop {plain_s:.1f} s "
           f"{by_stage} -> ratio {pipeline_s / plain_s:.2f}x")
     print(f"{label}: {overhead(jobs)}")
@@ -259,7 +260,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=20,
                     help="notes timed through the pipeline and the plain loop (0: skip)")
     ap.add_argument("--uploads", type=int, nargs="*", default=[100, 200], help="concurrent uploads timed, per count")
-    ap.add_argument("--rounds", type=int, default=3, help="rounds of the concurrent uploads")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of the batch, the mixed part and the uploads")
     ap.add_argument("--mixed", action="store_true", help="also the fixture documents and recordings")
     ap.add_argument("--keep", action="store_true", help="keep the data directory")
     args = ap.parse_args()
@@ -274,10 +275,13 @@ def main() -> None:
         wait_job(base, key, asyncio.run(upload_all(base, key, [("warm.md", b"# warm\n\nAlice met Bob.")]))[1][0])
 
         if args.batch:
-            versus_plain("batch", settings, stack, base, key, [(f"note-{i}.md", note(i)) for i in range(args.batch)])
+            for r in range(args.rounds):  # new notes each round: the same bytes again would be duplicates
+                versus_plain(f"batch {r + 1}", settings, stack, base, key,
+                             [(f"note-{r}-{i}.md", note(1_000 * r + i)) for i in range(args.batch)])
         if args.mixed:
-            versus_plain("mixed", settings, stack, base, key,
-                         [(Path(p).name, (FIXTURES / p).read_bytes() + b"\n") for p in MIXED])
+            for r in range(args.rounds):  # trailing newlines make each round's bytes new
+                versus_plain(f"mixed {r + 1}", settings, stack, base, key,
+                             [(Path(p).name, (FIXTURES / p).read_bytes() + b"\n" * (r + 1)) for p in MIXED])
 
         uploads(stack, base, key, args.uploads, args.rounds)
 

@@ -4,6 +4,7 @@ task runs placed on the workers and the job bookkeeping of ingestflow/jobs/lifec
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from ingestflow.refs import DocumentRef
 from ingestflow.settings import get_settings
 
 StageFuture = PrefectDaskFuture[list[StageResult]]
+log = logging.getLogger("ingestflow.flows.run")
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,11 @@ class LifecycleBooks:
     def more(self, limit: int) -> list[str]:
         if self.dispatch_key is None:  # a run started by hand holds no key to hold more jobs by
             return []
-        return take_more(get_settings(), self.dispatch_key, self.run_id, limit)
+        try:
+            return take_more(get_settings(), self.dispatch_key, self.run_id, limit)
+        except Exception as exc:  # taking more only saves runs: the jobs stay queued for the dispatcher
+            log.warning("taking more queued jobs failed, leaving them to the dispatcher: %s", exc)
+            return []
 
 
 def run_jobs(job_ids: list[str], dispatch_key: str | None, priority: int = 0, hold: int = 0) -> dict[str, str]:

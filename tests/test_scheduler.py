@@ -423,3 +423,17 @@ def test_take_more_holds_the_owners_next_jobs_only_while_no_other_owner_waits(se
         held_job.dispatched_at = utcnow() - TAKE_MORE_FOR - timedelta(seconds=1)  # the run has taken long enough
     assert take_more(settings, "key", "run-1", 2) == []
     assert take_more(settings, "no-such-key", "run-2", 2) == []
+
+
+def test_a_run_that_cannot_take_more_goes_on_with_what_it_has(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Taking more only saves flow runs: with the database away, the run's books hand out none (the jobs stay queued
+    for the dispatcher) rather than failing the run and the documents it holds."""
+    from flows.run import LifecycleBooks
+
+    monkeypatch.setenv("INGESTFLOW_DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:1/nothing")
+    get_settings.cache_clear()
+    try:
+        assert LifecycleBooks("key", "run-1").more(5) == []
+        assert LifecycleBooks(None, "run-1").more(5) == []
+    finally:
+        get_settings.cache_clear()
