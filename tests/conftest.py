@@ -163,18 +163,23 @@ def chroma_server(chroma_data: Path) -> Iterator[int]:
     proc = subprocess.Popen([str(Path(sys.executable).parent / "chroma"), "run", "--host", "127.0.0.1", "--port",
                              str(port), "--path", str(chroma_data)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, "Chroma did not start"
-        time.sleep(0.2)
+    wait_answering(proc, f"http://127.0.0.1:{port}/api/v2/heartbeat", "Chroma")
     yield port
     proc.terminate()
     proc.wait(timeout=30)
+
+
+def wait_answering(proc: Any, url: str, what: str, timeout_s: float = 60) -> None:
+    """Until `url` answers 200; fails if the process that should answer exits or the time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(url, timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline, f"{what} did not start"
+        time.sleep(0.2)
 
 
 def fresh_database(postgres_server: tuple[Path, int], label: str) -> str:
@@ -248,6 +253,27 @@ def write_wav(path: Path, pcm: bytes, rate: int = 16_000) -> Path:
         out.setframerate(rate)
         out.writeframes(pcm)
     return path
+
+
+@contextmanager
+def api_processes(ports: list[int], env: dict[str, str]) -> Iterator[None]:
+    """Real API processes (uvicorn, as `ingestflow up` or a replica runs it) on `ports` with the environment
+    `env`, each answering /health before this yields; stopped at the end."""
+    import subprocess
+    import sys
+
+    procs = [subprocess.Popen([sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port",
+                               str(port), "--lifespan", "off", "--log-level", "warning"], env=env)
+             for port in ports]
+    try:
+        for proc, port in zip(procs, ports, strict=True):
+            wait_answering(proc, f"http://127.0.0.1:{port}/health", f"the API on port {port}")
+        yield
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=30)
 
 
 @contextmanager

@@ -8,8 +8,6 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -20,7 +18,7 @@ import pytest
 
 from ingestflow.settings import Settings
 from ingestflow.stores import storage
-from tests.conftest import served_app
+from tests.conftest import api_processes, served_app
 
 PORT_BASE = int(os.environ.get("INGESTFLOW_TEST_PORT_BASE", "18000"))
 PORT = PORT_BASE + 47
@@ -246,22 +244,11 @@ def test_a_budget_holds_across_api_processes(served: Settings) -> None:
     spends one budget in all of them. With buckets in each process's memory, two processes let a key send two
     bursts."""
     # The served app's settings are in this process's environment while the module's fixture lives.
-    second = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port",
-                               str(SECOND_PORT), "--lifespan", "off", "--log-level", "warning"], env=dict(os.environ))
-    try:
+    with api_processes([SECOND_PORT], dict(os.environ)):
         key = new_key(served, "two-processes")
         first_http, second_http = (
             httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"}, timeout=30)
             for port in (PORT, SECOND_PORT))
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if second_http.get("/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert second.poll() is None and time.monotonic() < deadline, "the second API process did not start"
-            time.sleep(0.2)
         files = [note(1_000, f"shared-{i}") for i in range(UPLOAD_BURST + 2)]
         half = UPLOAD_BURST // 2
         codes = [upload(first_http, f"shared-{i}.md", f).status_code for i, f in enumerate(files[:half])]
@@ -272,6 +259,3 @@ def test_a_budget_holds_across_api_processes(served: Settings) -> None:
             refused = upload(http, "past-the-budget.md", data)
             assert refused.status_code == 429, refused.text
             assert_nothing_of(served, data)
-    finally:
-        second.terminate()
-        second.wait(timeout=30)

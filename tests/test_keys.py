@@ -18,7 +18,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from ingestflow.settings import Settings
-from tests.conftest import fresh_database, served_app
+from tests.conftest import api_processes, fresh_database, served_app
 
 PORT = int(os.environ.get("INGESTFLOW_TEST_PORT_BASE", "18000")) + 52
 
@@ -156,17 +156,11 @@ def test_every_api_process_refuses_a_key_revoked_through_another(
         postgres_server: tuple[Path, int], chroma_server: int, tmp_path: Path) -> None:
     """Two API processes (uvicorn, as `ingestflow up` or a replica runs it) on one database: a key revoked through
     the first, and used on the second just before, is refused by the second within its key cache's second."""
-    import subprocess
-    import sys
-
     url = fresh_database(postgres_server, "keys_two_processes")
     env = dict(os.environ, INGESTFLOW_DATABASE_URL=url, INGESTFLOW_DATA_DIR=str(tmp_path),
                INGESTFLOW_CHROMA_PORT=str(chroma_server))
     ports = [PORT + 1, PORT + 2]
-    procs = [subprocess.Popen([sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port",
-                               str(port), "--lifespan", "off", "--log-level", "warning"], env=env)
-             for port in ports]
-    try:
+    with api_processes(ports, env):
         from ingestflow.auth import create_key
         from ingestflow.db import session_scope
 
@@ -174,16 +168,6 @@ def test_every_api_process_refuses_a_key_revoked_through_another(
             key = create_key(db, "two-processes", label="leaked")[1]
         first, second = (httpx.Client(base_url=f"http://127.0.0.1:{p}", headers={"Authorization": f"Bearer {key}"},
                                       timeout=30) for p in ports)
-        deadline = time.monotonic() + 60
-        for http in (first, second):
-            while True:
-                try:
-                    if http.get("/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "the API processes did not start"
-                time.sleep(0.2)
         key_id = second.get("/v1/keys").json()[0]["id"]  # the second process has the key cached now
         assert first.delete(f"/v1/keys/{key_id}").status_code == 204
         t0 = time.monotonic()
@@ -193,11 +177,6 @@ def test_every_api_process_refuses_a_key_revoked_through_another(
         took = time.monotonic() - t0
         print(f"\nthe other process refused it {took:.2f} s after the revocation")
         assert took <= 1.3
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=30)
 
 
 def test_an_owner_setting_is_stored_and_holds_for_the_very_next_upload(served: Settings) -> None:
