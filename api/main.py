@@ -18,6 +18,7 @@ from api.routes import (
     health,
     jobs,
     keys,
+    live,
     owner_settings,
     retention,
     search,
@@ -41,7 +42,7 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
 def create_app() -> FastAPI:
     app = FastAPI(title="ingestflow", version="0.1.0", lifespan=lifespan)
     for module in (documents, jobs, keys, stages, formats, owner_settings, retention, webhooks, search, entities,
-                   chat, ws, health, dashboard):
+                   chat, ws, live, health, dashboard):
         app.include_router(module.router)
     errors.install(app)
     app.add_middleware(limits.BodyIdleTimeout)

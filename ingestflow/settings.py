@@ -141,6 +141,13 @@ class Settings(BaseSettings):
     whisper_compute_type: str | None = Field(default=None, description="int8 on cpu, float16 on cuda if unset")
     whisper_beam_size: int = 5
     whisper_cpu_threads: int = Field(default=0, description="CTranslate2 threads; min(4, cores) if 0")
+    # Live transcription (WS /v1/ws/transcribe) runs in the API process, on the model above loaded there once.
+    live_max_streams: int = Field(default=2, ge=0, description=(
+        "live transcription streams one API process runs at once; one more is refused (close code 1013). With the "
+        "packaged tiny.en a stream keeps about one core busy while its caller speaks"))
+    live_max_s: float = Field(default=3600.0, gt=0, description="longest call kept; a stream is cut there")
+    live_idle_s: float = Field(default=30.0, gt=0, description="a stream that sends nothing this long is ended")
+    live_step_s: float = Field(default=0.5, gt=0, description="new audio between two passes of the partial")
 
     llm_backend: Literal["ollama", "openai"] | None = Field(
         default=None, description="improve stage LLM; deterministic cleanup only if unset"

@@ -16,14 +16,15 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 
 
 @contextmanager
-def headless_chromium() -> Iterator[Any]:
-    """A launched browser; the test is skipped where Playwright or Chromium is missing."""
+def headless_chromium(*extra_args: str) -> Iterator[Any]:
+    """A launched browser (with `extra_args` besides the usual ones); the test is skipped where Playwright or
+    Chromium is missing."""
     sync_api = pytest.importorskip("playwright.sync_api")
     chromium = CHROMIUM if CHROMIUM.exists() else Path(shutil.which("chromium") or CHROMIUM)
     if not chromium.exists():
         pytest.skip("Chromium is not installed (./scripts/setup.sh --test, or apt-get install -y chromium)")
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=str(chromium), args=[*CHROMIUM_ARGS, *extra_args])
         try:
             yield browser
         finally:

@@ -27,6 +27,7 @@ from ingestflow.jobs import removal
 from ingestflow.jobs.jobview import base_view
 from ingestflow.redaction.marker import is_redacted
 from ingestflow.refs import work_dir
+from ingestflow.settings import Settings
 from ingestflow.stores import storage
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"], responses=errors.documented(401))
@@ -36,6 +37,7 @@ router = APIRouter(prefix="/v1/documents", tags=["documents"], responses=errors.
 Version = Annotated[Literal["current", "original"], Query(description="current (redacted where the document "
                                                                        "is) or original (kept unredacted)")]
 ORIGINAL = "original"
+LIVE_TRANSCRIPT = "transcript.live.json"  # a live call's settled segments (api/routes/live.py)
 
 
 def _derived(doc: Document, settings: SettingsDep, name: str, version: str) -> Path:
@@ -79,6 +81,14 @@ def upload(
     # The column's length (PostgreSQL enforces it), and no NUL, which PostgreSQL text cannot hold.
     filename = (file.filename or "").replace("\x00", "")[:500] or "upload"
     tmp, sha, size = storage.spool(file.file, settings.files_dir, settings.max_upload_bytes)  # TooLarge: 413
+    return accept(db, user, settings, tmp, sha, size, filename=filename, language=language, title=title,
+                  collection=collection, redact=redact)
+
+
+def accept(db: Session, user: Owner, settings: Settings, tmp: Path, sha: str, size: int, *, filename: str,
+           language: str | None, title: str | None, collection: str | None, redact: bool) -> UploadAccepted:
+    """A spooled file (an upload's, or a live call's) becomes a document and its queued job, once for the same
+    bytes; the spool file is gone afterwards, stored or not."""
     try:
         detected = detect(tmp, filename)  # UnsupportedFormat: 415 (api/errors.py)
         check_name_agrees(filename, detected)
@@ -236,15 +246,22 @@ def transcript(
     user: CurrentUser,
     settings: SettingsDep,
     format: Literal["json", "txt", "srt", "vtt"] = "json",
-    version: Annotated[Literal["raw", "improved", "original"], Query(
-        description="raw (as transcribed), improved (cleaned; what is indexed) or original (the improved one "
-                    "unredacted, where it was kept)")] = "improved",
+    version: Annotated[Literal["raw", "improved", "original", "live"], Query(
+        description="raw (as transcribed), improved (cleaned; what is indexed), original (the improved one "
+                    "unredacted, where it was kept) or live (what a live call's stream settled on; also what raw "
+                    "and improved give until the pipeline has transcribed the call)")] = "improved",
 ) -> Response:
     doc = owned(db, user, document_id)
     if doc.kind != "audio":
         raise HTTPException(status.HTTP_409_CONFLICT, "a text document has parsed content, not a transcript")
-    which = "improved" if version == ORIGINAL else version
-    path = _derived(doc, settings, f"transcript.{which}.json", ORIGINAL if version == ORIGINAL else "current")
+    live = work_dir(settings, doc.id) / LIVE_TRANSCRIPT  # never written for a redacted document
+    if version == "live":
+        path = live
+    else:
+        which = "improved" if version == ORIGINAL else version
+        path = _derived(doc, settings, f"transcript.{which}.json", ORIGINAL if version == ORIGINAL else "current")
+        if not path.exists() and version != ORIGINAL and live.exists():
+            path, version = live, "live"
     if not path.exists():
         raise HTTPException(status.HTTP_409_CONFLICT, f"no {version} transcript yet: the job has not got that far")
     data = json.loads(path.read_text(encoding="utf-8"))

@@ -31,7 +31,7 @@ HEARTBEAT_S = 1.0
 REVOKED = "API key revoked or expired"
 
 
-def _key(ws: WebSocket) -> str:
+def socket_key(ws: WebSocket) -> str:
     key = ws.query_params.get("token")
     auth = ws.headers.get("authorization", "")
     if not key and auth.lower().startswith("bearer "):
@@ -44,7 +44,7 @@ async def _user_id(settings: Settings, key: str) -> str | None:
     return caller.owner.id if caller else None
 
 
-def _still_valid(settings: Settings, key: str) -> bool:
+def key_still_valid(settings: Settings, key: str) -> bool:
     """Asked of the database itself on every pass (not the key cache, which may trust a key a second longer):
     an open socket stops within one pass of its key's revocation or expiry."""
     with session_scope(settings.sqlalchemy_url, read_only=True) as db:
@@ -79,7 +79,7 @@ async def _view(job: Job, settings: Settings, client: PrefectClient) -> dict[str
 
 @router.websocket("/v1/ws/jobs/{job_id}")
 async def ws_job(ws: WebSocket, job_id: IdPath, settings: SettingsDep) -> None:
-    key = _key(ws)
+    key = socket_key(ws)
     user_id = await _user_id(settings, key)
     job = await asyncio.to_thread(_job, settings, job_id)
     if user_id is None or job is None or job.owner_id != user_id:
@@ -91,7 +91,7 @@ async def ws_job(ws: WebSocket, job_id: IdPath, settings: SettingsDep) -> None:
     try:
         async with get_client() as client:
             while True:
-                if not await asyncio.to_thread(_still_valid, settings, key):
+                if not await asyncio.to_thread(key_still_valid, settings, key):
                     await ws.close(code=1008, reason=REVOKED)
                     return
                 job = await asyncio.to_thread(_job, settings, job_id)
@@ -112,7 +112,7 @@ async def ws_job(ws: WebSocket, job_id: IdPath, settings: SettingsDep) -> None:
 
 @router.websocket("/v1/ws/jobs")
 async def ws_jobs(ws: WebSocket, settings: SettingsDep) -> None:
-    key = _key(ws)
+    key = socket_key(ws)
     user_id = await _user_id(settings, key)
     if user_id is None:
         await ws.close(code=1008, reason="unknown API key")
@@ -124,7 +124,7 @@ async def ws_jobs(ws: WebSocket, settings: SettingsDep) -> None:
         async with get_client() as client:
             while True:
                 tick = time.monotonic()
-                if not await asyncio.to_thread(_still_valid, settings, key):
+                if not await asyncio.to_thread(key_still_valid, settings, key):
                     await ws.close(code=1008, reason=REVOKED)
                     return
                 for job in await asyncio.to_thread(_jobs_to_watch, settings, user_id):

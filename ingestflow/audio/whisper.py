@@ -132,6 +132,22 @@ def clear_model_cache() -> None:
         _models.clear()
 
 
+def checked_language(whisper: WhisperModel, label: str, language: str | None) -> str | None:
+    """The language asked for, as Whisper names it; PermanentError for one the model cannot transcribe."""
+    if language is None or not (language := language.strip().lower()):
+        return None
+    if not whisper.model.is_multilingual and language != "en":
+        raise PermanentError(
+            f"language {language!r} requested but the whisper model ({label}) is English-only; "
+            "configure a multilingual model (INGESTFLOW_WHISPER_MODEL) or leave the language unset"
+        )
+    from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+    if language not in _LANGUAGE_CODES:
+        raise PermanentError(f"unknown language code {language!r} (use an ISO 639-1 code such as 'en', 'de')")
+    return language
+
+
 def transcribe(
     path: str | Path,
     *,
@@ -153,20 +169,8 @@ def transcribe(
 
     path = Path(path)
     info = probe(path)
-    if language is not None:
-        language = language.strip().lower() or None
     whisper, label = load_model(model, device=device, compute_type=compute_type, cpu_threads=cpu_threads)
-    multilingual = bool(whisper.model.is_multilingual)
-    if language is not None:
-        if not multilingual and language != "en":
-            raise PermanentError(
-                f"language {language!r} requested but the whisper model ({label}) is English-only; "
-                "configure a multilingual model (INGESTFLOW_WHISPER_MODEL) or leave the language unset"
-            )
-        from faster_whisper.tokenizer import _LANGUAGE_CODES
-
-        if language not in _LANGUAGE_CODES:
-            raise PermanentError(f"unknown language code {language!r} (use an ISO 639-1 code such as 'en', 'de')")
+    language = checked_language(whisper, label, language)
     if not info.has_audio:
         return Transcript(language=language or "en", language_probability=1.0, duration_s=0.0, model=label)
 

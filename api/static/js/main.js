@@ -15,6 +15,7 @@ import { renderRows, updateJobsMeta } from './jobrows.js';
 import { loadJobs, wireJobs } from './jobs.js';
 import { connect, disconnect } from './live.js';
 import { notify, setConn } from './notice.js';
+import { wireRecord } from './record.js';
 import { wireSearch } from './search.js';
 import { loadRetention } from './retention.js';
 import { loadStages } from './stages.js';
@@ -75,6 +76,7 @@ function init() {
   keyInput.value = saved;
   wireKey(keyInput);
   wireUploads();
+  wireRecord();
   wireJobs();
   wireEventLog();
   wireDocView();
