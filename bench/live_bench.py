@@ -20,7 +20,6 @@ import difflib
 import importlib.util
 import json
 import re
-import statistics
 import threading
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ from common import ROOT, bench_stack, wait_job
 from cpu import CpuMeter
 from websockets.sync.client import connect
 
+SHOWN_SLACK_S = 0.2  # segment ends and word ends from two decodes differ by this much
 FIXTURES = ROOT.parent / "shared" / "fixtures"
 DEFAULT = [FIXTURES / "audio" / "jfk.flac", ROOT / "tests/data/eval/dev_gp_surgery_call.mp3",
            ROOT / "tests/data/eval/team_meeting.mp3"]
@@ -91,30 +91,41 @@ def stream(base_ws: str, key: str, path: Path, frame_ms: int) -> tuple[list[tupl
     return messages, t0
 
 
-def delays(messages: list[tuple[float, dict[str, Any]]], ref: list[tuple[str, float]]) -> list[float]:
-    """For each word of the reference: when a message first held it, less the second its speaking ended."""
+def delays(messages: list[tuple[float, dict[str, Any]]], ref: list[tuple[str, float]]) -> tuple[list[float],
+                                                                                                  list[float]]:
+    """For each word of the reference, the time from the second its speaking ended to the first message that
+    (1) shows text over that second (the settled segments' or the partial's end reaches it, whatever the words),
+    and (2) holds the word itself (the words settled so far plus the partial, aligned to the reference)."""
     ref_words = [w for w, _ in ref]
-    seen: dict[int, float] = {}
+    right: dict[int, float] = {}
+    shown: dict[int, float] = {}
     settled: list[str] = []
+    settled_end = 0.0
     for at, message in messages:
-        if message["type"] == "final":
-            settled += _words(" ".join(s["text"] for s in message["segments"]))
-            heard = settled
-        elif message["type"] == "partial":
-            heard = settled + _words(" ".join(s["text"] for s in message["segments"]))
-        else:
+        if message["type"] not in ("final", "partial"):
             continue
+        text = " ".join(s["text"] for s in message["segments"])
+        reach = max([settled_end, *(s["end"] for s in message["segments"])])
+        if message["type"] == "final":
+            settled += _words(text)
+            settled_end, heard = reach, settled
+        else:
+            heard = settled + _words(text)
+        for i, (_, end) in enumerate(ref):
+            if end <= reach + SHOWN_SLACK_S:
+                shown.setdefault(i, at - end)
         matcher = difflib.SequenceMatcher(a=ref_words, b=heard, autojunk=False)
         for block in matcher.get_matching_blocks():
             for i in range(block.a, block.a + block.size):
-                seen.setdefault(i, at - ref[i][1])
-    return list(seen.values())
+                right.setdefault(i, at - ref[i][1])
+    return list(shown.values()), list(right.values())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", nargs="+", type=Path, default=DEFAULT)
     parser.add_argument("--frame-ms", type=int, default=100)
+    parser.add_argument("--save", type=Path, help="a folder for each recording's messages and reference words")
     args = parser.parse_args()
     known = scripts()
     with bench_stack() as (_settings, base, key, stack):
@@ -129,27 +140,36 @@ def main() -> None:
             print(f"{path.name}: streamed {stored['duration_s']:.1f} s, {len(messages)} messages", flush=True)
         print(f"while streaming, {meter.report()}")
         http = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60)
-        all_delays: list[float] = []
+        all_shown: list[float] = []
+        all_right: list[float] = []
         for path, messages, stored in streamed:
             job = wait_job(base, key, stored["job_id"])
             assert job["status"] == "completed", job
             whole = http.get(f"/v1/documents/{stored['document_id']}/transcript", params={"version": "raw"}).json()
             ref = [(w, float(word["end"])) for seg in whole["segments"] for word in seg["words"]
                    for w in _words(word["word"])]
-            found = delays(messages, ref)
-            all_delays += found
+            shown, right = delays(messages, ref)
+            all_shown += shown
+            all_right += right
             finals = _words(" ".join(s["text"] for _, m in messages if m["type"] == "final" for s in m["segments"]))
             whole_words = [w for w, _ in ref]
-            line = (f"{path.name}: first seen p50 {statistics.median(found):.2f} s, "
-                    f"p95 {np.percentile(found, 95):.2f} s ({len(found)}/{len(ref)} words); "
+            line = (f"{path.name}: a word's second first shown p50 {_p(shown, 50)}, p95 {_p(shown, 95)}; the word "
+                    f"itself first held p50 {_p(right, 50)}, p95 {_p(right, 95)} ({len(right)}/{len(ref)} words); "
                     f"final vs whole upload WER {100 * wer(whole_words, finals):.1f}%")
             if path.name in known:
                 script = _words(known[path.name])
                 line += (f"; against the script: live {100 * wer(script, finals):.1f}%, "
                          f"whole {100 * wer(script, whole_words):.1f}%")
             print(line, flush=True)
-        print(f"all: first seen p50 {statistics.median(all_delays):.2f} s, p95 {np.percentile(all_delays, 95):.2f} s "
-              f"over {len(all_delays)} words")
+            if args.save:
+                args.save.mkdir(parents=True, exist_ok=True)
+                (args.save / f"{path.stem}.json").write_text(json.dumps({"messages": messages, "reference": ref}))
+        print(f"all: first shown p50 {_p(all_shown, 50)}, p95 {_p(all_shown, 95)}; first held p50 "
+              f"{_p(all_right, 50)}, p95 {_p(all_right, 95)} over {len(all_right)} words")
+
+
+def _p(values: list[float], q: int) -> str:
+    return f"{np.percentile(values, q):.2f} s" if values else "-"
 
 
 if __name__ == "__main__":

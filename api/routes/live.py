@@ -162,6 +162,8 @@ class _Call:
                     return
             if live.due():
                 await self._publish(await asyncio.to_thread(live.step))
+                if live.settle_due:
+                    await self._publish(await asyncio.to_thread(live.settle))
             else:
                 await asyncio.wait({receiving}, timeout=TICK_S)
 

@@ -1,15 +1,17 @@
 """Live transcription: Whisper on a stream that is still arriving, in two tiers.
 
 The newest stretch (the tail) is transcribed again every `step_s` of new audio, greedily, and sent as the
-partial. At each pause (Silero VAD, as Whisper's own filter) the tail's guess is kept as it is and the tail starts
-after it, so a pass decodes seconds of audio, not the whole call. Every `final_s` or so, at a pause, the kept
-stretch is decoded once more with the beam search and the previous text as context, as a whole-file transcription
-decodes it, and sent as final: a sentence decoded alone loses words that its neighbours give (on the team-meeting
-recording, sentence by sentence differed from the whole-file transcript by 13% of words, "leaflets" became "lead
-list"; in 20 s stretches by 4.6%, most of it where the whole-file transcript is the one that is wrong). No text is
-given as a prompt: with one, tiny.en stopped marking segment times and made up a sentence at a stretch's end.
-Measured on this 2-core machine with the packaged tiny.en (int8): a greedy pass costs about 0.35 s plus 0.03 s per
-second of audio.
+partial; a pass whose new audio holds no speech changes nothing and is skipped. At each pause (Silero VAD, as
+Whisper's own filter) the tail's guess up to it is kept as it is and the tail starts after it, so a pass decodes
+seconds of audio, not the whole call. Every `final_s` or so, at a pause, the kept stretch is decoded once more with
+the beam search, as a whole-file transcription decodes it, and sent as final: a sentence decoded alone loses words
+that its neighbours give (on the team-meeting recording, sentence by sentence differed from the whole-file
+transcript by 13% of words, "leaflets" became "lead list"; in 20 s stretches by 4-9%, much of it where the
+whole-file transcript is the one that is wrong). No text is given as a prompt: with one, tiny.en stopped marking
+segment times and made up a sentence at a stretch's end.
+Measured on this 2-core machine with the packaged tiny.en (int8, cProfile): a greedy pass costs 0.45 s, 0.28 s of it
+the encoder (which always reads 30 s, padded), so a stream keeps about 1.2 cores busy at `step_s` 0.5 (the live
+bench: 211 CPU s for 176 s of calls).
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ class LiveUpdate:
 
 
 class LiveTranscriber:
-    """Feed it samples as they arrive, call `step()` when `due()`; `step(last=True)` settles everything left.
+    """Feed it samples as they arrive, call `step()` when `due()` and `settle()` when `settle_due`; `step(last=True)`
+    settles everything left.
 
     Seconds: `_start_s` is where the unsettled audio (`_audio`) begins, `_kept_s` where the tail begins; between
     them lie the kept guesses (`_kept`), decoded again when they are settled."""
@@ -59,6 +62,9 @@ class LiveTranscriber:
         self._audio = np.zeros(0, dtype=np.float32)
         self._start_s = self._kept_s = 0.0
         self._kept: list[Segment] = []
+        self._guess: list[Segment] = []  # the tail's, from the last pass
+        self._heard_to = 0.0  # where the speech the last greedy pass heard ended
+        self.settle_due = False
         self._stepped_at = 0  # samples received when the last pass ran
         self._received = 0
         self.finals: list[Segment] = []
@@ -77,32 +83,42 @@ class LiveTranscriber:
         return self._received - self._stepped_at >= self.step_s * RATE
 
     def step(self, *, last: bool = False) -> LiveUpdate:
+        """One greedy pass over the tail: the partial. Sets `settle_due` when the kept stretch should be settled
+        (`settle()`, a call of its own, so that the partial is out before the slower beam search runs)."""
         self._stepped_at = self._received
         end = self._start_s + self._audio.size / RATE
         if last:
             update = LiveUpdate(final=self._settle(end))
-            self._kept, self._kept_s = [], self._start_s
+            self._kept, self._kept_s, self._guess, self.settle_due = [], self._start_s, [], False
             return update
         speech = self._speech(self._kept_s, end)
         keep = self._pause(speech, self._kept_s, end, self.tail_s, self.max_tail_s)
-        if keep is not None:
-            if any(a < keep for a, _ in speech):
-                self._kept += self._transcribe(self._kept_s, keep, beam_size=1)
+        if not speech:
+            guess = []
+        elif speech[-1][1] > self._heard_to:  # new speech since the last pass; silence changes no guess
+            guess = self._transcribe(self._kept_s, end, beam_size=1)
+            self._heard_to = speech[-1][1]
+        else:
+            guess = self._guess
+        if keep is not None:  # the guess up to the pause is kept as it is; the tail starts after it
+            self._kept += [g for g in guess if g["end"] <= keep + SPEECH_PAD_S]
+            guess = [g for g in guess if g["end"] > keep + SPEECH_PAD_S]
             self._kept_s = keep
             speech = [(a, b) for a, b in speech if b > keep]
-        update = LiveUpdate()
         trailing = end - (speech[-1][1] if speech else self._kept_s)
-        if self._kept_s - self._start_s >= self.final_s or (self._kept and trailing >= 2 * self.settle_s) or (
-                end - self._start_s > self.max_final_s and self._kept_s > self._start_s):
-            update.final = self._settle(self._kept_s)
-            self._kept = []
-        elif not self._kept and not speech and self._kept_s > self._start_s:
+        self.settle_due = self._kept_s > self._start_s and (
+            self._kept_s - self._start_s >= self.final_s or end - self._start_s > self.max_final_s
+            or (bool(self._kept) and trailing >= 2 * self.settle_s))
+        if not self.settle_due and not self._kept and not speech and self._kept_s > self._start_s:
             self._drop(self._kept_s)  # silence: nothing to settle
-        if speech:
-            update.partial = self._kept + self._transcribe(self._kept_s, end, beam_size=1)
-        else:
-            update.partial = list(self._kept)
-        return update
+        self._guess = guess
+        return LiveUpdate(partial=self._kept + guess)
+
+    def settle(self) -> LiveUpdate:
+        """The kept stretch decoded again with the beam search: final; the tail's guess is the partial after it."""
+        final = self._settle(self._kept_s)
+        self._kept, self.settle_due = [], False
+        return LiveUpdate(final=final, partial=list(self._guess))
 
     def transcript(self) -> Transcript:
         """What has settled so far, as a transcript of the stream (the document's first, until the pipeline's)."""

@@ -34,7 +34,12 @@ function renderDocMeta(doc) {
     dl.append(el('dt', { text: k }), el('dd', {}, v));
   };
   add('File', visible(doc.filename));
-  add('Kind', `${doc.kind}${doc.format ? ` · ${doc.format}` : ''}${doc.language ? ` · ${doc.language}` : ''}`);
+  add('Kind', `${doc.kind}${doc.format ? ` · ${doc.format}` : ''}`);
+  // A recording's language as Whisper detected it, and how sure it was (an English-only model always says en, 1).
+  if (doc.language) {
+    const sure = Number.isFinite(doc.language_probability) ? ` (probability ${doc.language_probability.toFixed(2)})` : '';
+    add('Language', `${doc.language}${sure}`);
+  }
   if (doc.size_bytes) add('Size', fmtBytes(doc.size_bytes) + (doc.page_count ? ` · ${doc.page_count} pages` : ''));
   add('Chunks', String(doc.chunk_count ?? 0) + (doc.entity_count ? ` · ${doc.entity_count} ${doc.entity_count === 1 ? 'entity' : 'entities'}` : ''));
   add('Indexed', el('span', { class: 'flags' },

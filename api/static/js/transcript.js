@@ -41,7 +41,11 @@ export async function loadTranscript(doc, version, focus, token) {
   clear(text);
   if (note) text.append(el('p', { class: 'muted', text: note }));
   const head = [];
-  if (data.language) head.push(`language: ${data.language}`);
+  if (data.version === 'live') head.push('as heard live (the full transcription follows)');
+  if (data.language) {
+    const sure = Number.isFinite(data.language_probability) ? ` (${data.language_probability.toFixed(2)})` : '';
+    head.push(`language: ${data.language}${sure}`);
+  }
   if (Number.isFinite(data.duration_s)) head.push(`duration: ${mmss(data.duration_s)}`);
   if (head.length) text.append(el('p', { class: 'transcript-head muted', text: head.join(' · ') }));
   const re = focus && focus.query ? queryRegex(focus.query) : null;
