@@ -19,7 +19,6 @@ import argparse
 import difflib
 import importlib.util
 import json
-import re
 import threading
 import time
 from pathlib import Path
@@ -32,23 +31,12 @@ from common import ROOT, bench_stack, wait_job
 from cpu import CpuMeter
 from websockets.sync.client import connect
 
+from ingestflow.text import word_error_rate, words_of
+
 SHOWN_SLACK_S = 0.2  # segment ends and word ends from two decodes differ by this much
 FIXTURES = ROOT.parent / "shared" / "fixtures"
 DEFAULT = [FIXTURES / "audio" / "jfk.flac", ROOT / "tests/data/eval/dev_gp_surgery_call.mp3",
            ROOT / "tests/data/eval/team_meeting.mp3"]
-
-
-def _words(text: str) -> list[str]:
-    return re.sub(r"[^\w' ]+", " ", text.lower()).split()
-
-
-def wer(ref: list[str], hyp: list[str]) -> float:
-    row = list(range(len(hyp) + 1))
-    for i in range(1, len(ref) + 1):
-        prev, row[0] = row[:], i
-        for j in range(1, len(hyp) + 1):
-            row[j] = min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (ref[i - 1] != hyp[j - 1]))
-    return row[len(hyp)] / max(1, len(ref))
 
 
 def scripts() -> dict[str, str]:
@@ -107,10 +95,10 @@ def delays(messages: list[tuple[float, dict[str, Any]]], ref: list[tuple[str, fl
         text = " ".join(s["text"] for s in message["segments"])
         reach = max([settled_end, *(s["end"] for s in message["segments"])])
         if message["type"] == "final":
-            settled += _words(text)
+            settled += words_of(text)
             settled_end, heard = reach, settled
         else:
-            heard = settled + _words(text)
+            heard = settled + words_of(text)
         for i, (_, end) in enumerate(ref):
             if end <= reach + SHOWN_SLACK_S:
                 shown.setdefault(i, at - end)
@@ -147,19 +135,19 @@ def main() -> None:
             assert job["status"] == "completed", job
             whole = http.get(f"/v1/documents/{stored['document_id']}/transcript", params={"version": "raw"}).json()
             ref = [(w, float(word["end"])) for seg in whole["segments"] for word in seg["words"]
-                   for w in _words(word["word"])]
+                   for w in words_of(word["word"])]
             shown, right = delays(messages, ref)
             all_shown += shown
             all_right += right
-            finals = _words(" ".join(s["text"] for _, m in messages if m["type"] == "final" for s in m["segments"]))
+            finals = words_of(" ".join(s["text"] for _, m in messages if m["type"] == "final" for s in m["segments"]))
             whole_words = [w for w, _ in ref]
             line = (f"{path.name}: a word's second first shown p50 {_p(shown, 50)}, p95 {_p(shown, 95)}; the word "
                     f"itself first held p50 {_p(right, 50)}, p95 {_p(right, 95)} ({len(right)}/{len(ref)} words); "
-                    f"final vs whole upload WER {100 * wer(whole_words, finals):.1f}%")
+                    f"final vs whole upload WER {100 * word_error_rate(whole_words, finals):.1f}%")
             if path.name in known:
-                script = _words(known[path.name])
-                line += (f"; against the script: live {100 * wer(script, finals):.1f}%, "
-                         f"whole {100 * wer(script, whole_words):.1f}%")
+                script = words_of(known[path.name])
+                line += (f"; against the script: live {100 * word_error_rate(script, finals):.1f}%, "
+                         f"whole {100 * word_error_rate(script, whole_words):.1f}%")
             print(line, flush=True)
             if args.save:
                 args.save.mkdir(parents=True, exist_ok=True)

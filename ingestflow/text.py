@@ -28,6 +28,19 @@ def words_of(text: str) -> list[str]:
     return _WORD_CHARS.findall(text)
 
 
+def word_error_rate(reference: str | list[str], hypothesis: str | list[str]) -> float:
+    """Word-level Levenshtein distance over the reference's length, on `words_of` (texts) or on word lists."""
+    ref = words_of(reference) if isinstance(reference, str) else reference
+    hyp = words_of(hypothesis) if isinstance(hypothesis, str) else hypothesis
+    previous = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        current = [i]
+        for j, h in enumerate(hyp, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (r != h)))
+        previous = current
+    return previous[-1] / max(1, len(ref))
+
+
 def markdown_to_text(text: str) -> str:
     """Markdown as a reader (or NER) should see it: links and images by their text, no emphasis or footnote marks."""
     text = _FOOTNOTE.sub("", text)

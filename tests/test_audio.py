@@ -23,6 +23,7 @@ from ingestflow.audio.probe import probe
 from ingestflow.audio.subtitles import to_srt, to_vtt
 from ingestflow.audio.transcript import Transcript, Word, to_json, to_txt
 from ingestflow.errors import CorruptInput, PermanentError
+from ingestflow.text import word_error_rate as wer
 from ingestflow.text import words_of
 from tests.conftest import FIXTURES, write_wav
 
@@ -44,18 +45,6 @@ CLIP_REFERENCE = ("Shakespeare on Scenery by Oscar Wilde. This is a LibriVox rec
 CLIP_MAX_WER = 0.25
 # The machine has 2 cores and other suites run beside this one.
 THREADS = 2
-
-
-def wer(reference: str, hypothesis: str) -> float:
-    """Word error rate: word-level Levenshtein distance over the reference length (case and punctuation ignored)."""
-    ref, hyp = words_of(reference), words_of(hypothesis)
-    previous = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        current = [i]
-        for j, h in enumerate(hyp, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (r != h)))
-        previous = current
-    return previous[-1] / max(1, len(ref))
 
 
 @cache

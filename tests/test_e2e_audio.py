@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from ingestflow.text import word_error_rate
 from tests.conftest import FIXTURES, Api
 
 pytestmark = pytest.mark.slow
@@ -22,16 +23,6 @@ CLIPS = ["sample_10s.mp3", "sample_10s_audio-m4a.m4a", "sample_10s_audio-ogg.ogg
 
 def words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9']+", text.lower())
-
-
-def wer(hypothesis: str, reference: str) -> float:
-    hyp, ref = words(hypothesis), words(reference)
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev, row[0] = row[0], i
-        for j, h in enumerate(hyp, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
-    return row[-1] / len(ref)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +49,7 @@ def test_jfk_word_error_rate(recordings: dict[str, dict[str, Any]], alice: Api) 
     doc_id = recordings["jfk.flac"]["document_id"]
     raw = alice.get(f"/v1/documents/{doc_id}/transcript", format="txt", version="raw").text
     improved = alice.get(f"/v1/documents/{doc_id}/transcript", format="txt", version="improved").text
-    raw_wer, improved_wer = wer(raw, JFK_REFERENCE), wer(improved, JFK_REFERENCE)
+    raw_wer, improved_wer = word_error_rate(JFK_REFERENCE, raw), word_error_rate(JFK_REFERENCE, improved)
     print(f"jfk.flac WER raw {raw_wer:.3f} improved {improved_wer:.3f}")
     assert raw_wer <= 0.10 and improved_wer <= 0.10
     assert words(raw) == words(improved)  # the cleanup never adds or drops words

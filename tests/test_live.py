@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -20,6 +19,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from ingestflow.settings import Settings
+from ingestflow.text import words_of
 from tests.conftest import FIXTURES, owner_api, served_app
 
 PORT = int(os.environ.get("INGESTFLOW_TEST_PORT_BASE", "18000")) + 64
@@ -29,7 +29,7 @@ MAX_S = 6.0  # the served app's longest call
 
 
 def _words(text: str) -> str:
-    return " ".join(re.sub(r"[^\w' ]+", " ", text.lower()).split())
+    return " ".join(words_of(text))
 
 
 @pytest.fixture(scope="module")

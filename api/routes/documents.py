@@ -9,25 +9,18 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Form, HTTPException, Query, Request, UploadFile, status
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
-from api import errors, limits
+from api import errors, intake
 from api.deps import NO_NUL, CurrentUser, IdPath, PageDep, SessionDep, SettingsDep, UploadBudget
 from api.schemas import DocumentOut, IndexingStatus, Page, UploadAccepted
 from ingestflow.answering.summary import Summary
 from ingestflow.audio.subtitles import to_srt, to_vtt
 from ingestflow.audio.transcript import Transcript, to_txt
-from ingestflow.auth import Owner
-from ingestflow.db import ACTIVE_STATUSES, Document, Job, JobStatus, User, new_id
-from ingestflow.detect import check_name_agrees, detect
-from ingestflow.display import visible
-from ingestflow.errors import NotFound
+from ingestflow.db import ACTIVE_STATUSES, Document, Job, JobStatus
 from ingestflow.jobs import removal
 from ingestflow.jobs.jobview import base_view
 from ingestflow.redaction.marker import is_redacted
 from ingestflow.refs import work_dir
-from ingestflow.settings import Settings
 from ingestflow.stores import storage
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"], responses=errors.documented(401))
@@ -81,71 +74,8 @@ def upload(
     # The column's length (PostgreSQL enforces it), and no NUL, which PostgreSQL text cannot hold.
     filename = (file.filename or "").replace("\x00", "")[:500] or "upload"
     tmp, sha, size = storage.spool(file.file, settings.files_dir, settings.max_upload_bytes)  # TooLarge: 413
-    return accept(db, user, settings, tmp, sha, size, filename=filename, language=language, title=title,
+    return intake.accept(db, user, settings, tmp, sha, size, filename=filename, language=language, title=title,
                   collection=collection, redact=redact)
-
-
-def accept(db: Session, user: Owner, settings: Settings, tmp: Path, sha: str, size: int, *, filename: str,
-           language: str | None, title: str | None, collection: str | None, redact: bool) -> UploadAccepted:
-    """A spooled file (an upload's, or a live call's) becomes a document and its queued job, once for the same
-    bytes; the spool file is gone afterwards, stored or not."""
-    try:
-        detected = detect(tmp, filename)  # UnsupportedFormat: 415 (api/errors.py)
-        check_name_agrees(filename, detected)
-        # The owner's setting is a policy: an upload can ask for redaction, never opt out of it.
-        owner, existing = _owner_and_copy(db, user, sha)
-        redacting = redact or owner.redact_by_default
-        if existing:
-            if existing.redact != redacting:
-                # Answering with the document as it is would hand back the unredacted text to an upload that
-                # asked for redaction (or the other way round).
-                raise HTTPException(status.HTTP_409_CONFLICT, f"these bytes are document {existing.id}, "
-                                    f"{'redacted' if existing.redact else 'not redacted'}; delete it to upload "
-                                    f"them {'without' if existing.redact else 'with'} redaction")
-            return _duplicate(db, existing.id)
-        if settings.storage_quota_bytes is not None:
-            # Counted under a lock on the owner's row, held to the commit below: parallel uploads of one owner
-            # cannot both take the same room. Refused before the blob is stored, so nothing is left behind.
-            limits.reserve_quota(db, user.id, size, settings.storage_quota_bytes)
-        storage.commit(tmp, settings.files_dir, sha)
-    finally:
-        tmp.unlink(missing_ok=True)
-    doc = Document(
-        id=new_id(), owner_id=user.id, sha256=sha, filename=filename, title=visible(title or filename),
-        collection=collection,
-        kind=detected.kind, format=detected.format, mime_type=detected.mime_type, size_bytes=size,
-        language=language, redact=redacting, keep_original=redacting and owner.keep_original,
-    )
-    db.add(doc)
-    job = Job.for_document(doc)
-    db.add(job)
-    try:
-        db.commit()  # both rows in one flush and one commit: the fewest round trips under a burst
-    except IntegrityError:
-        # The same bytes raced in from a parallel request of this owner: that one wins.
-        db.rollback()
-        winner = db.scalar(select(Document.id).where(Document.owner_id == user.id, Document.sha256 == sha))
-        assert winner is not None
-        return _duplicate(db, winner)
-    return UploadAccepted(document_id=doc.id, job_id=job.id, status=JobStatus.queued.value, duplicate=False)
-
-
-def _owner_and_copy(db: Session, user: Owner, sha: str) -> tuple[User, Document | None]:
-    """The caller's row (what the owner set, as it is now) and their document of these bytes if there is one, in
-    one round trip: an upload makes few, and under a burst each is a wait for the pool and the GIL."""
-    row = db.execute(select(User, Document)
-                     .outerjoin(Document, (Document.owner_id == User.id) & (Document.sha256 == sha))
-                     .where(User.id == user.id)).one_or_none()
-    if row is None:
-        raise NotFound("user", user.id)
-    return row[0], row[1]
-
-
-def _duplicate(db: Session, document_id: str) -> UploadAccepted:
-    """The same bytes again: the existing document and its latest job, so a client can poll what it was given."""
-    job = db.scalar(select(Job).where(Job.document_id == document_id).order_by(Job.created_at.desc()).limit(1))
-    return UploadAccepted(document_id=document_id, job_id=job.id if job else None,
-                          status=JobStatus(job.status).value if job else "duplicate", duplicate=True)
 
 
 def owned(db: SessionDep, user: CurrentUser, document_id: str) -> Document:

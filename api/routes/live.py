@@ -32,8 +32,9 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.websockets import WebSocketState
 
 from api.deps import NO_NUL, SettingsDep, caller_of
+from api.intake import accept
 from api.limits import spend
-from api.routes.documents import LIVE_TRANSCRIPT, accept
+from api.routes.documents import LIVE_TRANSCRIPT
 from api.routes.ws import key_still_valid, socket_key
 from api.schemas import UploadAccepted
 from ingestflow.atomic_files import write_atomic

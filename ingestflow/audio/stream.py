@@ -3,7 +3,6 @@ comes (WebM/Opus from a browser's MediaRecorder, Ogg/Opus), and the WAV file the
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import os
@@ -18,7 +17,7 @@ import numpy as np
 
 from ingestflow.audio.live import RATE
 from ingestflow.errors import CorruptInput
-from ingestflow.stores.storage import CHUNK, SPOOL_PREFIX
+from ingestflow.stores import storage
 
 log = logging.getLogger(__name__)
 # pcm: 16-bit little-endian mono at 16 kHz; webm: any container PyAV reads as it comes (WebM/Opus, Ogg/Opus)
@@ -148,7 +147,7 @@ class WavSink:
 
     def __init__(self, root: Path) -> None:
         root.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=root, prefix=SPOOL_PREFIX, suffix=".wav")
+        fd, name = tempfile.mkstemp(dir=root, prefix=storage.SPOOL_PREFIX, suffix=".wav")
         os.close(fd)
         self.path = Path(name)
         self._wav = wave.open(name, "wb")  # noqa: SIM115 - closed by seal() or discard()
@@ -163,12 +162,7 @@ class WavSink:
 
     def seal(self) -> tuple[str, int]:
         self._wav.close()
-        digest = hashlib.sha256()
-        with self.path.open("rb") as fh:
-            while block := fh.read(CHUNK):
-                digest.update(block)
-            os.fsync(fh.fileno())
-        return digest.hexdigest(), self.path.stat().st_size
+        return storage.seal(self.path)
 
     def discard(self) -> None:
         try:

@@ -54,6 +54,16 @@ def spool(src: BinaryIO, root: Path, max_bytes: int) -> tuple[Path, str, int]:
     return Path(tmp), digest.hexdigest(), size
 
 
+def seal(path: Path) -> tuple[str, int]:
+    """A spool file written some other way (a live call's WAV): fsync'd, with its hash and size, as spool() gives."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(CHUNK):
+            digest.update(block)
+        os.fsync(fh.fileno())
+    return digest.hexdigest(), path.stat().st_size
+
+
 def commit(tmp: Path, root: Path, sha256: str) -> Path:
     """Move a spooled file to its content address; identical bytes already there are kept as they are."""
     dest = blob_path(root, sha256)
