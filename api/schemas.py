@@ -58,6 +58,7 @@ class DocumentOut(IndexingStatus):
     redact: bool  # personal data replaced by typed placeholders in everything served
     keep_original: bool  # the unredacted text kept for the owner (`version=original`)
     redacted_spans: int | None  # how many were replaced, once the redact stage has run
+    translate: bool = False  # an English translation kept beside the transcript (`version=translation`)
     latest_job: JobView | None = None
 
 

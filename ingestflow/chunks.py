@@ -29,6 +29,7 @@ class Chunk(BaseModel):
     headings: list[str] = []
     start_s: float | None = None
     end_s: float | None = None
+    translation: bool = False  # a window of a recording's English translation, not of what was heard
 
 
 _CHUNKS = TypeAdapter(list[Chunk])
@@ -75,6 +76,7 @@ def store_metadata(ref: DocumentRef, chunk: Chunk) -> dict[str, str | int | floa
         "headings": HEADINGS_SEP.join(chunk.headings) or None,
         "start_s": chunk.start_s,
         "end_s": chunk.end_s,
+        "translation": True if chunk.translation else None,
     }
     return {k: v for k, v in meta.items() if v is not None}  # Chroma metadata values may not be None
 

@@ -1,6 +1,6 @@
 """The pipeline, declared once: every stage's name, label, kinds, placement, timeout and typed result.
 
-The flows run `plan(kind, redact=...)`, the job bookkeeping applies each result to the document, the job view and the
+The flows run `plan_for(document)`, the job bookkeeping applies each result to the document, the job view and the
 dashboard (through `GET /v1/stages`) show the same list, and placement reads `gpu`. A stage's Prefect task
 lives in its own module under tasks/ and is bound to its name there (`tasks.common.stage_task`).
 Adding a stage means a `Stage` here, its result model, and its module; changing what a stage makes means
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
 
@@ -56,6 +56,10 @@ class TranscribeResult(StageResult):
         doc.language = self.language
         doc.language_probability = self.language_probability
         doc.duration_s = self.duration_s
+
+
+class TranslateResult(StageResult):
+    segments: int = 0  # of the English translation; 0 where the recording is in English already
 
 
 class ImproveResult(StageResult):
@@ -122,6 +126,7 @@ class Stage:
     batched: bool = False  # the function takes many documents at once (see the module's docstring)
     groups_small: bool = False  # small documents share a task run
     only_redacted: bool = False  # in the plan of documents whose personal data is redacted, and theirs alone
+    only_translated: bool = False  # in the plan of recordings that asked for a translation, and theirs alone
     # The stage's own rules or prompt: raised when what it makes from the same input changes. Each document
     # records the version every stage ran at; the backfill re-runs a stage whose version moved, and the ones
     # after it. (The model a stage ran, where it has one, is recorded beside it in Document.models.)
@@ -145,6 +150,9 @@ def is_small(ref: DocumentRef) -> bool:
 STAGES: tuple[Stage, ...] = (
     Stage("transcribe", "transcribing", "faster-whisper with VAD and word timestamps", frozenset({AUDIO}),
           TranscribeResult, timeout_s=7200, gpu=True, model_slot="asr"),
+    Stage("translate", "translating", "faster-whisper's translation into English, with start/end seconds",
+          frozenset({AUDIO}), TranslateResult, timeout_s=7200, gpu=True, model_slot="translation",
+          only_translated=True),
     Stage("improve", "improving", "deterministic cleanup; an LLM edit only if the guard accepts it",
           frozenset({AUDIO}), ImproveResult, timeout_s=1800, model_slot="improve"),
     Stage("parse", "parsing", "docling: structure, pages, headings; OCR for scanned pages", frozenset({TEXT}),
@@ -167,9 +175,26 @@ STAGES: tuple[Stage, ...] = (
 BY_NAME = {s.name: s for s in STAGES}
 
 
-def plan(kind: str, *, redact: bool = False) -> list[Stage]:
-    """The stages a document of this kind goes through, in order; the redact stage where it is redacted."""
-    return [s for s in STAGES if kind in s.kinds and (redact or not s.only_redacted)]
+class Planned(Protocol):
+    """What decides a document's plan: a Document, its Job (as it was when the job was made) or a DocumentRef."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def redact(self) -> bool: ...
+    @property
+    def translate(self) -> bool: ...
+
+
+def plan(kind: str, *, redact: bool = False, translate: bool = False) -> list[Stage]:
+    """The stages a document of this kind goes through, in order; the redact stage where it is redacted, the
+    translate stage where it asked for a translation."""
+    return [s for s in STAGES if kind in s.kinds and (redact or not s.only_redacted)
+            and (translate or not s.only_translated)]
+
+
+def plan_for(item: Planned) -> list[Stage]:
+    return plan(item.kind, redact=item.redact, translate=item.translate)
 
 
 class StageMetrics(BaseModel):

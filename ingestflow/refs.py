@@ -23,6 +23,7 @@ class DocumentRef:
     size_bytes: int = 0  # of the upload
     redact: bool = False  # personal data replaced before chunking (the redact stage)
     keep_original: bool = False  # the unredacted text kept apart for its owner
+    translate: bool = False  # a recording's English translation beside its transcript (the translate stage)
 
     @property
     def original_dir(self) -> Path:
@@ -57,6 +58,11 @@ class DocumentRef:
     @property
     def transcript_improved(self) -> Path:
         return self.work_dir / "transcript.improved.json"
+
+    @property
+    def transcript_translation(self) -> Path:
+        """What was said, in English (the translate stage); chunked beside the improved transcript."""
+        return self.work_dir / "transcript.translation.json"
 
 
 def work_dir(settings: Settings, document_id: str) -> Path:

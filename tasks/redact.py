@@ -54,11 +54,15 @@ def redact_parsed(ref: DocumentRef) -> Redacted:
 
 
 def redact_transcripts(ref: DocumentRef) -> Redacted:
-    """The improved transcript (what is chunked) and the raw one (what users can download) alike."""
-    names = (ref.transcript_raw.name, ref.transcript_improved.name)
+    """The improved transcript (what is chunked), the raw one (what users can download) and the English
+    translation where there is one, alike."""
+    paths = [ref.transcript_improved, ref.transcript_raw]
+    if ref.transcript_translation.exists():
+        paths.append(ref.transcript_translation)
+    names = tuple(p.name for p in paths)
     _inputs(ref, *names)
     found = Redacted(0, {})
-    for path in (ref.transcript_improved, ref.transcript_raw):
+    for path in paths:
         data = json.loads(path.read_text())
         transcript = Transcript.from_dict(data)
         counted, llm_text = redact_transcript(transcript, data.get("llm_text"))

@@ -17,6 +17,7 @@ from tasks import (  # noqa: F401  (they register)
     redact,
     summarise,
     transcribe,
+    translate,
 )
 from tasks.common import TASKS
 

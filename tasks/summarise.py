@@ -26,7 +26,10 @@ def summarise_document(ref: DocumentRef) -> SummaryResult:
     def embed(texts: list[str]) -> np.ndarray:
         return model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
 
-    summary = extractive(read_chunks(ref.chunks_json), embed)
+    chunks = read_chunks(ref.chunks_json)
+    # A translated recording is summarised from its English translation (what the embedding model and the
+    # summary's reader know), not from both tellings of the same words.
+    summary = extractive([c for c in chunks if c.translation] or chunks, embed)
     made_by = f"extractive ({embedding_model_name(settings.embedding_model)})"
     if settings.llm_backend:
         summary = with_llm(summary, settings)

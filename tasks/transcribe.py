@@ -26,9 +26,12 @@ def transcribe_document(ref: DocumentRef) -> TranscribeResult:
                                 note="no cues with text" if transcript.is_empty else None)
     info = probe(ref.source)
     progress = StageProgress(ref.job_id, "Transcribing", info.duration_s, "s")
+    # The multilingual model where the recording is in another language or is to be translated (its language
+    # is then detected, not assumed English); PermanentError where none is installed.
+    model = whisper.model_for(settings, language=ref.language, translate=ref.translate)
     transcript = whisper.transcribe(
         ref.source,
-        model=settings.whisper_model,
+        model=model,
         device=settings.whisper_device,
         compute_type=settings.whisper_compute_type,
         language=ref.language,
@@ -37,7 +40,7 @@ def transcribe_document(ref: DocumentRef) -> TranscribeResult:
         on_segment=lambda end_s, _duration: progress.advance(end_s),
     )
     write_atomic(ref.transcript_raw, json.dumps(transcript.to_dict()))
-    _model, label = whisper.configured_model(settings)
+    _model, label = whisper.configured_model(settings, model)
     return TranscribeResult(
         language=transcript.language,
         language_probability=transcript.language_probability,

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from api.routes.dashboard import STATIC_DIR
-from ingestflow.pipeline import STAGES
+from ingestflow.pipeline import STAGES, plan
 from tests.dashboard_browser import headless_chromium
 
 ORIGIN = "http://dashboard.test"  # answered by the route handler below, never looked up
@@ -188,22 +188,24 @@ def test_a_chat_answer_renders_as_markdown_with_linked_markers(page: tuple[Any, 
 def test_stage_badges_follow_the_declared_stages(page: tuple[Any, Served, list[str]]) -> None:
     p, _served, errors = page
     kinds = sorted({k for s in STAGES for k in s.kinds})
-    for kind in kinds:
-        plan = [s for s in STAGES if kind in s.kinds and not s.only_redacted]
-        running = plan[1]
-        drawn = p.evaluate("""async ([kind, label]) => {
+    cases = [(kind, False, False) for kind in kinds] + [("audio", True, True)]
+    for kind, redact, translate in cases:
+        planned = plan(kind, redact=redact, translate=translate)
+        running = planned[1]
+        drawn = p.evaluate("""async ([kind, label, redact, translate]) => {
             const { loadStages } = await import('/static/js/stages.js');
             const { renderRow } = await import('/static/js/jobrows.js');
             const { state } = await import('/static/js/state.js');
             if (!(await loadStages())) return null;
-            const job = { id: `job-${kind}`, kind, status: 'running', stage: label, document_id: 'd', stages: [] };
+            const id = `job-${kind}-${redact}`;
+            const job = { id, kind, redact, translate, status: 'running', stage: label, document_id: 'd', stages: [] };
             state.jobs.set(job.id, job);
             renderRow(job);
-            return [...document.querySelectorAll(`#jobs tr[data-job-id="job-${kind}"] .stage-badge`)]
+            return [...document.querySelectorAll(`#jobs tr[data-job-id="${id}"] .stage-badge`)]
                 .map((b) => [b.dataset.stage, b.dataset.state]);
-        }""", [kind, running.label])
+        }""", [kind, running.label, redact, translate])
         # Inferred from the kind's plan before the job's own stage list arrives: the server's order and names.
-        assert drawn == [[s.name, "running" if s is running else "pending"] for s in plan], (kind, drawn)
+        assert drawn == [[s.name, "running" if s is running else "pending"] for s in planned], (kind, drawn)
     assert errors == [], errors
 
 

@@ -203,6 +203,26 @@ def test_a_browser_stream_in_webm_is_transcribed(owner: tuple[httpx.Client, str]
     assert messages[-1]["type"] == "document" and abs(messages[-1]["duration_s"] - 5.0) < 0.1
 
 
+@pytest.mark.slow
+def test_a_call_in_german_is_heard_by_the_multilingual_model_and_kept_for_translation(
+        owner: tuple[httpx.Client, str]) -> None:
+    from faster_whisper.audio import decode_audio
+
+    from tests.test_translation import CALL
+
+    http, key = owner
+    german = np.asarray(decode_audio(str(CALL), sampling_rate=16_000), dtype=np.float32)[: int(5.5 * 16_000)]
+    with _socket(key, language="de", translate="true") as ws:
+        assert json.loads(ws.recv(timeout=60))["type"] == "ready"
+        _stream(ws, _pcm(german), 3200, pause_s=0.02)
+        ws.send(json.dumps({"type": "stop"}))
+        messages = _until_closed(ws)
+    said = _words(" ".join(s["text"] for m in messages if m["type"] == "final" for s in m["segments"]))
+    assert "guten tag" in said and "wohnungsamt" in said, said
+    doc = http.get(f"/v1/documents/{messages[-1]['document_id']}").json()
+    assert doc["translate"] and doc["language"] == "de" and doc["latest_job"]["translate"], doc
+
+
 def test_a_call_is_cut_at_the_longest_kept(owner: tuple[httpx.Client, str], jfk: np.ndarray) -> None:
     http, key = owner
     with _socket(key) as ws:

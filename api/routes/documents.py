@@ -66,6 +66,9 @@ def upload(
     collection: Annotated[str | None, Form(max_length=200, pattern=NO_NUL)] = None,
     redact: Annotated[bool, Form(description="replace personal data by typed placeholders before indexing; "
                                  "always so where the owner's setting says (PUT /v1/settings)")] = False,
+    translate: Annotated[bool, Form(description="a recording's English translation beside its transcript, "
+                                    "searchable and cited to seconds; needs a multilingual Whisper model (422 "
+                                    "otherwise); ignored for documents")] = False,
 ) -> UploadAccepted:
     length = request.headers.get("content-length", "")
     declared = int(length) if length.isdigit() else 0
@@ -75,7 +78,7 @@ def upload(
     filename = (file.filename or "").replace("\x00", "")[:500] or "upload"
     tmp, sha, size = storage.spool(file.file, settings.files_dir, settings.max_upload_bytes)  # TooLarge: 413
     return intake.accept(db, user, settings, tmp, sha, size, filename=filename, language=language, title=title,
-                  collection=collection, redact=redact)
+                  collection=collection, redact=redact, translate=translate)
 
 
 def owned(db: SessionDep, user: CurrentUser, document_id: str) -> Document:
@@ -176,21 +179,26 @@ def transcript(
     user: CurrentUser,
     settings: SettingsDep,
     format: Literal["json", "txt", "srt", "vtt"] = "json",
-    version: Annotated[Literal["raw", "improved", "original", "live"], Query(
+    version: Annotated[Literal["raw", "improved", "original", "live", "translation"], Query(
         description="raw (as transcribed), improved (cleaned; what is indexed), original (the improved one "
-                    "unredacted, where it was kept) or live (what a live call's stream settled on; also what raw "
-                    "and improved give until the pipeline has transcribed the call)")] = "improved",
+                    "unredacted, where it was kept), live (what a live call's stream settled on; also what raw "
+                    "and improved give until the pipeline has transcribed the call) or translation (in English, "
+                    "where the recording was uploaded with translate=true; indexed beside the improved one)")]
+    = "improved",
 ) -> Response:
     doc = owned(db, user, document_id)
     if doc.kind != "audio":
         raise HTTPException(status.HTTP_409_CONFLICT, "a text document has parsed content, not a transcript")
     live = work_dir(settings, doc.id) / LIVE_TRANSCRIPT  # never written for a redacted document
+    if version == "translation" and not doc.translate:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "this recording was not uploaded with translate=true "
+                            "(upload it again with translate=true to add its translation)")
     if version == "live":
         path = live
     else:
         which = "improved" if version == ORIGINAL else version
         path = _derived(doc, settings, f"transcript.{which}.json", ORIGINAL if version == ORIGINAL else "current")
-        if not path.exists() and version != ORIGINAL and live.exists():
+        if not path.exists() and version in ("raw", "improved") and live.exists():
             path, version = live, "live"
     if not path.exists():
         raise HTTPException(status.HTTP_409_CONFLICT, f"no {version} transcript yet: the job has not got that far")

@@ -41,7 +41,7 @@ from ingestflow.atomic_files import write_atomic
 from ingestflow.audio.live import RATE, LiveTranscriber, LiveUpdate
 from ingestflow.audio.stream import StreamFormat, WavSink, decoder
 from ingestflow.audio.transcript import Segment, Transcript, to_json
-from ingestflow.audio.whisper import configured_model
+from ingestflow.audio.whisper import configured_model, model_for
 from ingestflow.auth import Owner
 from ingestflow.db import Document, session_scope
 from ingestflow.errors import CorruptInput, PermanentError
@@ -61,6 +61,7 @@ class LiveParams(BaseModel):
     title: Annotated[str | None, Field(max_length=500, pattern=NO_NUL)] = None
     collection: Annotated[str | None, Field(max_length=200, pattern=NO_NUL)] = None
     redact: bool = False
+    translate: bool = False  # the stored call's English translation (the pipeline's translate stage)
 
 
 def _wire(segments: list[Segment]) -> list[dict[str, Any]]:
@@ -94,7 +95,9 @@ class _Call:
 
     async def run(self) -> None:
         try:
-            model, label = await asyncio.to_thread(configured_model, self.settings)
+            model, label = await asyncio.to_thread(
+                lambda: configured_model(self.settings, model_for(self.settings, language=self.params.language,
+                                                                  translate=self.params.translate)))
             live = LiveTranscriber(model, label, language=self.params.language, step_s=self.settings.live_step_s)
         except PermanentError as exc:  # a language the model cannot do, a model that cannot load
             self.sink.discard()
@@ -204,7 +207,8 @@ class _Call:
             accepted = accept(db, self.owner, self.settings, self.sink.path, sha, size,
                               filename=f"live-{sha[:12]}.wav", language=self.params.language,
                               title=self.params.title or f"Live call, {started}",
-                              collection=self.params.collection, redact=self.params.redact)
+                              collection=self.params.collection, redact=self.params.redact,
+                              translate=self.params.translate)
             doc = db.get(Document, accepted.document_id)
             redacted = doc is None or doc.redact
         if not accepted.duplicate and not redacted:

@@ -19,6 +19,7 @@ class StageOut(BaseModel):
     timeout_s: float
     order: int
     only_redacted: bool  # planned for documents uploaded with redaction only
+    only_translated: bool  # planned for recordings uploaded with translate=true only
 
 
 class StagesOut(BaseModel):
@@ -31,7 +32,8 @@ class StagesOut(BaseModel):
 def list_stages() -> StagesOut:
     """Every stage in pipeline order, and each document kind's plan."""
     stages = [StageOut(name=s.name, label=s.label, description=s.description, kinds=sorted(s.kinds), gpu=s.gpu,
-                       timeout_s=s.timeout_s, order=i, only_redacted=s.only_redacted) for i, s in enumerate(STAGES)]
+                       timeout_s=s.timeout_s, order=i, only_redacted=s.only_redacted,
+                       only_translated=s.only_translated) for i, s in enumerate(STAGES)]
     kinds = sorted({k for s in STAGES for k in s.kinds})
     return StagesOut(stages=stages, plans={k: [s.name for s in plan(k)] for k in kinds},
                      redacted_plans={k: [s.name for s in plan(k, redact=True)] for k in kinds})

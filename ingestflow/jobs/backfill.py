@@ -108,7 +108,7 @@ def plan(db: Session, settings: Settings) -> list[Repair]:
 def stale_stage(doc: Document, current_embedding: str) -> tuple[str, str] | None:
     """The first stage of the document's plan whose output is out of date, and why."""
     ran = doc.stage_versions or {}
-    stages = pipeline.plan(doc.kind, redact=doc.redact)
+    stages = pipeline.plan_for(doc)
     for stage in stages:
         if stage.name == "embed" and (doc.models or {}).get("embedding") not in (None, current_embedding):
             return stage.name, f"embedded by {doc.models['embedding']}, now {current_embedding}"
@@ -126,7 +126,7 @@ def stale_stage(doc: Document, current_embedding: str) -> tuple[str, str] | None
 
 def estimate(doc: Document, job: Job | None, first: str) -> float | None:
     """Seconds the stages from `first` on took in the document's last job (its per-stage accounting)."""
-    names = [s.name for s in pipeline.plan(doc.kind, redact=doc.redact)]
+    names = [s.name for s in pipeline.plan_for(doc)]
     metrics = (job.stage_metrics or {}) if job else {}
     todo = names[names.index(first):]
     if not all(n in metrics for n in todo):
@@ -148,7 +148,7 @@ def apply(db: Session, repairs: list[Repair]) -> list[dict[str, Any]]:
                 continue
             new = Job.for_document(doc)
             if rep.action == "rerun" and rep.from_stage:
-                names = [s.name for s in pipeline.plan(doc.kind, redact=doc.redact)]
+                names = [s.name for s in pipeline.plan_for(doc)]
                 new.resume, new.completed_stages = True, names[: names.index(rep.from_stage)]
             db.add(new)
             db.flush()

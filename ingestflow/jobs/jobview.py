@@ -20,7 +20,7 @@ from prefect.client.schemas.sorting import ArtifactSort, TaskRunSort
 from pydantic import BaseModel
 
 from ingestflow.db import Job, JobStatus
-from ingestflow.pipeline import StageMetrics, plan
+from ingestflow.pipeline import StageMetrics, plan, plan_for
 from ingestflow.settings import Settings
 
 
@@ -42,6 +42,7 @@ class JobView(BaseModel):
     document_id: str
     kind: str
     redact: bool = False  # its plan includes the redact stage
+    translate: bool = False  # and the translate stage
     status: JobStatus
     stage: str | None
     progress: int
@@ -82,7 +83,7 @@ def _metrics(job: Job, name: str) -> StageMetrics | None:
 
 
 def _label(kind: str, name: str | None) -> str | None:
-    return next((s.label for s in plan(kind, redact=True) if s.name == name), name)
+    return next((s.label for s in plan(kind, redact=True, translate=True) if s.name == name), name)
 
 
 def _db_stages(job: Job) -> list[StageView]:
@@ -91,7 +92,7 @@ def _db_stages(job: Job) -> list[StageView]:
     done = job.completed_stages or []
     status = JobStatus(job.status)
     views = []
-    for spec in plan(job.kind, redact=job.redact):
+    for spec in plan_for(job):
         m = _metrics(job, spec.name)
         if spec.name in done:
             ran_here = m is not None and m.flow_run_id == job.flow_run_id
@@ -123,6 +124,7 @@ def base_view(job: Job, settings: Settings) -> JobView:
         document_id=job.document_id,
         kind=job.kind,
         redact=job.redact,
+        translate=job.translate,
         status=status,
         stage=_label(job.kind, job.stage) if not status.terminal else None,
         progress=100 if status == JobStatus.completed else 0,

@@ -63,6 +63,7 @@ def start_job(job_id: str, dispatch_key: str | None, flow_run_id: str) -> tuple[
             size_bytes=doc.size_bytes or 0,
             redact=doc.redact,
             keep_original=doc.keep_original,
+            translate=doc.translate,
         )
         return ref, skip
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
 from ingestflow.errors import is_transient
-from ingestflow.pipeline import BY_NAME, STAGES, Stage, StageResult, plan
+from ingestflow.pipeline import BY_NAME, STAGES, Stage, StageResult, plan_for
 from ingestflow.refs import DocumentRef
 
 GROUP_WAIT_S = 2.0
@@ -173,7 +173,7 @@ class Scheduler(Generic[H]):
             self.outcome[job_id] = "skipped"
             return
         ref, done = claimed  # a resumed run starts at the first stage not completed
-        self.docs[job_id] = _Doc(ref, [s for s in plan(ref.kind, redact=ref.redact) if s.name not in done])
+        self.docs[job_id] = _Doc(ref, [s for s in plan_for(ref) if s.name not in done])
 
     def advance(self, job_id: str) -> None:
         doc = self.docs[job_id]

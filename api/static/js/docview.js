@@ -62,6 +62,7 @@ function renderDocMeta(doc) {
       ? `${doc.redacted_spans} ${doc.redacted_spans === 1 ? 'item' : 'items'} of personal data replaced`
       : 'personal data will be replaced');
   }
+  if (doc.translate) add('Translation', 'English, beside what was said (Transcript: English translation)');
   if (doc.last_error) add('Last error', el('span', { class: 'job-error', text: doc.last_error }));
   meta.append(dl);
 }
@@ -136,6 +137,10 @@ export async function openDoc(documentId, focus = null) {
     if (playable) loadAudio(doc); // in parallel with the transcript
     else if (state.audio.documentId) releaseAudio();
     if (playable && focus && Number.isFinite(focus.start_s)) seekAudio(focus.start_s);
+    const translation = $('#doc-version option[value="translation"]');
+    translation.hidden = !doc.translate;
+    if (focus && focus.translation) $('#doc-version').value = 'translation';
+    else if (!doc.translate && $('#doc-version').value === 'translation') $('#doc-version').value = 'improved';
     await loadTranscript(doc, $('#doc-version').value, focus, token);
   } else {
     if (state.audio.documentId) releaseAudio();

@@ -85,7 +85,8 @@ async function start() {
   setStatus('Connecting…');
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
   const redact = $('#redact-input').checked ? 'true' : 'false';
-  const ws = new WebSocket(`${scheme}://${location.host}/v1/ws/transcribe?format=webm&redact=${redact}`
+  const translate = $('#translate-input').checked ? 'true' : 'false';
+  const ws = new WebSocket(`${scheme}://${location.host}/v1/ws/transcribe?format=webm&redact=${redact}&translate=${translate}`
     + `&token=${encodeURIComponent(state.key)}`);
   const mime = MediaRecorder.isTypeSupported('audio/webm;codecs=opus') ? 'audio/webm;codecs=opus' : '';
   const media = new MediaRecorder(stream, mime ? { mimeType: mime } : {});

@@ -13,7 +13,8 @@ import { state } from './state.js';
 let searchToken = 0;
 
 function hitItem(hit, q, re) {
-  const focus = { text: hit.text, start_s: hit.start_s, end_s: hit.end_s, page: hit.page, page_end: hit.page_end, query: q };
+  const focus = { text: hit.text, start_s: hit.start_s, end_s: hit.end_s, page: hit.page, page_end: hit.page_end, query: q,
+    translation: Boolean(hit.translation) };
   const cite = citation(hit);
   const body = el('p', { class: 'hit-text' });
   appendHighlighted(body, snippet(markdownText(hit.text), re), re);
@@ -22,6 +23,7 @@ function hitItem(hit, q, re) {
       el('span', { class: 'hit-title', text: hit.title ? visible(hit.title) : docName(hit.document_id) }),
       cite ? el('span', { class: `cite ${Number.isFinite(hit.start_s) ? 'cite-time' : 'cite-page'}`, text: cite }) : null,
       el('span', { class: `kind kind-${hit.kind}`, text: hit.kind }),
+      hit.translation ? el('span', { class: 'kind', title: 'from the English translation of the recording', text: 'translation' }) : null,
       el('span', { class: 'score', title: 'similarity score', text: Number(hit.score).toFixed(3) })),
     hit.headings && hit.headings.length ? el('div', { class: 'hit-path', text: hit.headings.join(' › ') }) : null,
     body);

@@ -3,8 +3,7 @@
 
 import { clock, fmtDuration, parseTime } from './format.js';
 
-const PLAN = {};        // kind -> stage names in pipeline order
-const REDACTED_PLAN = {}; // the same for a job whose document is redacted
+const STAGES = [];      // every stage in pipeline order: name, kinds, only_redacted, only_translated
 const STAGE_LABEL = {}; // stage name -> its progress wording ("parsing")
 
 /** Fetches the declared stages; resolves true once they are known (false if the server could not say). */
@@ -12,8 +11,7 @@ export function loadStages() {
   return fetch('/v1/stages').then((r) => (r.ok ? r.json() : null)).then((body) => {
     if (!body) return false;
     for (const s of body.stages) STAGE_LABEL[s.name] = s.label;
-    Object.assign(PLAN, body.plans);
-    Object.assign(REDACTED_PLAN, body.redacted_plans || body.plans);
+    STAGES.splice(0, STAGES.length, ...body.stages);
     return true;
   }).catch(() => false); // the badges fill in from each job's own stage list
 }
@@ -24,8 +22,9 @@ export const badgeLabel = (name) => String(name).split('-').pop();
 /** The per-stage list, or one inferred from the kind's plan when the API has not given one yet. */
 export function stagesOf(job) {
   if (job.stages && job.stages.length) return { stages: job.stages, inferred: false };
-  const plan = (job.redact ? REDACTED_PLAN : PLAN)[job.kind];
-  if (!plan) return { stages: [], inferred: true };
+  const plan = STAGES.filter((s) => s.kinds.includes(job.kind) && (job.redact || !s.only_redacted)
+    && (job.translate || !s.only_translated)).map((s) => s.name);
+  if (!plan.length) return { stages: [], inferred: true };
   let current = false;
   const stages = plan.map((name) => {
     let stateName = 'pending';

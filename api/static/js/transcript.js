@@ -42,7 +42,8 @@ export async function loadTranscript(doc, version, focus, token) {
   if (note) text.append(el('p', { class: 'muted', text: note }));
   const head = [];
   if (data.version === 'live') head.push('as heard live (the full transcription follows)');
-  if (data.language) {
+  if (data.version === 'translation') head.push('translated into English by Whisper; each line at the seconds it translates');
+  else if (data.language) {
     const sure = Number.isFinite(data.language_probability) ? ` (${data.language_probability.toFixed(2)})` : '';
     head.push(`language: ${data.language}${sure}`);
   }

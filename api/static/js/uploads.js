@@ -82,6 +82,7 @@ function uploadOne({ file, item, fill, status, gen }) {
     const form = new FormData();
     form.append('file', file, file.name);
     if ($('#redact-input').checked) form.append('redact', 'true');
+    if ($('#translate-input').checked) form.append('translate', 'true');
     xhr.send(form);
   });
 }
