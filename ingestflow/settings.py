@@ -152,6 +152,8 @@ class Settings(BaseSettings):
     live_max_s: float = Field(default=3600.0, gt=0, description="longest call kept; a stream is cut there")
     live_idle_s: float = Field(default=30.0, gt=0, description="a stream that sends nothing this long is ended")
     live_step_s: float = Field(default=0.5, gt=0, description="new audio between two passes of the partial")
+    live_store_retry_s: float = Field(default=300.0, ge=0, description=(
+        "how long an ended call waits for the database to answer before it is kept on disk unstored"))
 
     llm_backend: Literal["ollama", "openai"] | None = Field(
         default=None, description="improve stage LLM; deterministic cleanup only if unset"

@@ -203,6 +203,45 @@ def test_a_browser_stream_in_webm_is_transcribed(owner: tuple[httpx.Client, str]
     assert messages[-1]["type"] == "document" and abs(messages[-1]["duration_s"] - 5.0) < 0.1
 
 
+def test_a_call_ended_while_the_database_is_away_is_stored_when_it_answers(
+        owner: tuple[httpx.Client, str], served: Settings, jfk: np.ndarray) -> None:
+    """The call exists only on the server: the real PostgreSQL refusing the app's database (connections
+    cut and not allowed, as in a restart) must not lose it."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    http, key = owner
+    url = make_url(served.sqlalchemy_url)
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+
+    def connections(allowed: bool) -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{url.database}" ALLOW_CONNECTIONS {str(allowed).lower()}'))
+            if not allowed:
+                conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
+                             {"name": url.database})
+
+    try:
+        with _socket(key, title="Call during a restart") as ws:
+            assert json.loads(ws.recv(timeout=30))["type"] == "ready"
+            _stream(ws, _pcm(jfk[: 3 * 16_000]), 3200, pause_s=0.02)
+            connections(False)
+            ws.send(json.dumps({"type": "stop"}))
+            while (message := json.loads(ws.recv(timeout=60)))["type"] != "storing":
+                assert message["type"] in ("partial", "final"), message
+            connections(True)
+            messages = _until_closed(ws)
+    finally:
+        connections(True)
+        admin.dispose()
+    stored = messages[-1]
+    assert stored["type"] == "document" and stored["duration_s"] == 3.0, messages
+    doc = http.get(f"/v1/documents/{stored['document_id']}").json()
+    assert doc["title"] == "Call during a restart" and doc["latest_job"]["status"] == "queued"
+    assert len(http.get(f"/v1/documents/{stored['document_id']}/file").content) == 44 + 2 * 3 * 16_000
+    assert not list(served.files_dir.glob(".upload-*")), "the call's spool file is gone once stored"
+
+
 @pytest.mark.slow
 def test_a_call_in_german_is_heard_by_the_multilingual_model_and_kept_for_translation(
         owner: tuple[httpx.Client, str]) -> None:

@@ -8,6 +8,8 @@ stream as a browser's MediaRecorder makes it, WebM/Opus or Ogg/Opus) and, when t
 - `partial`: the segments it hears after the last final ones, replaced by the next partial;
 - `final`: segments that will not change, with start/end seconds from the call's start;
 - `limit` when the call reached `live_max_s` (the stream is cut there and kept);
+- `storing` while the database does not answer when the call ends (it is kept and stored when it does, for up
+  to `live_store_retry_s`; past that it is kept on disk under `files/unstored/` and the socket closes with 1011);
 - `document` once the call is stored: the document and job of an upload of the same recording, which goes
   through the whole pipeline (the live segments are its transcript until the pipeline's own replaces them);
 - `error` with a reason, before closing with 1007 (audio that cannot be decoded), 1008 (a bad parameter) or
@@ -23,12 +25,14 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.websockets import WebSocketState
 
 from api.deps import NO_NUL, SettingsDep, caller_of
@@ -161,7 +165,11 @@ class _Call:
                 return
             if time.monotonic() - checked >= KEY_CHECK_S:
                 checked = time.monotonic()
-                if not await asyncio.to_thread(key_still_valid, self.settings, self.key):
+                try:
+                    valid = await asyncio.to_thread(key_still_valid, self.settings, self.key)
+                except (OperationalError, InterfaceError):  # the database away: not a reason to end the call
+                    valid = True
+                if not valid:
                     self.ended_by = "revoked"
                     return
             if live.due():
@@ -190,27 +198,64 @@ class _Call:
             await self.send({"type": "empty", "detail": "no audio was received: nothing is stored"})
             await self.close()
             return
-        try:
-            accepted = await asyncio.to_thread(self._keep, live.transcript())
-        except HTTPException as exc:  # the owner's quota, or these bytes already stored with other redaction
-            await self.send({"type": "error", "status": exc.status_code, "detail": exc.detail})
-            await self.close(1008, "not stored")
-            return
+        sha, size = await asyncio.to_thread(self.sink.seal)
+        transcript = live.transcript()
+        deadline = time.monotonic() + self.settings.live_store_retry_s
+        delay = 0.5
+        while True:
+            try:
+                accepted = await asyncio.to_thread(self._keep, transcript, sha, size)
+                break
+            except HTTPException as exc:  # the owner's quota, or these bytes already stored with other redaction
+                self.sink.discard()
+                await self.send({"type": "error", "status": exc.status_code, "detail": exc.detail})
+                await self.close(1008, "not stored")
+                return
+            except (OperationalError, InterfaceError) as exc:
+                # The database away (restarting, failing over): the call exists only here, so it is kept and
+                # stored when the database answers again, rather than lost as a failed upload would not be
+                # (an upload's client still has its file).
+                if time.monotonic() + delay > deadline:
+                    await self._unstored(sha, exc)
+                    return
+                log.warning("live call %s not stored yet (%s); again in %.1f s", sha[:12], exc, delay)
+                await self.send({"type": "storing", "detail": "the database is not answering: the call is kept "
+                                 "and stored as soon as it does"})
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, 10.0)
         await self.send({"type": "document", **accepted.model_dump(mode="json"),
                          "duration_s": round(self.sink.samples / RATE, 3), "ended_by": self.ended_by})
         await self.close()
 
-    def _keep(self, transcript: Transcript) -> UploadAccepted:
-        sha, size = self.sink.seal()
+    async def _unstored(self, sha: str, exc: Exception) -> None:
+        """The database stayed away past `live_store_retry_s`: the call is moved where no sweep removes it."""
+        kept = self.settings.files_dir / "unstored" / f"live-{self.started:%Y%m%dT%H%M%S}-{sha[:12]}.wav"
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        self.sink.path.replace(kept)
+        log.error("live call of owner %s not stored (%s): kept as %s", self.owner.id, exc, kept)
+        await self.send({"type": "error", "detail": f"the call could not be stored (the database did not answer "
+                         f"for {self.settings.live_store_retry_s:g} s); it is kept on the server as {kept.name} "
+                         "for an operator to upload"})
+        await self.close(1011, "not stored")
+
+    def _keep(self, transcript: Transcript, sha: str, size: int) -> UploadAccepted:
+        # accept() removes the spool file it is given, stored or not: it is given a second name of the call's
+        # file, so a failed attempt leaves the call in place for the next.
+        attempt = self.sink.path.with_name(f"{self.sink.path.name}.{time.monotonic_ns()}")
+        os.link(self.sink.path, attempt)
         started = self.started.strftime("%Y-%m-%d %H:%M UTC")
-        with session_scope(self.settings.sqlalchemy_url) as db:
-            accepted = accept(db, self.owner, self.settings, self.sink.path, sha, size,
-                              filename=f"live-{sha[:12]}.wav", language=self.params.language,
-                              title=self.params.title or f"Live call, {started}",
-                              collection=self.params.collection, redact=self.params.redact,
-                              translate=self.params.translate)
-            doc = db.get(Document, accepted.document_id)
-            redacted = doc is None or doc.redact
+        try:
+            with session_scope(self.settings.sqlalchemy_url) as db:
+                accepted = accept(db, self.owner, self.settings, attempt, sha, size,
+                                  filename=f"live-{sha[:12]}.wav", language=self.params.language,
+                                  title=self.params.title or f"Live call, {started}",
+                                  collection=self.params.collection, redact=self.params.redact,
+                                  translate=self.params.translate)
+                doc = db.get(Document, accepted.document_id)
+                redacted = doc is None or doc.redact
+        finally:
+            attempt.unlink(missing_ok=True)
+        self.sink.path.unlink(missing_ok=True)
         if not accepted.duplicate and not redacted:
             # A redacted document's text is served once the redact stage made it, never before.
             write_atomic(work_dir(self.settings, accepted.document_id) / LIVE_TRANSCRIPT, to_json(transcript))
