@@ -84,7 +84,9 @@ def _translate_stored(db: Session, doc: Document) -> UploadAccepted:
     doc.translate = True
     job = Job.for_document(doc)
     names = [s.name for s in plan_for(doc)]
-    job.resume, job.completed_stages = True, names[: names.index("translate")]
+    # A redacted recording's transcripts were redacted in place: the stages after translate would read
+    # placeholders as what was said (and overwrite a kept original with them), so it is transcribed again.
+    job.resume, job.completed_stages = True, [] if doc.redact else names[: names.index("translate")]
     db.add(job)
     db.commit()
     return UploadAccepted(document_id=doc.id, job_id=job.id, status=JobStatus.queued.value, duplicate=True)

@@ -200,3 +200,40 @@ def test_the_stack_translates_a_call_asked_again_and_search_finds_both_tellings(
     assert hits and hits[0]["translation"] and _overlaps(hits[0], _seconds("technician")), hits
     hits = [h for h in alice.get("/v1/search", q="Heizung kaputt", k=5).json()["hits"] if h["document_id"] == doc_id]
     assert hits and not hits[0]["translation"] and _overlaps(hits[0], _seconds("heating")), hits
+
+
+@pytest.mark.parametrize("redact", [False, True])
+def test_translate_again_resumes(
+        pg_url: str, tmp_path: Path, redact: bool) -> None:
+    """A redacted recording's transcripts hold placeholders: its translation job transcribes it again rather than
+    improve and redact placeholders (and overwrite a kept original with them)."""
+    import io
+
+    from sqlalchemy import select
+
+    from api.intake import accept
+    from ingestflow.auth import Owner, create_key
+    from ingestflow.db import Job, session_scope
+    from ingestflow.stores import storage
+
+    settings = Settings(database_url=pg_url, data_dir=str(tmp_path), whisper_multilingual_model="packaged-base")
+    with session_scope(pg_url) as db:
+        user, _key = create_key(db, "caller")
+        owner = Owner(id=user.id, name=user.name)
+
+    def upload(translate: bool) -> Any:
+        tmp, sha, size = storage.spool(io.BytesIO(CALL.read_bytes()), settings.files_dir, 10**8)
+        with session_scope(pg_url) as db:
+            return accept(db, owner, settings, tmp, sha, size, filename=CALL.name, language=None, title=None,
+                          collection=None, redact=redact, translate=translate)
+
+    first = upload(translate=False)
+    with session_scope(pg_url) as db:  # its job has finished (this test runs no pipeline)
+        db.scalar(select(Job).where(Job.id == first.job_id)).status = "completed"
+    again = upload(translate=True)
+    assert again.duplicate and again.document_id == first.document_id and again.job_id != first.job_id
+    with session_scope(pg_url) as db:
+        job = db.get(Job, again.job_id)
+        assert job.translate and job.resume
+        assert job.completed_stages == ([] if redact else ["transcribe"])
+    assert upload(translate=True).job_id == again.job_id  # asked a third time: the translated document as it is

@@ -64,6 +64,8 @@ _MULTILINGUAL_VOCABULARY = 51_865
 def is_multilingual(model: str | None) -> bool:
     """Whether this model (as a setting names it) transcribes other languages than English and translates; False
     for one that is not installed or cannot be found."""
+    if model == packaged.NAME:  # known without joining its halves (145 MB) in a process that may never load it
+        return packaged.installed_version() is not None
     try:
         source, _label = _model_source(model)
         path = Path(source)
