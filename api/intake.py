@@ -77,7 +77,7 @@ def accept(db: Session, user: Owner, settings: Settings, tmp: Path, sha: str, si
 def _translate_stored(db: Session, doc: Document) -> UploadAccepted:
     """The same recording again, now asking for its translation: a job that runs the translate stage and what
     follows it (chunk, embed, ...) on what was transcribed before, rather than a refusal or a silent no."""
-    latest = db.scalar(select(Job).where(Job.document_id == doc.id).order_by(Job.created_at.desc()).limit(1))
+    latest = Job.latest_of(db, doc.id)
     if latest is not None and not JobStatus(latest.status).terminal:
         raise HTTPException(status.HTTP_409_CONFLICT, f"these bytes are document {doc.id}, whose job is still "
                             "running: ask for its translation again when it has finished")
@@ -112,6 +112,6 @@ def _owner_and_copy(db: Session, user: Owner, sha: str) -> tuple[User, Document 
 
 def _duplicate(db: Session, document_id: str) -> UploadAccepted:
     """The same bytes again: the existing document and its latest job, so a client can poll what it was given."""
-    job = db.scalar(select(Job).where(Job.document_id == document_id).order_by(Job.created_at.desc()).limit(1))
+    job = Job.latest_of(db, document_id)
     return UploadAccepted(document_id=document_id, job_id=job.id if job else None,
                           status=JobStatus(job.status).value if job else "duplicate", duplicate=True)

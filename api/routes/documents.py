@@ -87,7 +87,7 @@ def owned(db: SessionDep, user: CurrentUser, document_id: str) -> Document:
 
 def _out(doc: Document, db: SessionDep, settings: SettingsDep) -> DocumentOut:
     out = DocumentOut.model_validate(doc, from_attributes=True)
-    job = db.scalar(select(Job).where(Job.document_id == doc.id).order_by(Job.created_at.desc()).limit(1))
+    job = Job.latest_of(db, doc.id)
     out.latest_job = base_view(job, settings) if job else None
     return out
 

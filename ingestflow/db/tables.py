@@ -18,8 +18,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    select,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from ingestflow.db.base import Base, UTCDateTime, new_id, utcnow
 
@@ -148,6 +149,11 @@ class Job(Base):
     def for_document(cls, doc: Document) -> Job:
         return cls(document_id=doc.id, owner_id=doc.owner_id, kind=doc.kind, redact=doc.redact,
                    translate=doc.translate)
+
+    @classmethod
+    def latest_of(cls, db: Session, document_id: str) -> Job | None:
+        """The document's newest job: the one its status, a duplicate upload's answer and the backfill go by."""
+        return db.scalar(select(cls).where(cls.document_id == document_id).order_by(cls.created_at.desc()).limit(1))
 
 
 class Conversation(Base):

@@ -74,7 +74,7 @@ def plan(db: Session, settings: Settings) -> list[Repair]:
     stuck_before = utcnow() - timedelta(seconds=settings.stuck_after_s)
     current_embedding = embedding_model_name(settings.embedding_model)
     for doc in db.scalars(select(Document).order_by(Document.created_at)):
-        job = db.scalar(select(Job).where(Job.document_id == doc.id).order_by(Job.created_at.desc()).limit(1))
+        job = Job.latest_of(db, doc.id)
         status = JobStatus(job.status) if job else None
         if job and status in (JobStatus.queued, JobStatus.running):
             touched = _aware(job.started_at or job.dispatched_at or job.created_at)
