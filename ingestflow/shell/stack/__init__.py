@@ -141,7 +141,7 @@ def flow_host_name(settings: Settings) -> str:
     return f"ingestflow-flows-{hashlib.sha256(str(settings.data_dir.resolve()).encode()).hexdigest()[:16]}"
 
 
-def _flow_host_ready(name: str) -> Callable[[], bool]:
+def flow_host_ready(name: str) -> Callable[[], bool]:
     def ready() -> bool:
         with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as probe:
             try:
@@ -245,7 +245,7 @@ class Stack:
         self._bootstrap()
         # Flow-run processes are forked from it with Prefect and the flows imported (2 CPU s saved per run).
         start(Child("flow-host", [*nice, sys.executable, "-m", "deployments.flowhost"],
-                    _flow_host_ready(self.env["INGESTFLOW_FLOW_HOST"])))
+                    flow_host_ready(self.env["INGESTFLOW_FLOW_HOST"])))
         # One slot beyond the dispatcher's runs: a notify, backfill or retention run never waits behind a bulk
         # import's runs for a free slot.
         start(Child(
