@@ -69,21 +69,26 @@ class Host:
         print(f"flow host {self.name!r}: {len(self.preload) + 1} modules imported in {time.process_time() - t0:.1f} "
               "CPU s; forking flow runs", file=sys.stderr, flush=True)
 
-    def serve_forever(self) -> None:
+    def serve_forever(self) -> int:
+        """Forks a run per starter; returns only in a forked run, with its exit status."""
         assert self.listener is not None
         while True:
             conn, _ = self.listener.accept()
             try:
-                self._serve(conn)
+                code = self._serve(conn)
             except Exception:
                 traceback.print_exc()
                 conn.close()
+                continue
+            if code is not None:
+                return code
 
-    def _serve(self, conn: socket.socket) -> None:
+    def _serve(self, conn: socket.socket) -> int | None:
+        """None in the host; in the forked process, the run's exit status once it has run."""
         uid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))[1]
         if uid != os.getuid():
             conn.close()
-            return
+            return None
         message, fds, _flags, _addr = socket.recv_fds(conn, 1 << 20, 3)
         try:
             request = json.loads(message)
@@ -93,23 +98,24 @@ class Host:
             sys.stderr.flush()
             # A run that ends at once is reaped only after it is known as a child.
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
-            try:
-                pid = os.fork()
-                if pid == 0:
-                    self._run(conn, request, fds)  # never returns
-                self.children[pid] = conn
-            finally:
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+            pid = os.fork()
         except BaseException:
-            conn.close()
-            raise
-        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
             for fd in fds:
                 os.close(fd)
+            raise
+        if pid == 0:
+            return self._run(conn, request, fds)
+        self.children[pid] = conn
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+        for fd in fds:
+            os.close(fd)
+        return None
 
-    def _run(self, conn: socket.socket, request: dict[str, object], fds: list[int]) -> None:
-        """In the forked process: become the flow-run process the starter would have been."""
-        code = 1
+    def _run(self, conn: socket.socket, request: dict[str, object], fds: list[int]) -> int:
+        """In the forked process: become the flow-run process the starter would have been. Its exit status goes
+        back up the stack to a normal interpreter exit, so what Prefect drains on the way out (the run's last logs
+        and events) is sent as from `python -m prefect.engine`; the host reaps it and tells the starter."""
         try:
             for sig in (signal.SIGCHLD, signal.SIGTERM):
                 signal.signal(sig, signal.SIG_DFL)
@@ -118,12 +124,11 @@ class Host:
             self.listener.close()
             for other in self.children.values():
                 other.close()
+            self.children.clear()
             os.setsid()
             for target, fd in enumerate(fds):
                 os.dup2(fd, target)
-            for fd in fds:
-                if fd > 2:
-                    os.close(fd)
+                os.close(fd)
             os.chdir(str(request["cwd"]))
             env = request["env"]
             assert isinstance(env, dict)
@@ -137,20 +142,13 @@ class Host:
             sys.argv = [self.module, *map(str, argv)]
             conn.send(json.dumps({"pid": os.getpid()}).encode())
             threading.Thread(target=_follow_starter, args=(conn,), daemon=True).start()
-            try:
-                runpy.run_module(self.module, run_name="__main__", alter_sys=True)
-                code = 0
-            except SystemExit as e:
-                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+            runpy.run_module(self.module, run_name="__main__", alter_sys=True)
+            return 0
+        except SystemExit as e:
+            return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
         except BaseException:
             traceback.print_exc()
-        finally:
-            try:
-                sys.stdout.flush()
-                sys.stderr.flush()
-                conn.send(json.dumps({"exit": code}).encode())
-            finally:
-                os._exit(code)
+            return 1
 
     def _reap(self, _signum: int, _frame: object) -> None:
         while True:
@@ -162,8 +160,7 @@ class Host:
                 return
             conn = self.children.pop(pid, None)
             if conn is not None:
-                # A run that ended by itself has said so already; one killed by a signal has not.
-                with contextlib.suppress(OSError):
+                with contextlib.suppress(OSError):  # the starter may be gone
                     conn.send(json.dumps({"exit": os.waitstatus_to_exitcode(status)}).encode())
                 conn.close()
 
@@ -205,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     preload = ["prefect.flow_engine", *entrypoint_modules()] if args.preload is None else args.preload
     host = Host(args.name, args.module, preload)
     host.start()
-    host.serve_forever()
+    sys.exit(host.serve_forever())  # only a forked run gets here
 
 
 if __name__ == "__main__":
