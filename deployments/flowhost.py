@@ -90,6 +90,9 @@ class Host:
             conn.close()
             return None
         message, fds, _flags, _addr = socket.recv_fds(conn, 1 << 20, 3)
+        if not message and not fds:  # connected and gone: a readiness probe
+            conn.close()
+            return None
         try:
             request = json.loads(message)
             if len(fds) != 3:

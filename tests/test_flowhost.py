@@ -40,14 +40,15 @@ def _listening(name: str) -> bool:
 def host() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     name = f"ingestflow-test-{uuid.uuid4().hex}"
     proc = subprocess.Popen([sys.executable, "-m", "deployments.flowhost", "--name", name, "--module",
-                             "tests.flowhost_target", "--preload", "json"], cwd=ROOT)
+                             "tests.flowhost_target", "--preload", "json"], cwd=ROOT, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 30
     while not _listening(name):
         assert proc.poll() is None and time.monotonic() < deadline, "the flow host did not start"
         time.sleep(0.05)
     yield name, proc
     proc.terminate()
-    proc.wait(10)
+    _out, err = proc.communicate(timeout=10)
+    assert b"Traceback" not in err, err.decode()
 
 
 def _start(name: str, *args: str, cwd: Path, **kw: object) -> subprocess.Popen[bytes]:
@@ -106,6 +107,13 @@ def test_a_killed_starter_takes_its_run_with_it(host: tuple[str, subprocess.Pope
     run.kill()
     run.wait(10)
     assert _gone(int(pid_file.read_text()), 5)
+
+
+def test_a_probe_that_sends_nothing_is_no_error(host: tuple[str, subprocess.Popen[bytes]], tmp_path: Path) -> None:
+    name, proc = host
+    assert _listening(name)  # connects and closes, as the stack's readiness check does
+    run = _start(name, "report", cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert run.communicate(timeout=30) and run.returncode == 3 and proc.poll() is None
 
 
 def test_without_a_host_the_starter_runs_the_engine_itself(tmp_path: Path) -> None:
