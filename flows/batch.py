@@ -1,7 +1,7 @@
-"""ingest-batch: many queued documents of one owner in one flow run. A flow run costs a process start (4-9 s
-here) and a model call or store write per document costs more than the work on a short note: one batch run
-amortises the first, batched stages (ingestflow/jobs/scheduler.py) the second. Each stage is still its own task
-run in the Prefect UI, named after the documents it works for."""
+"""ingest-batch: many queued documents of one owner in one flow run. A flow run costs a process start (forked by
+deployments/flowhost.py, about 1 s here) and a model call or store write per document costs more than the work on
+a short note: one batch run amortises the first, batched stages (ingestflow/jobs/scheduler.py) the second. Each
+stage is still its own task run in the Prefect UI, named after the documents it works for."""
 
 from __future__ import annotations
 

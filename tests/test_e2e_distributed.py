@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ingestflow.shell.stack import BIN, _http_ok, _port_open
+from ingestflow.shell.stack import BIN, _http_ok, _port_open, flow_host_ready
 from ingestflow.shell.stack.supervisor import Child, Supervisor
 from tests.conftest import FIXTURES, Api, _user
 
@@ -63,6 +63,7 @@ def _compose_env(tmp: Path, postgres_server: tuple[Path, int], base: int) -> dic
         "INGESTFLOW_GRAPH_BACKEND": "ladybug",
         "INGESTFLOW_GPU_RESOURCE": "true",
         "INGESTFLOW_PROJECT_DIR": str(ROOT),
+        "INGESTFLOW_FLOW_HOST": f"ingestflow-flows-test-{base}",
         "DASK_CONFIG": str(ROOT / "deployments" / "dask.yaml"),
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
@@ -121,6 +122,9 @@ def distributed(tmp_path_factory: pytest.TempPathFactory,
         subprocess.run([sys.executable, "-c", "from ingestflow.db import init_db; from ingestflow.settings "
                         "import get_settings; init_db(get_settings().sqlalchemy_url)"], env=env, check=True)
         subprocess.run([sys.executable, "-m", "deployments.bootstrap"], env=env, cwd=ROOT, check=True)
+        # The workers' flow runs forked by a flow host, as docker-compose.yml's worker has one beside it.
+        sup.start(Child("flow-host", [sys.executable, "-m", "deployments.flowhost"],
+                        flow_host_ready(env["INGESTFLOW_FLOW_HOST"])))
         for i in range(2):
             sup.start(Child(f"prefect-worker-{i}", [str(BIN / "prefect"), "worker", "start", "--pool",
                                                     "ingestflow", "--type", "process", "--limit", "4"],
