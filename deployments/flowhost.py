@@ -36,8 +36,6 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 PR_SET_CHILD_SUBREAPER = 36
-# A forked run whose starter vanished (SIGKILL) gets SIGTERM, then this long to end before SIGKILL.
-ORPHAN_GRACE_S = 30.0
 
 
 def entrypoint_modules(project: Path = ROOT) -> list[str]:
@@ -175,15 +173,15 @@ class Host:
 
 
 def _follow_starter(conn: socket.socket) -> None:
-    """Signals the starter passes on are raised here; its end (killed) ends this run too."""
+    """Signals the starter passes on are raised here. Its end without one means it was killed (SIGKILL cannot be
+    passed on): the run ends the same way at once, as the killed process would have, rather than winding down
+    beside the run that will take its jobs over."""
     while True:
         try:
             message = conn.recv(4096)
         except OSError:
             message = b""
         if not message:
-            os.kill(os.getpid(), signal.SIGTERM)
-            time.sleep(ORPHAN_GRACE_S)
             os.kill(os.getpid(), signal.SIGKILL)
             return
         signum = json.loads(message).get("signal")
