@@ -104,7 +104,8 @@ def distributed(tmp_path_factory: pytest.TempPathFactory,
     apis = [f"http://127.0.0.1:{base + 10 + i}" for i in range(2)]
     for port in (base, base + 1, base + 3, base + 10, base + 11):
         assert not _port_open(port), f"port {port} is in use"
-    dask_worker = [str(BIN / "dask"), "worker", env["INGESTFLOW_DASK_ADDRESS"], "--preload", "ingestflow.shell.warmup"]
+    dask_worker = [str(BIN / "dask"), "worker", env["INGESTFLOW_DASK_ADDRESS"], "--preload", "ingestflow.shell.warmup",
+                   "--preload", "ingestflow.shell.task_context"]  # as docker-compose.yml's workers
     sup = Supervisor(env, tmp / "logs", tmp / "stack.json", lambda m: print(m, flush=True))
     try:
         sup.start(Child("prefect-server", [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1",

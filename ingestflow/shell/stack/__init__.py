@@ -158,10 +158,12 @@ def flow_host_ready(name: str) -> Callable[[], bool]:
 def worker_args(settings: Settings) -> list[str]:
     """`dask worker`'s preloads and bounded memory: the libraries and models imported before the first task
     (warmup.py), Dask's limit (it pauses a worker at 80% and kills it at 95%), a graceful restart at the end of a
-    lifetime, and one before the pause when memory grows (dask_recycle.py)."""
+    lifetime, and one before the pause when memory grows (dask_recycle.py); Prefect's settings built once per flow
+    run's settings rather than at each task run's start (task_context.py)."""
     return ["--preload", "ingestflow.shell.warmup", "--memory-limit", settings.dask_memory_limit,
             "--lifetime", settings.dask_worker_lifetime, "--lifetime-stagger", settings.dask_worker_lifetime_stagger,
-            "--lifetime-restart", "--preload", "ingestflow.shell.dask_recycle"]
+            "--lifetime-restart", "--preload", "ingestflow.shell.dask_recycle",
+            "--preload", "ingestflow.shell.task_context"]
 
 
 def _interrupt(_signum: int, _frame: object) -> None:
