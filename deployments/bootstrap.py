@@ -36,12 +36,18 @@ async def ensure_server_objects() -> None:
 
 def crash_automation(silence_s: int = 90) -> Automation:
     """A running flow whose heartbeats stop (its process and worker died) is marked Crashed; Prefect
-    would otherwise show it Running forever. The dispatcher then re-dispatches the job."""
+    would otherwise show it Running forever. The dispatcher then re-dispatches the job.
+
+    The silence is counted from the run's last heartbeat or, before its first, from its Running state: the
+    server records that state itself, while the engine's first heartbeat leaves the process a moment later over
+    its events connection, and a process killed in between (the worker SIGKILLed mid-batch, its runs with it) sent
+    none. Counted from heartbeats alone, such a run stayed Running for good and held its jobs (a CI run: the
+    kill matrix's batch never finished within 900 s)."""
     return Automation(
         name=CRASH_AUTOMATION,
         description="Mark flow runs Crashed when their heartbeats stop (ingestflow bootstrap).",
         trigger=EventTrigger(
-            after={"prefect.flow-run.heartbeat"},
+            after={"prefect.flow-run.Running", "prefect.flow-run.heartbeat"},
             expect={
                 "prefect.flow-run.heartbeat",
                 "prefect.flow-run.Completed",
@@ -56,15 +62,22 @@ def crash_automation(silence_s: int = 90) -> Automation:
             within=timedelta(seconds=silence_s),
         ),
         actions=[ChangeFlowRunState(name="Crashed", state=StateType.CRASHED, force=False,
-                                    message="no heartbeat for 90 s: process died")],
+                                    message=f"no heartbeat for {silence_s} s: process died")],
     )
 
 
 async def ensure_automation() -> None:
+    """Created once; one that an earlier version of this file made is brought up to date."""
+    wanted = crash_automation()
     try:
-        await Automation.aread(name=CRASH_AUTOMATION)
+        found = await Automation.aread(name=CRASH_AUTOMATION)
     except ValueError:
-        await crash_automation().acreate()
+        await wanted.acreate()
+        return
+    fields = {"trigger", "actions", "description", "enabled"}
+    if found.model_dump(include=fields) != wanted.model_dump(include=fields):
+        wanted.id = found.id
+        await wanted.aupdate()
 
 
 def deploy_all() -> None:

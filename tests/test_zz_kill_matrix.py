@@ -105,9 +105,11 @@ def _requeued(stack: Any, job_ids: list[str]) -> bool:
         return any(db.scalars(select(Job.infra_retries).where(Job.id.in_(job_ids))))
 
 
-@pytest.fixture(scope="module")
-def owner(stack: Any) -> Api:
-    return _api(stack, "kill-matrix")
+@pytest.fixture
+def owner(stack: Any, request: pytest.FixtureRequest) -> Api:
+    """An owner per case: the graph's counts below are per owner, so a case that fails leaves the next ones
+    their own verdicts (a CI run failed its first case on a run stuck Running, and all seven cases after it)."""
+    return _api(stack, f"kill-matrix-{request.node.callspec.id}")
 
 
 def _wait(stack: Any, job_ids: list[str], until: Callable[[int, dict[str, str]], bool], timeout: float) -> tuple[
