@@ -35,7 +35,10 @@ def get_db(settings: SettingsDep) -> Iterator[Session]:
         yield db
 
 
-SessionDep = Annotated[Session, Depends(get_db)]
+# Ended (committed) before the response is sent: by default FastAPI ends a `yield` dependency after it, so a
+# client told 204 for a DELETE could still read the document back (a CI run did), and a commit that failed
+# would follow a success already answered.
+SessionDep = Annotated[Session, Depends(get_db, scope="function")]
 _bearer = HTTPBearer(auto_error=False)
 
 
