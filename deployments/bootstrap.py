@@ -41,8 +41,8 @@ def crash_automation(silence_s: int = 90) -> Automation:
     The silence is counted from the run's last heartbeat or, before its first, from its Running state: the
     server records that state itself, while the engine's first heartbeat leaves the process a moment later over
     its events connection, and a process killed in between (the worker SIGKILLed mid-batch, its runs with it) sent
-    none. Counted from heartbeats alone, such a run stayed Running for good and held its jobs (a CI run: the
-    kill matrix's batch never finished within 900 s)."""
+    none. Counted from heartbeats alone, such a run stayed Running for good and held its jobs (tests/
+    test_crash_automation.py; the likely cause of a CI run's kill-matrix batch left unfinished after 900 s)."""
     return Automation(
         name=CRASH_AUTOMATION,
         description="Mark flow runs Crashed when their heartbeats stop (ingestflow bootstrap).",

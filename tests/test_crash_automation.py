@@ -1,5 +1,6 @@
-"""The crash automation on the stack's real Prefect server: a flow run whose process died is marked Crashed (and
-its jobs re-dispatched), including one that died before its first heartbeat reached the server."""
+"""The crash automation on the stack's real Prefect server: a flow run that went Running and never sent a heartbeat
+(its process died first) is marked Crashed; the bootstrap keeps the automation up to date. That its jobs are then
+re-dispatched is the kill matrix's to show (tests/test_zz_kill_matrix.py)."""
 
 from __future__ import annotations
 

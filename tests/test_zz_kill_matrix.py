@@ -108,7 +108,7 @@ def _requeued(stack: Any, job_ids: list[str]) -> bool:
 @pytest.fixture
 def owner(stack: Any, request: pytest.FixtureRequest) -> Api:
     """An owner per case: the graph's counts below are per owner, so a case that fails leaves the next ones
-    their own verdicts (a CI run failed its first case on a run stuck Running, and all seven cases after it)."""
+    their own verdicts (a CI run's first case timed out with its batch unfinished, and all seven after it failed)."""
     return _api(stack, f"kill-matrix-{request.node.callspec.id}")
 
 
