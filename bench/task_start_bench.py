@@ -6,7 +6,8 @@
    first) with a flow's serialized context, as Prefect 3.8.8 builds it and with ingestflow/shell/task_context.py's
    reuse, as a ratio.
 2. On a stack of its own: a flow submits a no-op task (NO_CACHE, no result kept, as the stages are) `--tasks`
-   times in turn to the stack's Dask worker; then the same count of plain Dask tasks. Submit to the task's body and
+   times in turn to the stack's Dask worker, then again serializing its settings once (task_context.py's flow
+   side, as flows/run.py installs it); then the same count of plain Dask tasks. Submit to the task's body and
    submit to its result back in the flow, p50/p90, and their ratio to the plain task.
 """
 
@@ -58,6 +59,26 @@ def hydration(rounds: int = 50) -> None:
           f"({plain / reused:.1f}x faster)")
 
 
+def serialization(rounds: int = 50) -> None:
+    """The flow side: what each task run's submission serializes (Prefect's serialize_context), with and without
+    task_context.install_flow_side. Installed for the rest of the process."""
+    from prefect.context import serialize_context
+
+    from ingestflow.shell import task_context
+
+    def timed() -> float:
+        t0 = time.perf_counter()
+        for _ in range(rounds):
+            serialize_context()
+        return (time.perf_counter() - t0) / rounds * 1000
+
+    plain = timed()
+    task_context.install_flow_side()
+    once = timed()
+    print(f"serialize_context in process: Prefect {plain:.1f} ms, settings serialized once {once:.1f} ms "
+          f"({plain / once:.1f}x faster)")
+
+
 def on_stack(tasks: int) -> None:
     from ingestflow.shell.stack import stack_env
 
@@ -95,7 +116,9 @@ def probe() -> None:
                 to_result.append(time.time() - t0)
         return to_body, to_result
 
-    body, result = submit_in_turn()
+    runs = {"Prefect task": submit_in_turn()}
+    serialization()  # from here on the flow serializes its settings once (as flows/run.py's runs do)
+    runs["Prefect task, settings serialized once"] = submit_in_turn()
     client = Client(address)
     plain_body, plain_result = [], []
     for i in range(count + WARM):
@@ -105,10 +128,12 @@ def probe() -> None:
             plain_body.append(started - t0)
             plain_result.append(time.time() - t0)
     client.close()
-    for name, prefect_s, dask_s in (("submit -> body", body, plain_body), ("submit -> result", result, plain_result)):
-        (p50, p90), (d50, d90) = quantiles(prefect_s), quantiles(dask_s)
-        print(f"{name:17} Prefect task p50 {p50 * 1000:.0f} ms, p90 {p90 * 1000:.0f} ms; plain Dask task p50 "
-              f"{d50 * 1000:.0f} ms, p90 {d90 * 1000:.0f} ms ({p50 / d50:.1f}x at p50)")
+    for label, (body, result) in runs.items():
+        for name, prefect_s, dask_s in (("submit -> body", body, plain_body),
+                                        ("submit -> result", result, plain_result)):
+            (p50, p90), (d50, d90) = quantiles(prefect_s), quantiles(dask_s)
+            print(f"{name:17} {label} p50 {p50 * 1000:.0f} ms, p90 {p90 * 1000:.0f} ms; plain Dask task p50 "
+                  f"{d50 * 1000:.0f} ms, p90 {d90 * 1000:.0f} ms ({p50 / d50:.1f}x at p50)")
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ from ingestflow.jobs.scheduler import Scheduler
 from ingestflow.pipeline import Stage, StageResult
 from ingestflow.refs import DocumentRef
 from ingestflow.settings import get_settings
+from ingestflow.shell import task_context
 
 StageFuture = PrefectDaskFuture[list[StageResult]]
 log = logging.getLogger("ingestflow.flows.run")
@@ -87,6 +88,7 @@ class LifecycleBooks:
 def run_jobs(job_ids: list[str], dispatch_key: str | None, priority: int = 0, hold: int = 0) -> dict[str, str]:
     """Each job's outcome: completed, failed, requeued (transient trouble, back in the queue) or skipped. With
     `hold`, the run takes its owner's next queued jobs as it goes, up to that many in hand (ingest-batch)."""
+    task_context.install_flow_side()  # each stage submitted reuses the run's serialized settings
     books = LifecycleBooks(dispatch_key, str(flow_run.get_id()))
     scheduler: Scheduler[StageFuture] = Scheduler(DaskExecutor(priority), books, hold=hold)
     return scheduler.run(job_ids)

@@ -82,3 +82,30 @@ def test_another_prefect_version_is_left_alone(monkeypatch: pytest.MonkeyPatch) 
     before = prefect.context.SettingsContext
     assert not task_context.install()
     assert prefect.context.SettingsContext is before
+
+
+def test_a_flow_run_serializes_its_settings_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The flow side: every task run submitted carries the same settings dict, walked once per settings context,
+    equal to what Prefect's own serialize gives; another context (other settings) is walked on its own."""
+    original = task_context._ORIGINAL
+    monkeypatch.setattr(original, "serialize", original.serialize)  # put back afterwards
+    monkeypatch.setattr(task_context, "_SERIALIZED", {})
+    walks: list[int] = []
+    plain = task_context._SERIALIZE
+
+    def counted(self: Any, include_secrets: bool = True) -> dict[str, Any]:
+        walks.append(id(self))
+        return plain(self, include_secrets=include_secrets)
+
+    monkeypatch.setattr(task_context, "_SERIALIZE", counted)
+    with temporary_settings(updates={PREFECT_TASK_DEFAULT_RETRIES: 5}):
+        expected = plain(prefect.context.SettingsContext.get())
+        assert task_context.install_flow_side()
+        first, second = serialize_context(), serialize_context()
+    assert first["settings_context"] is second["settings_context"]
+    assert first["settings_context"] == expected
+    assert len(walks) == 1
+    with temporary_settings(updates={PREFECT_TASK_DEFAULT_RETRIES: 6}):
+        other = serialize_context()
+    assert other["settings_context"]["settings"]["tasks"]["default_retries"] == 6
+    assert len(walks) == 2
