@@ -34,6 +34,10 @@ EXPORT = "Ort;Kosten;Notiz\nZürich;120 €;Café „Sonne“\nMünchen;95 €;B
     ("note.md", "Hello, world\nThanks, Anna\nSee you, then\nBye, now\nOk, fine\nYes, sure\n", "md"),  # a comma a line
     ("table.md", "| a | b | c |\n|---|---|---|\n| 1 | 2 | 3 |\n| 4 | 5 | 6 |\n| 7 | 8 | 9 |\n| 0 | 1 | 2 |\n", "md"),
     ("cells.tsv", "a\tb\tc\n1\t2\t3\n", "csv"),
+    # A quoted field across two lines: that line holds fewer commas than its row has fields, still a table.
+    ("notes.csv", 'id,who,note\n1,Anna,"first line\nsecond line"\n2,Ben,short\n', "csv"),
+    ("minutes.md", "Anna, Ben and Carla met.\nBudget: 10,000, agreed.\nNext, Tuesday, at 9.\nYes, fine\n"
+                   "Ok, then, bye\nSee you\n", "md"),  # commas on most lines, not on every one
 ])
 def test_a_table_is_told_from_text(name: str, data: str, expected: str, tmp_path: Path) -> None:
     path = tmp_path / "upload"
