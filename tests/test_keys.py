@@ -232,3 +232,19 @@ def test_threads_that_miss_the_cache_together_share_one_lookup(served: Settings)
     assert len(lookups) == 1 and len(set(owners)) == 1 and owners[0] is not None
     assert cache.caller(counted, "if_unknown-key") is None and len(lookups) == 2  # unknown keys are not cached
     assert cache.caller(counted, "if_unknown-key") is None and len(lookups) == 3
+
+
+def test_a_fresh_entry_is_answered_without_a_lookup(served: Settings) -> None:
+    """What the API's event loop asks before it sends a lookup to the thread pool: a key's caller while its entry
+    is fresh, MISS for a key never looked up (unknown keys are never cached) or one whose entry ran out."""
+    from ingestflow.auth import MISS, KeyCache
+    from ingestflow.db import session_scope
+
+    key = _owner(served, "fresh-entry")
+    cache = KeyCache(ttl_s=0.5)
+    assert cache.cached(key) is MISS
+    looked_up = cache.caller(lambda: session_scope(served.sqlalchemy_url, read_only=True), key)
+    assert looked_up is not None and cache.cached(key) == looked_up
+    assert cache.cached("if_unknown-key") is MISS
+    time.sleep(0.6)
+    assert cache.cached(key) is MISS
