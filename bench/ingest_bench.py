@@ -11,6 +11,8 @@
 3. uploads: latency of single uploads, then of each count of `--uploads` concurrent ones (p50/p99, errors, and
    the CPU seconds each process spent on them), `--rounds` times, each round after the last one's jobs drained.
    The client opens a connection per upload (httpx's default pool of 100 would queue the rest in the client).
+   Each count twice: a raw HTTP client (one write and one read per upload: its CPU is near nothing, as a client
+   on another machine's would be to this one) and httpx's (5-7 ms of this process's CPU an upload).
 4. burst: `--burst` notes uploaded at once by one owner; a second owner's single note mid-way (how long until
    it starts, and its total against the same note on an idle stack); the drain rate; then the checks: every
    job completed, vectors exactly chunk_count per document, no duplicate graph keys, and the Prefect server
@@ -21,9 +23,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import random
 import statistics
 import time
+import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -55,7 +59,22 @@ def note(i: int, lines: int = 8) -> bytes:
     return "\n".join(out).encode()
 
 
-async def upload_all(base: str, key: str, docs: list[tuple[str, bytes]]) -> tuple[list[float], list[str], int]:
+async def upload_all(base: str, key: str, docs: list[tuple[str, bytes]],
+                     raw: bool = False) -> tuple[list[float], list[str], int]:
+    """Each upload's latency, the job ids and the count of errors. `raw`: each upload is written to its own socket
+    as one HTTP/1.1 request (50 us of this process's CPU, httpx's client 5-7 ms), so that on a 2-core machine the
+    client does not take a third of the CPU the API's answers are waiting for; the latency counts the same span
+    (connect to the whole answer)."""
+    if raw:
+        host, port = httpx.URL(base).host, httpx.URL(base).port or 80
+
+        async def one_raw(name: str, data: bytes) -> tuple[float, str | None]:
+            t0 = time.perf_counter()
+            status, answer = await raw_post(host, port, key, name, data)
+            return time.perf_counter() - t0, answer.get("job_id") if status == 202 else None
+
+        res = await asyncio.gather(*(one_raw(n, d) for n, d in docs))
+        return [r[0] for r in res], [r[1] for r in res if r[1]], sum(1 for r in res if r[1] is None)
     async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60,
                                  limits=httpx.Limits(max_connections=None, max_keepalive_connections=None)) as http:
 
@@ -67,6 +86,25 @@ async def upload_all(base: str, key: str, docs: list[tuple[str, bytes]]) -> tupl
 
         res = await asyncio.gather(*(one(n, d) for n, d in docs))
     return [r[0] for r in res], [r[1] for r in res if r[1]], sum(1 for r in res if r[1] is None)
+
+
+async def raw_post(host: str, port: int, key: str, name: str, data: bytes) -> tuple[int, dict[str, Any]]:
+    """POST /v1/documents as one multipart request on a connection of its own; the status and the JSON answer."""
+    boundary = uuid.uuid4().hex
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    head = (f"POST /v1/documents HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {key}\r\n"
+            f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n").encode()
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(head + body)
+        answer = await reader.read()  # Connection: close: the answer ends where the stream does
+    finally:
+        writer.close()
+    status_line, _, rest = answer.partition(b"\r\n")
+    payload = rest.partition(b"\r\n\r\n")[2]
+    return int(status_line.split()[1]), json.loads(payload) if payload else {}
 
 
 def wait_all(base: str, key: str, job_ids: list[str], timeout: float = 3600) -> dict[str, dict[str, Any]]:
@@ -178,19 +216,23 @@ def latency_line(label: str, lat: list[float]) -> str:
 
 
 def uploads(stack: Any, base: str, key: str, counts: list[int], rounds: int) -> None:
-    single = [asyncio.run(upload_all(base, key, [(f"s{i}.md", note(20_000 + i))]))[0][0] for i in range(10)]
+    """Single uploads, then each count at once, `rounds` times: with the raw client (the figure; the client's own
+    CPU is near nothing) and with httpx's (as users' scripts send them; the client takes its share of the cores)."""
+    single = [asyncio.run(upload_all(base, key, [(f"s{i}.md", note(20_000 + i))], raw=True))[0][0] for i in range(10)]
     print(latency_line("uploads one at a time", single), flush=True)
     seed = 100_000
     for r in range(rounds):
         for n in counts:
-            meter = CpuMeter(stack)
-            lat, job_ids, errors = asyncio.run(upload_all(base, key, [(f"c{seed + i}.md", note(seed + i))
-                                                                       for i in range(n)]))
-            cpu_line = meter.report()
-            seed += n
-            print(latency_line(f"round {r + 1}: uploads {n} concurrent ({errors} errors)", lat), flush=True)
-            print(f"round {r + 1}: uploads {n} concurrent: {cpu_line}", flush=True)
-            wait_all(base, key, job_ids)  # let them drain: the next round starts on a quiet stack
+            for raw in (True, False):
+                meter = CpuMeter(stack)
+                lat, job_ids, errors = asyncio.run(upload_all(base, key, [(f"c{seed + i}.md", note(seed + i))
+                                                                           for i in range(n)], raw=raw))
+                cpu_line = meter.report()
+                seed += n
+                label = f"round {r + 1}: uploads {n} concurrent, {'raw' if raw else 'httpx'} client"
+                print(latency_line(f"{label} ({errors} errors)", lat), flush=True)
+                print(f"{label}: {cpu_line}", flush=True)
+                wait_all(base, key, job_ids)  # let them drain: the next round starts on a quiet stack
 
 
 def started_after(job: dict[str, Any], uploaded: float) -> float:
