@@ -66,7 +66,8 @@ async def upload_all(base: str, key: str, docs: list[tuple[str, bytes]],
     client does not take a third of the CPU the API's answers are waiting for; the latency counts the same span
     (connect to the whole answer)."""
     if raw:
-        host, port = httpx.URL(base).host, httpx.URL(base).port or 80
+        url = httpx.URL(base)
+        host, port = url.host, url.port or 80
 
         async def one_raw(name: str, data: bytes) -> tuple[float, str | None]:
             t0 = time.perf_counter()

@@ -137,19 +137,21 @@ class KeyCache:
 
     def cached(self, key: str) -> Caller | None | _Miss:
         """The key's caller (None: expired) while its entry is fresh, without waiting or a lookup; else MISS."""
-        digest, now = hash_key(key), time.monotonic()
         with self._lock:
-            hit = self._callers.get(digest)
-        if hit and now - hit[0] < self._ttl_s:
+            return self._fresh(hash_key(key))
+
+    def _fresh(self, digest: str) -> Caller | None | _Miss:
+        hit = self._callers.get(digest)
+        if hit and time.monotonic() - hit[0] < self._ttl_s:
             return hit[1] if hit[1].valid(utcnow()) else None
         return MISS
 
     def caller(self, db_session: Callable[[], AbstractContextManager[Session]], key: str) -> Caller | None:
-        digest, now = hash_key(key), time.monotonic()
+        digest, now = hash_key(key), time.monotonic()  # the entry's stamp: a lookup's answer is as old as its start
         with self._lock:
-            hit = self._callers.get(digest)
-            if hit and now - hit[0] < self._ttl_s:
-                return hit[1] if hit[1].valid(utcnow()) else None
+            fresh = self._fresh(digest)
+            if fresh is not MISS:
+                return fresh
             lookup = self._lookups.get(digest)
             leading = lookup is None
             if lookup is None:
