@@ -70,7 +70,7 @@ def install() -> bool:
 
 
 # The flow side of the same cost: Prefect serializes the whole settings model for every task run it submits to Dask
-# (`prefect.context.serialize_context`, 15-28 ms a call here), though a flow run's settings context is the same
+# (`prefect.context.serialize_context`, 15-67 ms a call here), though a flow run's settings context is the same
 # immutable object for all of them. Serialized once per context instance; the instance is held so its id is not
 # reused while it is a key.
 _SERIALIZED: dict[tuple[int, bool], tuple[Any, dict[str, Any]]] = {}
