@@ -4,7 +4,8 @@ set (tests/qa_set.json), ingested through the API on the real stack by a fresh u
 
 The held-out part was written before the hybrid ranking existed and was never tuned on. The floors sit a
 little below the figures measured when they were set (see the printout), so a change that makes retrieval
-worse fails here, while run-to-run noise (none is expected: every model is deterministic) does not.
+worse fails here, while the spread between machines does not: every model is deterministic on one machine, but
+Whisper's transcripts are not the same on every CPU (FLOORS says by how much).
 """
 
 from __future__ import annotations
@@ -31,6 +32,12 @@ pytestmark = pytest.mark.slow
 # hybrid by kind, r@1 / r@5: dev recordings (22) 0.864 / 1.000, PDFs (20) 1.000 / 1.000, other (12) 1.000 / 1.000;
 # held-out recordings (24) 0.708 / 0.958, PDFs (45) 0.889 / 1.000, other (31) 0.903 / 0.968.
 # With rank fusion (before): dev hybrid 0.870 / 0.963, held-out 0.840 / 0.970.
+# The same tree on an AMD EPYC with AVX2 and no AVX-512 (2026-12-07), r@1 only: dev hybrid 0.907, hybrid+graph 0.889,
+# two questions below the figures above; held-out hybrid 0.860, hybrid+graph 0.850. The difference is in the
+# transcripts: Whisper tiny.en gave the words saved beside the recordings (tests/data/eval/*.transcript.txt) for 1
+# of the 7 files there, with int8 (the default) and with float32 alike, WER against the scripts 0.108 and 0.104
+# (float32 1.46x the time). A dev recording question is one window's cut away from rank 1, so the floors keep two
+# questions of room (hybrid+graph dev had one: 0.89 of 50/54; now 0.88).
 FLOORS: dict[tuple[str, str, str], float] = {
     ("vector", "dev", "r@1"): 0.83, ("vector", "dev", "r@5"): 0.92,
     ("vector", "held_out", "r@1"): 0.61, ("vector", "held_out", "r@5"): 0.90,
@@ -38,7 +45,7 @@ FLOORS: dict[tuple[str, str, str], float] = {
     ("lexical", "held_out", "r@1"): 0.82, ("lexical", "held_out", "r@5"): 0.94,
     ("hybrid", "dev", "r@1"): 0.90, ("hybrid", "dev", "r@5"): 0.96,
     ("hybrid", "held_out", "r@1"): 0.83, ("hybrid", "held_out", "r@5"): 0.96,
-    ("hybrid+graph", "dev", "r@1"): 0.89, ("hybrid+graph", "held_out", "r@1"): 0.82,
+    ("hybrid+graph", "dev", "r@1"): 0.88, ("hybrid+graph", "held_out", "r@1"): 0.82,
 }
 
 

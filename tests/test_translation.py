@@ -163,10 +163,12 @@ def test_a_german_call_is_transcribed_in_german_and_translated(tmp_path: Path,
         english = Transcript.from_dict(json.loads(ref.transcript_translation.read_text()))
         print("translated:", " | ".join(s["text"] for s in english.segments))
         assert result.segments == len(english.segments) > 0 and english.language == "en"
-        text = english.text.lower()
-        assert "technician" in text and "thank you" in text, text
-        technician = next(s for s in english.segments if "technician" in s["text"].lower())
-        assert abs(technician["start"] - _seconds("technician")[0]) < 1.5, technician
+        # Whisper base's English for the other sentences turns on the CPU's arithmetic: on an AVX2 machine (int8)
+        # the technician's line came out as "A technic comes on the day of the New Year's Eve", with the AVX and
+        # generic kernels "A technic comes from Wormtag, ...", in float32 "A technician comes to the doctor ...";
+        # "Thank you very much" came out in each of them, so the translation is anchored on it.
+        thanks = next((s for s in english.segments if "thank you" in s["text"].lower()), None)
+        assert thanks and abs(thanks["start"] - _seconds("thank you")[0]) < 1.5, english.segments
         # An English recording asked to be translated is left as it is.
         ref.transcript_raw.write_text(_transcript("en", (0.0, 2.0, "Hello there.")))
         assert translate_document(ref).note == "spoken in English: nothing to translate"
@@ -193,11 +195,11 @@ def test_the_stack_translates_a_call_asked_again_and_search_finds_both_tellings(
     assert doc["language"] == "de" and doc["translate"] and "translation" in doc["models"], doc
     translation = alice.get(f"/v1/documents/{doc_id}/transcript", version="translation").json()
     assert translation["version"] == "translation" and translation["language"] == "en"
-    assert "technician" in " ".join(s["text"] for s in translation["segments"]).lower()
+    assert "thank you" in " ".join(s["text"] for s in translation["segments"]).lower()  # see the test above
     assert "-->" in alice.get(f"/v1/documents/{doc_id}/transcript", version="translation", format="vtt").text
 
-    hits = [h for h in alice.get("/v1/search", q="technician", k=5).json()["hits"] if h["document_id"] == doc_id]
-    assert hits and hits[0]["translation"] and _overlaps(hits[0], _seconds("technician")), hits
+    hits = [h for h in alice.get("/v1/search", q="thank you", k=5).json()["hits"] if h["document_id"] == doc_id]
+    assert hits and hits[0]["translation"] and _overlaps(hits[0], _seconds("thank you")), hits
     hits = [h for h in alice.get("/v1/search", q="Heizung kaputt", k=5).json()["hits"] if h["document_id"] == doc_id]
     assert hits and not hits[0]["translation"] and _overlaps(hits[0], _seconds("heating")), hits
 
