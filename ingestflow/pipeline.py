@@ -169,7 +169,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("graph", "graphing", "entities and relations into the graph store", BOTH, GraphResult, timeout_s=900,
           model_slot="graph", batched=True),
     Stage("summarise", "summarising", "the most central sentences, each cited; an LLM's summary of them if it "
-          "names nothing they do not", BOTH, SummaryResult, timeout_s=900, model_slot="summary", groups_small=True,
+          "names nothing they do not", BOTH, SummaryResult, timeout_s=900, model_slot="summary", batched=True,
           version=PROMPT_VERSION),
 )
 BY_NAME = {s.name: s for s in STAGES}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ingestflow.answering.summary import PROMPT_VERSION, extractive, with_llm
+from ingestflow.answering.summary import PROMPT_VERSION, extractive_many, with_llm
 from ingestflow.atomic_files import write_atomic
 from ingestflow.chunks import read_chunks
 from ingestflow.models import embedding_model, embedding_model_name
@@ -19,27 +19,32 @@ if TYPE_CHECKING:
     import numpy as np
 
 
-def summarise_document(ref: DocumentRef) -> SummaryResult:
+def summarise_documents(refs: list[DocumentRef]) -> list[SummaryResult]:
+    """Each document's summary; the extractive ones of all the documents from one model call."""
     settings = get_settings()
     model = embedding_model(settings.embedding_model)
 
     def embed(texts: list[str]) -> np.ndarray:
         return model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
 
-    chunks = read_chunks(ref.chunks_json)
+    per_doc = [read_chunks(ref.chunks_json) for ref in refs]
     # A translated recording is summarised from its English translation (what the embedding model and the
     # summary's reader know), not from both tellings of the same words.
-    summary = extractive([c for c in chunks if c.translation] or chunks, embed)
-    made_by = f"extractive ({embedding_model_name(settings.embedding_model)})"
-    if settings.llm_backend:
-        summary = with_llm(summary, settings)
-        if summary.model:
-            made_by = f"{summary.model}, prompt {PROMPT_VERSION}"
-    write_atomic(ref.summary_json, summary.model_dump_json())
-    return SummaryResult(mode=summary.mode, sentences=len(summary.sentences), model=made_by, note=summary.note)
+    told = [[c for c in chunks if c.translation] or chunks for chunks in per_doc]
+    results = []
+    for ref, chunks, summary in zip(refs, told, extractive_many(told, embed), strict=True):
+        made_by = f"extractive ({embedding_model_name(settings.embedding_model)})"
+        if settings.llm_backend:
+            summary = with_llm(summary, settings)
+            if summary.model:
+                made_by = f"{summary.model}, prompt {PROMPT_VERSION}"
+        write_atomic(ref.summary_json, summary.model_dump_json())
+        results.append(SummaryResult(mode=summary.mode, sentences=len(summary.sentences), model=made_by,
+                                     note=summary.note, units=len(chunks)))
+    return results
 
 
 @stage_task("summarise")
-def summarise(ref: DocumentRef) -> SummaryResult:
-    """A short summary, each sentence cited where the document says it."""
-    return summarise_document(ref)
+def summarise(refs: list[DocumentRef]) -> list[SummaryResult]:
+    """A short summary of each document, each sentence cited where the document says it."""
+    return summarise_documents(refs)

@@ -185,7 +185,7 @@ def test_a_large_document_goes_alone_where_small_ones_group_and_joins_them_at_ba
     assert scheduler.run([small, large]) == {small: "completed", large: "completed"}
     assert executor.stages("parse") == [[large], [small]]
     assert [(s.jobs, s.at) for s in executor.submitted if s.stage == "embed"] == [([small, large], 1.0)]
-    assert executor.stages("summarise") == [[large], [small]]  # groups_small: the large one alone
+    assert executor.stages("summarise") == [[small, large]]  # batched too: one model call over both
     assert [s.name for s in executor.submitted if s.stage == "embed"] == ["embed-job00000+1"]
 
 

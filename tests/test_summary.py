@@ -13,7 +13,15 @@ from typing import Any
 
 import pytest
 
-from ingestflow.answering.summary import Summary, candidates, extractive, how_many, unsupported, with_llm
+from ingestflow.answering.summary import (
+    Summary,
+    candidates,
+    extractive,
+    extractive_many,
+    how_many,
+    unsupported,
+    with_llm,
+)
 from ingestflow.chunks import Chunk
 from ingestflow.models import embedding_model
 from ingestflow.settings import Settings
@@ -54,6 +62,25 @@ def test_a_recording_summary_is_cited_by_seconds_and_an_empty_one_is_empty() -> 
     summary = extractive(chunks, _embed)
     assert summary.sentences[0].start_s == 3.5 and summary.sentences[0].end_s == 11.0
     assert extractive([], _embed) == Summary(mode="extractive", text="", sentences=[])
+
+
+def test_a_group_is_summarised_with_one_model_call_each_document_as_if_alone() -> None:
+    """The summarise stage is batched: a group's sentences go to the model in one call, and each document's
+    summary is the one it gets alone, an empty document's empty between them."""
+    calls: list[int] = []
+
+    def counted(texts: list[str]) -> Any:
+        calls.append(len(texts))
+        return _embed(texts)
+
+    said = "Thanks for calling about the boiler. An engineer will come on Tuesday morning to look at it."
+    recording = [Chunk(index=0, text=said, embed_text=said, start_s=3.5, end_s=11.0)]
+    documents = [CHUNKS * 3, [], recording, CHUNKS]
+    group = extractive_many(documents, counted)
+    assert calls == [21 + 0 + 2 + 7]  # every candidate sentence, in one call
+    alone = [extractive(chunks, _embed) for chunks in documents]
+    assert [g.text for g in group] == [a.text for a in alone] and group[1].text == "" and group[2].sentences
+    assert [s.chunk_index for s in group[0].sentences] == [s.chunk_index for s in alone[0].sentences]
 
 
 def test_a_summary_naming_what_the_passages_do_not_is_unsupported() -> None:

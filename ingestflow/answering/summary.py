@@ -91,11 +91,25 @@ def central(vectors: np.ndarray, k: int) -> list[int]:
 
 
 def extractive(chunks: Sequence[Chunk], embed: Callable[[list[str]], np.ndarray]) -> Summary:
-    pool = candidates(chunks)
-    if not pool:
-        return Summary(mode="extractive", text="", sentences=[])
-    picked = [pool[i] for i in central(embed([s.text for s in pool]), how_many(len(pool)))]
-    return Summary(mode="extractive", text=" ".join(s.text for s in picked), sentences=picked)
+    return extractive_many([chunks], embed)[0]
+
+
+def extractive_many(documents: Sequence[Sequence[Chunk]], embed: Callable[[list[str]], np.ndarray]) -> list[Summary]:
+    """Each document's extractive summary, its sentences embedded in one call with all the others': a group of
+    notes is summarised with one model call, as it is embedded (one call per note cost the summarise stage most of
+    its time on short notes)."""
+    pools = [candidates(chunks) for chunks in documents]
+    texts = [s.text for pool in pools for s in pool]
+    vectors = embed(texts) if texts else None
+    summaries, offset = [], 0
+    for pool in pools:
+        if vectors is None or not pool:
+            summaries.append(Summary(mode="extractive", text="", sentences=[]))
+            continue
+        picked = [pool[i] for i in central(vectors[offset : offset + len(pool)], how_many(len(pool)))]
+        offset += len(pool)
+        summaries.append(Summary(mode="extractive", text=" ".join(s.text for s in picked), sentences=picked))
+    return summaries
 
 
 SYSTEM_PROMPT = (

@@ -2,8 +2,8 @@
 
 Every stage is a Prefect task on the Dask cluster and takes a list of documents. A document goes alone to a
 per-document stage (transcribe, improve; parse and chunk of a PDF or a large file) as soon as its previous
-stage is done, so the workers always have work queued. At batched stages (embed, entities, graph) every
-document, and at parse and chunk the small ones, gather into a group that runs as one task run: one model
+stage is done, so the workers always have work queued. At batched stages (embed, entities, graph, summarise)
+every document, and at parse and chunk the small ones, gather into a group that runs as one task run: one model
 call over all their chunks and one store write, and no task run's overhead per two-line note. A group goes
 when nothing still running could join it, when its oldest member has waited `GROUP_WAIT_S`, or when it is
 full. A group that fails on a document's own fault is split, so one bad document never fails its neighbours.
