@@ -4,9 +4,10 @@ dispatcher`, a child of `ingestflow up` and a service of docker-compose.yml), no
 event loop it took 11.5% of a burst's samples from the uploads, and with it there the API could not run several
 processes.
 
-Uploads only insert rows; this loop creates flow runs. Each tick claims jobs in the database first (a fresh
-dispatch key, `FOR UPDATE SKIP LOCKED`, so two dispatchers never hand out the same job), then creates the run
-with that key as its idempotency key and parameter: a run only starts a job whose key it carries. One job
+Uploads only insert rows; this loop creates flow runs, as soon as a job is queued (ingestflow/jobs/wake.py) and
+at every tick. Each tick claims jobs in the database first (a fresh dispatch key, `FOR UPDATE SKIP LOCKED`, so
+two dispatchers never hand out the same job), then creates the run with that key as its idempotency key and
+parameter: a run only starts a job whose key it carries. One job
 becomes an ingest-document run; several of one owner become one ingest-batch run (a flow run costs seconds of
 process start here). No more runs are in flight than the worker runs at once, and no owner holds all of them,
 so one owner's bulk import never makes another owner's upload wait behind it. If Prefect is unreachable, jobs
@@ -34,6 +35,7 @@ from sqlalchemy import ColumnElement, func, or_, select
 from ingestflow.db import ACTIVE_STATUSES, Job, JobStatus, init_db, session_scope, utcnow
 from ingestflow.jobs.control import give_up_after_trouble, requeue, requeue_after_trouble
 from ingestflow.jobs.notify_runs import NotifyRuns
+from ingestflow.jobs.wake import QueueWake
 from ingestflow.prefect_names import BATCH_DEPLOYMENT, DOCUMENT_DEPLOYMENT
 from ingestflow.settings import Settings
 
@@ -267,18 +269,18 @@ def _unrecorded(settings: Settings) -> list[tuple[str, str]]:
 
 async def run_forever(settings: Settings, stop: asyncio.Event) -> None:
     notify = NotifyRuns()
-    while not stop.is_set():
-        try:
-            await reconcile_once(settings)
-            await dispatch_once(settings)
-        except Exception as exc:  # Prefect down or busy: keep the jobs, try next tick
-            log.warning("dispatch tick failed, will retry: %s", exc)
-        try:
-            await notify.tick(settings)
-        except Exception as exc:  # the deliveries wait in the database for a later tick
-            log.warning("starting a notify run failed, will retry: %s", exc)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=settings.dispatch_interval_s)
+    async with QueueWake(settings.sqlalchemy_url) as wake:
+        while not stop.is_set():
+            try:
+                await reconcile_once(settings)
+                await dispatch_once(settings)
+            except Exception as exc:  # Prefect down or busy: keep the jobs, try next tick
+                log.warning("dispatch tick failed, will retry: %s", exc)
+            try:
+                await notify.tick(settings)
+            except Exception as exc:  # the deliveries wait in the database for a later tick
+                log.warning("starting a notify run failed, will retry: %s", exc)
+            await wake.wait(stop, settings.dispatch_interval_s)
 
 
 def serve(settings: Settings) -> None:
@@ -291,7 +293,8 @@ def serve(settings: Settings) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        log.info("dispatching queued jobs to %s every %g s", settings.prefect_url, settings.dispatch_interval_s)
+        log.info("dispatching queued jobs to %s as they are queued, and every %g s", settings.prefect_url,
+                 settings.dispatch_interval_s)
         await run_forever(settings, stop)
 
     asyncio.run(main())
