@@ -12,7 +12,7 @@ down_revision = '0011'
 branch_labels = None
 depends_on = None
 
-# ingestflow/jobs/dispatcher.py LISTENs on this channel; PostgreSQL folds a transaction's identical notifications
+# ingestflow/jobs/wake.py LISTENs on this channel (its CHANNEL); PostgreSQL folds a transaction's identical notifications
 # into one, delivered at commit.
 CHANNEL = 'ingestflow_job_queued'
 
