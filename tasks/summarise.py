@@ -31,9 +31,10 @@ def summarise_documents(refs: list[DocumentRef]) -> list[SummaryResult]:
     # A translated recording is summarised from its English translation (what the embedding model and the
     # summary's reader know), not from both tellings of the same words.
     told = [[c for c in chunks if c.translation] or chunks for chunks in per_doc]
+    extracted_by = f"extractive ({embedding_model_name(settings.embedding_model)})"
     results = []
     for ref, chunks, summary in zip(refs, told, extractive_many(told, embed), strict=True):
-        made_by = f"extractive ({embedding_model_name(settings.embedding_model)})"
+        made_by = extracted_by
         if settings.llm_backend:
             summary = with_llm(summary, settings)
             if summary.model:

@@ -7,11 +7,10 @@ processes.
 Uploads only insert rows; this loop creates flow runs, as soon as a job is queued (ingestflow/jobs/wake.py) and
 at every tick. Each tick claims jobs in the database first (a fresh dispatch key, `FOR UPDATE SKIP LOCKED`, so
 two dispatchers never hand out the same job), then creates the run with that key as its idempotency key and
-parameter: a run only starts a job whose key it carries. One job
-becomes an ingest-document run; several of one owner become one ingest-batch run (a flow run costs seconds of
-process start here). No more runs are in flight than the worker runs at once, and no owner holds all of them,
-so one owner's bulk import never makes another owner's upload wait behind it. If Prefect is unreachable, jobs
-stay queued and go out on a later tick.
+parameter: a run only starts a job whose key it carries. One job becomes an ingest-document run; several of one
+owner become one ingest-batch run (a flow run costs seconds of process start here). No more runs are in flight
+than the worker runs at once, and no owner holds all of them, so one owner's bulk import never makes another
+owner's upload wait behind it. If Prefect is unreachable, jobs stay queued and go out on a later tick.
 """
 
 from __future__ import annotations
