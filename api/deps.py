@@ -122,16 +122,12 @@ IsoDateTime = Annotated[datetime, BeforeValidator(_not_a_number)]
 IsoDateOrDateTime = Annotated[date | datetime, BeforeValidator(_not_a_number)]
 
 
-# Per-key request budgets (api/limits.py): uploads and queries (search, chat) are counted apart; the keys of
-# one owner share them (a new key is no new budget). Sync: the budget's statement runs in the thread pool.
-def upload_budget(user: CurrentUser, settings: SettingsDep) -> None:
-    spend(settings.sqlalchemy_url, "upload", "uploads", user.id, settings.upload_rate_per_s, settings.upload_burst)
-
-
+# Per-key request budgets (api/limits.py): queries (search, chat) here, uploads in the group they are written
+# with (api/intake.py); the keys of one owner share them (a new key is no new budget). Sync: the budget's
+# statement runs in the thread pool.
 def query_budget(user: CurrentUser, settings: SettingsDep) -> None:
     spend(settings.sqlalchemy_url, "query", "queries (search and chat)", user.id, settings.query_rate_per_s,
           settings.query_burst)
 
 
-UploadBudget = Annotated[None, Depends(upload_budget)]
 QueryBudget = Annotated[None, Depends(query_budget)]

@@ -5,10 +5,10 @@ gets 429 with Retry-After (the seconds until its next token). The buckets are ro
 revision 0010), spent by one upsert, so every API process and replica draws on the same bucket: the API can
 run several processes (`api_workers`) and replicas, and buckets in each process's memory allowed N times the rate.
 
-The upsert runs on its own autocommit connection, so PostgreSQL releases the bucket's row when the statement
-ends: in the request's transaction, committed by a second round trip, every upload of a key would wait for the
-row while the holding thread waited for the GIL to send COMMIT. Measured with one API process, 100 concurrent
-uploads of one key: p99 1.03-1.26 s, as with the buckets in memory (0.81-1.27 s).
+A query's upsert runs on its own autocommit connection, so PostgreSQL releases the bucket's row when the statement
+ends (in a request's transaction, committed by a second round trip, every request of a key would wait for the
+row while the holding thread waited for the GIL to send COMMIT). Uploads are spent by the group they are written
+with (api/intake.py): one upsert for all of an owner's uploads in the group, in its transaction.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import math
 from typing import Any
 
 from fastapi import HTTPException, status
-from sqlalchemy import func, select, text
+from sqlalchemy import Connection, func, select, text
 from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -30,43 +30,46 @@ from ingestflow.settings import get_settings
 # statement_timestamp() is one instant for the whole statement; a statement that waited for the row's lock behind
 # a later one sees a stamp after its own instant, hence GREATEST(0, ...).
 _REFILLED = "LEAST(:burst, b.tokens + :rate * GREATEST(0, EXTRACT(EPOCH FROM statement_timestamp() - b.stamp)))"
+_GRANTED = f"LEAST(:n, FLOOR({_REFILLED}))::integer"
 _SPEND = text(f"""
     INSERT INTO rate_buckets AS b (budget, caller, tokens, stamp, granted)
-    VALUES (:budget, :caller, :burst - 1, statement_timestamp(), true)
+    VALUES (:budget, :caller, :burst - LEAST(:n, :burst), statement_timestamp(), LEAST(:n, :burst)::integer)
     ON CONFLICT (budget, caller) DO UPDATE SET
-        tokens = {_REFILLED} - CASE WHEN {_REFILLED} >= 1 THEN 1 ELSE 0 END,
-        granted = {_REFILLED} >= 1,
+        tokens = {_REFILLED} - {_GRANTED},
+        granted = {_GRANTED},
         stamp = GREATEST(b.stamp, statement_timestamp())
     RETURNING tokens, granted
 """)
 
 
-def take(url: str, budget: str, caller: str, rate: float, burst: int) -> float:
-    """Spend one token: 0.0 if there was one, else the seconds until there will be (nothing is spent)."""
-    with get_engine(url).connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        tokens, granted = conn.execute(_SPEND, {"budget": budget, "caller": caller, "rate": rate,
-                                                "burst": float(burst)}).one()
-    return 0.0 if granted else (1.0 - tokens) / rate
+def take(conn: Connection | Session, budget: str, caller: str, rate: float, burst: int,
+         n: int = 1) -> tuple[int, float]:
+    """Spend up to `n` of the caller's tokens: how many it had (the first that many requests go ahead), and the
+    seconds until it has one again (0.0 while it still has one)."""
+    tokens, granted = conn.execute(_SPEND, {"budget": budget, "caller": caller, "rate": rate, "burst": float(burst),
+                                            "n": n}).one()
+    return int(granted), max(0.0, 1.0 - tokens) / rate
+
+
+def refusal(what: str, rate: float, burst: int, wait_s: float) -> HTTPException:
+    """429 with Retry-After: the seconds until the bucket holds a token again, and the reason."""
+    retry_after = max(1, math.ceil(wait_s))
+    return HTTPException(
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        f"rate limit for {what} exceeded for this API key ({burst} at once, then {rate:g} per second); "
+        f"retry in {retry_after} s",
+        headers={"Retry-After": str(retry_after)},
+    )
 
 
 def spend(url: str, budget: str, what: str, caller: str, rate: float, burst: int) -> None:
     """One request of `caller` against a budget; 429 with Retry-After and the reason when it is spent."""
     if rate <= 0:
         return
-    wait = take(url, budget, caller, rate, burst)
-    if wait > 0:
-        retry_after = max(1, math.ceil(wait))
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            f"rate limit for {what} exceeded for this API key ({burst} at once, then {rate:g} per second); "
-            f"retry in {retry_after} s",
-            headers={"Retry-After": str(retry_after)},
-        )
-
-
-def stored_bytes(db: Session, owner_id: str) -> int:
-    return int(db.scalar(select(func.coalesce(func.sum(Document.size_bytes), 0)).where(Document.owner_id == owner_id))
-               or 0)
+    with get_engine(url).connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        granted, wait_s = take(conn, budget, caller, rate, burst)
+    if not granted:
+        raise refusal(what, rate, burst, wait_s)
 
 
 def quota_refusal(used: int, size: int, quota: int) -> HTTPException:
@@ -77,13 +80,16 @@ def quota_refusal(used: int, size: int, quota: int) -> HTTPException:
     )
 
 
-def reserve_quota(db: Session, owner_id: str, size: int, quota: int) -> None:
-    """Within the upload's own write transaction: lock the owner's row (so parallel uploads of one owner count
-    each other, one after the other) and refuse what would not fit. The lock is held until the commit."""
-    db.execute(select(User.id).where(User.id == owner_id).with_for_update())
-    used = stored_bytes(db, owner_id)
-    if used + size > quota:
-        raise quota_refusal(used, size, quota)
+def lock_stored_bytes(db: Session, owner_ids: list[str]) -> dict[str, int]:
+    """Within an upload group's write transaction: lock the owners' rows until the commit (so parallel uploads of
+    one owner count each other, one after the other; in id order, so two groups wait rather than deadlock) and
+    count the bytes each one's documents hold."""
+    db.execute(select(User.id).where(User.id.in_(owner_ids)).order_by(User.id).with_for_update())
+    used = dict.fromkeys(owner_ids, 0)
+    used.update((owner, int(total)) for owner, total in db.execute(
+        select(Document.owner_id, func.sum(Document.size_bytes)).where(Document.owner_id.in_(owner_ids))
+        .group_by(Document.owner_id)))
+    return used
 
 
 class BodyIdleTimeout:

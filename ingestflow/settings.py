@@ -68,8 +68,8 @@ class Settings(BaseSettings):
 
     max_upload_bytes: int = 200 * 1024 * 1024
 
-    # Hostile clients (api/limits.py): per-key request budgets (token buckets in each API process's memory, so
-    # N replicas allow N times the rate), a quota of stored bytes per owner, and a timeout for stalled bodies.
+    # Hostile clients (api/limits.py): per-key request budgets (token buckets in PostgreSQL, shared by every API
+    # process and replica), a quota of stored bytes per owner, and a timeout for stalled bodies.
     upload_rate_per_s: float = Field(default=50.0, ge=0, description="uploads per second per API key; 0: no limit")
     upload_burst: int = Field(default=500, ge=1, description="uploads one key may send at once before the rate bites")
     query_rate_per_s: float = Field(

@@ -62,10 +62,14 @@ def test_name_that_disagrees_with_content_is_refused(tmp_path: Path) -> None:
 
 def test_storage_is_content_addressed_and_limited(tmp_path: Path) -> None:
     tmp, sha, size = storage.spool(io.BytesIO(b"hello"), tmp_path, max_bytes=10)
-    dest = storage.commit(tmp, tmp_path, sha)
-    assert dest == storage.blob_path(tmp_path, sha) and dest.read_bytes() == b"hello" and size == 5
-    tmp2, sha2, _ = storage.spool(io.BytesIO(b"hello"), tmp_path, max_bytes=10)
-    assert storage.commit(tmp2, tmp_path, sha2) == dest and not tmp2.exists()
+    storage.commit(tmp_path, [(tmp, sha)])
+    dest = storage.blob_path(tmp_path, sha)
+    assert dest.read_bytes() == b"hello" and size == 5 and not tmp.exists()
+    # The same bytes again, and twice in one group: one blob, every spool file gone.
+    again = [storage.spool(io.BytesIO(b"hello"), tmp_path, max_bytes=10)[:2] for _ in range(2)]
+    other = storage.spool(io.BytesIO(b"world"), tmp_path, max_bytes=10)[:2]
+    storage.commit(tmp_path, [*again, other])
+    assert dest.read_bytes() == b"hello" and storage.blob_path(tmp_path, other[1]).read_bytes() == b"world"
     with pytest.raises(storage.TooLarge):
         storage.spool(io.BytesIO(b"x" * 11), tmp_path, max_bytes=10)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".upload-")]  # no leftovers
