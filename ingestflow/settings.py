@@ -24,11 +24,12 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
-    # On this 2-core machine 1 and 2 answered 100 concurrent uploads alike (p99 1.0-1.3 s and 1.1-1.6 s): the
-    # uploads' Python (7-10 ms each), the client and the flow runs starting meanwhile share the two cores.
-    api_workers: int = Field(default=1, ge=1, description=(
-        "API processes (uvicorn --workers) behind the one port; more where there are cores to spare (each upload "
-        "costs 7-10 ms of Python, each process loads the embedding model for search)"))
+    # On this 2-core machine, with uploads written by the group (api/group_commit.py, 2.5-4.7 ms of API CPU an
+    # upload under load): 100 concurrent uploads p99 452-539 ms with 1 process, 236-271 ms with 2; 200, 796 and
+    # 696 ms. (With 7-10 ms an upload, before the group commit, 1 and 2 had answered alike.)
+    api_workers: int = Field(default=2, ge=1, description=(
+        "API processes (uvicorn --workers) behind the one port (each loads the embedding model for search when "
+        "first asked)"))
     prefect_port: int = 4200
     prefect_api_url: str | None = Field(default=None, description="external Prefect server; local one if unset")
     dask_port: int = 8786
