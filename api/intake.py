@@ -104,9 +104,9 @@ def _commit(db: Session, settings: Settings, items: list[Spooled]) -> list[Outco
 
 
 def _write(db: Session, settings: Settings, items: list[Spooled]) -> tuple[list[Outcome], list[tuple[Path, str]]]:
-    """Each upload's outcome, and the spool files to store (path, SHA-256) for those that become documents. Three
-    statements for the whole group (the owners, their documents of these bytes, and the documents with their jobs
-    inserted together at the commit), plus a lock and a sum where a storage quota is set."""
+    """Each upload's outcome, and the spool files to store (path, SHA-256) for those that become documents. For
+    the whole group: a budget upsert per owner, a select of the owners and one of their documents of these bytes,
+    a lock and a sum where a storage quota is set, and the documents with their jobs inserted at the commit."""
     refused = _over_budget(db, settings, items)
     owner_ids = {item.owner.id for item in items}
     owners = {u.id: u for u in db.scalars(select(User).where(User.id.in_(owner_ids)))}
@@ -179,7 +179,6 @@ def _one(db: Session, settings: Settings, item: Spooled, owners: dict[str, User]
         translate=item.translate,
     )
     job = Job.for_document(doc)
-    job.id = new_id()  # answered before the group's commit
     db.add_all((doc, job))
     copies[(owner.id, item.sha)] = doc
     return UploadAccepted(document_id=doc.id, job_id=job.id, status=JobStatus.queued.value, duplicate=False)
@@ -194,7 +193,6 @@ def _translate_stored(db: Session, doc: Document) -> UploadAccepted:
                             "running: ask for its translation again when it has finished")
     doc.translate = True
     job = Job.for_document(doc)
-    job.id = new_id()  # answered before the group's commit
     names = [s.name for s in plan_for(doc)]
     # A redacted recording's transcripts were redacted in place: the stages after translate would read
     # placeholders as what was said (and overwrite a kept original with them), so it is transcribed again.

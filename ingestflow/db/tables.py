@@ -147,7 +147,8 @@ class Job(Base):
 
     @classmethod
     def for_document(cls, doc: Document) -> Job:
-        return cls(document_id=doc.id, owner_id=doc.owner_id, kind=doc.kind, redact=doc.redact,
+        # Its id now, not at the flush: an upload group answers with it before its commit (api/intake.py).
+        return cls(id=new_id(), document_id=doc.id, owner_id=doc.owner_id, kind=doc.kind, redact=doc.redact,
                    translate=doc.translate)
 
     @classmethod
