@@ -115,7 +115,7 @@ def test_an_open_websocket_closes_when_its_key_is_revoked(served: Settings) -> N
     watcher = first.post("/v1/keys", json={"label": "dashboard"}).json()
     with connect(f"ws://127.0.0.1:{PORT}/v1/ws/jobs?token={watcher['key']}", open_timeout=10) as ws:
         assert first.delete(f"/v1/keys/{watcher['id']}").status_code == 204
-        t0 = time.monotonic()
+        t0 = time.monotonic()  # the revocation
         with pytest.raises(ConnectionClosed) as closed:
             while True:
                 ws.recv(timeout=3)
@@ -124,6 +124,9 @@ def test_an_open_websocket_closes_when_its_key_is_revoked(served: Settings) -> N
     assert closed.value.rcvd.reason == "API key revoked or expired"
     print(f"\nsocket closed {took:.2f} s after the revocation")
     assert took <= 1.5
+    # The other API process may have the key cached for key_cache_s after the revocation (the contract: refused
+    # within that time on every process); a reconnect after it is refused wherever it lands.
+    time.sleep(max(0.0, t0 + served.key_cache_s + 0.1 - time.monotonic()))
     with pytest.raises(InvalidStatus) as refused:
         connect(f"ws://127.0.0.1:{PORT}/v1/ws/jobs?token={watcher['key']}", open_timeout=10)
     assert refused.value.response.status_code == 403  # refused before the handshake completes
