@@ -219,8 +219,13 @@ def latency_line(label: str, lat: list[float]) -> str:
 def uploads(stack: Any, base: str, key: str, counts: list[int], rounds: int) -> None:
     """Single uploads, then each count at once, `rounds` times: with the raw client (the figure; the client's own
     CPU is near nothing) and with httpx's (as users' scripts send them; the client takes its share of the cores)."""
-    single = [asyncio.run(upload_all(base, key, [(f"s{i}.md", note(20_000 + i))], raw=True))[0][0] for i in range(10)]
+    single, single_jobs = [], []
+    for i in range(10):
+        lat, job_ids, _errors = asyncio.run(upload_all(base, key, [(f"s{i}.md", note(20_000 + i))], raw=True))
+        single += lat
+        single_jobs += job_ids
     print(latency_line("uploads one at a time", single), flush=True)
+    wait_all(base, key, single_jobs)  # as after each round: the first round starts on a quiet stack too
     seed = 100_000
     for r in range(rounds):
         for n in counts:

@@ -7,9 +7,11 @@ import os
 import pickle
 from pathlib import Path
 
+import puremagic
 import pytest
+from puremagic.main import magic_header_array, multi_part_dict
 
-from ingestflow.detect import Detected, check_name_agrees, detect
+from ingestflow.detect import _MAGIC_TO_FORMAT, Detected, _magic_format, check_name_agrees, detect
 from ingestflow.errors import CorruptInput, PermanentError, TransientError, UnsupportedFormat, is_transient
 from ingestflow.stores import storage
 from tests.conftest import FIXTURES
@@ -36,6 +38,37 @@ def test_detect_fixture_from_bytes(name: str, tmp_path: Path) -> None:
     renamed.write_bytes(src.read_bytes())
     got = detect(renamed)
     assert (got.kind, got.format) == EXPECTED_FORMATS[name]
+
+
+def _puremagic_choice(head: bytes) -> str | None:
+    """What detect took before it tried only the signatures of the formats taken: puremagic's first guess that is
+    one of them."""
+    try:
+        guesses = puremagic.magic_string(head)
+    except puremagic.PureError:
+        return None
+    return next((fmt for g in guesses if (fmt := _MAGIC_TO_FORMAT.get(g.extension.lower()))), None)
+
+
+def _with(head: bytes, at: int, part: bytes) -> bytes:
+    out = bytearray(max(len(head), at + len(part) + 16))
+    out[:len(head)] = head
+    out[at:at + len(part)] = part
+    return bytes(out)
+
+
+def test_format_signatures_answer_as_puremagic_does_on_every_signature_it_has() -> None:
+    heads = [path.read_bytes()[:8192] for path in sorted(FIXTURES.rglob("*")) if path.is_file()]
+    for row in magic_header_array:  # each of its 1,437 signatures, and each with each second part it has
+        head = _with(b"", row.offset, row.byte_match)
+        heads += [head] + [_with(head, part.offset, part.byte_match)
+                           for part in multi_part_dict.get(row.byte_match, ()) if part.offset >= 0]
+    answers = [(h[:24], _magic_format(h), _puremagic_choice(h)) for h in heads]
+    differ = [a for a in answers if a[1] != a[2]]
+    assert not differ, differ[:5]
+    taken = {_magic_format(h) for h in heads} - {None}
+    assert taken == set(_MAGIC_TO_FORMAT.values()), taken  # every format found by some signature
+    assert len(heads) > 1600 and sum(_magic_format(h) is None for h in heads) > 1000  # and most signatures none
 
 
 def test_detect_markdown_and_refusals(tmp_path: Path) -> None:
