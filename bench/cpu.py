@@ -4,6 +4,7 @@ the postmaster's)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import psutil
@@ -34,9 +35,26 @@ class CpuMeter:
         now["bench (this process)"] = _cpu(psutil.Process().pid, children=False)  # the stack is its children
         return now
 
-    def report(self) -> str:
+    def spent(self) -> dict[str, float]:
         end = self._now()
-        spent = {k: end.get(k, 0.0) - self.start.get(k, 0.0) for k in end}
+        return {k: end.get(k, 0.0) - self.start.get(k, 0.0) for k in end}
+
+    def report(self) -> str:
+        spent = self.spent()
         total = sum(spent.values())
         rows = ", ".join(f"{k} {v:.1f}" for k, v in sorted(spent.items(), key=lambda kv: -kv[1]) if v >= 0.05)
         return f"cpu seconds: total {total:.1f} = {rows}"
+
+
+def settle(stack: Any, idle_cpu_s: float = 0.05, window_s: float = 0.5, timeout_s: float = 20.0) -> float:
+    """Wait until the stack is quiet (its processes spent under `idle_cpu_s` over `window_s`): a job's status is
+    final before its flow run has ended (the run's last state writes, its process's exit). Seconds waited."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout_s:
+        meter = CpuMeter(stack)
+        time.sleep(window_s)
+        spent = meter.spent()
+        spent.pop("bench (this process)", None)
+        if sum(spent.values()) < idle_cpu_s:
+            break
+    return time.monotonic() - t0

@@ -9,7 +9,8 @@
 2. mixed (`--mixed`): the fixture documents and recordings together, against the plain loop of their stages,
    `--rounds` times.
 3. uploads: latency of single uploads, then of each count of `--uploads` concurrent ones (p50/p99, errors, and
-   the CPU seconds each process spent on them), `--rounds` times, each round after the last one's jobs drained.
+   the CPU seconds each process spent on them), `--rounds` times, each round on a quiet stack (the last
+   one's jobs ended and then its flow runs: the stack's processes idle, bench/cpu.py `settle`).
    The client opens a connection per upload (httpx's default pool of 100 would queue the rest in the client).
    Each count twice: a raw HTTP client (one write and one read per upload: its CPU is near nothing, as a client
    on another machine's would be to this one) and httpx's (5-7 ms of this process's CPU an upload).
@@ -34,7 +35,7 @@ from typing import Any
 
 import httpx
 from common import ROOT, bench_stack, wait_job
-from cpu import CpuMeter
+from cpu import CpuMeter, settle
 from timeline import timeline
 
 PEOPLE = ["Alice Moreau", "Bob Tanaka", "Carla Nunez", "Deepak Rao", "Elena Petrova", "Farid Haddad"]
@@ -216,7 +217,7 @@ def latency_line(label: str, lat: list[float]) -> str:
     return f"{label}: p50 {statistics.median(lat) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, max {lat[-1] * 1000:.0f} ms"
 
 
-def uploads(stack: Any, base: str, key: str, counts: list[int], rounds: int) -> None:
+def uploads(settings: Any, stack: Any, base: str, key: str, counts: list[int], rounds: int) -> None:
     """Single uploads, then each count at once, `rounds` times: with the raw client (the figure; the client's own
     CPU is near nothing) and with httpx's (as users' scripts send them; the client takes its share of the cores)."""
     single, single_jobs = [], []
@@ -226,19 +227,36 @@ def uploads(stack: Any, base: str, key: str, counts: list[int], rounds: int) -> 
         single_jobs += job_ids
     print(latency_line("uploads one at a time", single), flush=True)
     wait_all(base, key, single_jobs)  # as after each round: the first round starts on a quiet stack too
+    settle(stack)
     seed = 100_000
     for r in range(rounds):
         for n in counts:
             for raw in (True, False):
+                docs = [(f"c{seed + i}.md", note(seed + i)) for i in range(n)]
                 meter = CpuMeter(stack)
-                lat, job_ids, errors = asyncio.run(upload_all(base, key, [(f"c{seed + i}.md", note(seed + i))
-                                                                           for i in range(n)], raw=raw))
+                began = time.time()
+                lat, job_ids, errors = asyncio.run(upload_all(base, key, docs, raw=raw))
                 cpu_line = meter.report()
                 seed += n
                 label = f"round {r + 1}: uploads {n} concurrent, {'raw' if raw else 'httpx'} client"
                 print(latency_line(f"{label} ({errors} errors)", lat), flush=True)
-                print(f"{label}: {cpu_line}", flush=True)
-                wait_all(base, key, job_ids)  # let them drain: the next round starts on a quiet stack
+                wait_all(base, key, job_ids)  # let them drain, then settle: the next round starts on a quiet stack
+                # Whether a flow run was being started while uploads were still being answered.
+                dispatched = (first_dispatch(settings, job_ids) - began) * 1000
+                print(f"{label}: {cpu_line}; the first job dispatched {dispatched:.0f} ms after the first upload "
+                      f"was sent, the last answered at {max(lat) * 1000:.0f} ms; the stack quiet "
+                      f"{settle(stack):.1f} s after the last job ended", flush=True)
+
+
+def first_dispatch(settings: Any, job_ids: list[str]) -> float:
+    """When the first of these jobs was dispatched (a flow run created for it), Unix seconds."""
+    from sqlalchemy import func, select
+
+    from ingestflow.db import Job, session_scope
+
+    with session_scope(settings.sqlalchemy_url, read_only=True) as db:
+        first = db.scalar(select(func.min(Job.dispatched_at)).where(Job.id.in_(job_ids)))
+    return first.timestamp() if first else float("nan")
 
 
 def started_after(job: dict[str, Any], uploaded: float) -> float:
@@ -331,7 +349,7 @@ def main() -> None:
                 versus_plain(f"mixed {r + 1}", settings, stack, base, key,
                              [(Path(p).name, (FIXTURES / p).read_bytes() + b"\n" * (r + 1)) for p in MIXED])
 
-        uploads(stack, base, key, args.uploads, args.rounds)
+        uploads(settings, stack, base, key, args.uploads, args.rounds)
 
         if args.burst:
             burst(settings, stack, base, key, other_key, args.burst)
