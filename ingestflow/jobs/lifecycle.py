@@ -85,9 +85,12 @@ def record_stage(done: Sequence[tuple[str, StageResult]], dispatch_key: str | No
     results = dict(done)
     live: set[str] = set()
     with session_scope(settings.sqlalchemy_url) as db:
-        for job in db.scalars(select(Job).where(Job.id.in_(list(results)))):
-            if not _held(job, dispatch_key) or job.status != JobStatus.running:
-                continue  # cancelled meanwhile, or no longer this run's
+        jobs = [job for job in db.scalars(select(Job).where(Job.id.in_(list(results))))
+                if _held(job, dispatch_key) and job.status == JobStatus.running]  # not cancelled meanwhile, still ours
+        # Their documents in one select: one each was 10% of the flow host's CPU samples in a 200-note burst.
+        docs = {doc.id: doc for doc in db.scalars(select(Document).where(
+            Document.id.in_([job.document_id for job in jobs])))}
+        for job in jobs:
             live.add(job.id)
             result = results[job.id]
             job.completed_stages = [*(job.completed_stages or []), stage.name]
@@ -95,8 +98,7 @@ def record_stage(done: Sequence[tuple[str, StageResult]], dispatch_key: str | No
                                  stage.name: metrics_of(result, submitted_at, flow_run_id, task_run)}
             if result.note:
                 job.notes = [*(job.notes or []), f"{stage.name}: {result.note}"]
-            doc = db.get(Document, job.document_id)
-            assert doc is not None
+            doc = docs[job.document_id]
             result.apply(doc)
             doc.stage_versions = {**(doc.stage_versions or {}), stage.name: stage.version}
             if stage.model_slot and result.model:
