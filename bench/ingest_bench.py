@@ -36,7 +36,7 @@ from typing import Any
 import httpx
 from common import ROOT, bench_stack, wait_job
 from cpu import CpuMeter, settle
-from timeline import timeline
+from timeline import first_dispatch, timeline
 
 PEOPLE = ["Alice Moreau", "Bob Tanaka", "Carla Nunez", "Deepak Rao", "Elena Petrova", "Farid Haddad"]
 ORGS = ["Acme Corp", "Globex", "Initech", "Umbrella Health", "Stark Logistics", "Wayne Foundation"]
@@ -226,8 +226,7 @@ def uploads(settings: Any, stack: Any, base: str, key: str, counts: list[int], r
         single += lat
         single_jobs += job_ids
     print(latency_line("uploads one at a time", single), flush=True)
-    wait_all(base, key, single_jobs)  # as after each round: the first round starts on a quiet stack too
-    settle(stack)
+    drain(stack, base, key, single_jobs)  # as after each round: the first round starts on a quiet stack too
     seed = 100_000
     for r in range(rounds):
         for n in counts:
@@ -240,23 +239,18 @@ def uploads(settings: Any, stack: Any, base: str, key: str, counts: list[int], r
                 seed += n
                 label = f"round {r + 1}: uploads {n} concurrent, {'raw' if raw else 'httpx'} client"
                 print(latency_line(f"{label} ({errors} errors)", lat), flush=True)
-                wait_all(base, key, job_ids)  # let them drain, then settle: the next round starts on a quiet stack
+                quiet_s = drain(stack, base, key, job_ids)  # the next round starts on a quiet stack
                 # Whether a flow run was being started while uploads were still being answered.
                 dispatched = (first_dispatch(settings, job_ids) - began) * 1000
                 print(f"{label}: {cpu_line}; the first job dispatched {dispatched:.0f} ms after the first upload "
                       f"was sent, the last answered at {max(lat) * 1000:.0f} ms; the stack quiet "
-                      f"{settle(stack):.1f} s after the last job ended", flush=True)
+                      f"{quiet_s:.1f} s after the last job ended", flush=True)
 
 
-def first_dispatch(settings: Any, job_ids: list[str]) -> float:
-    """When the first of these jobs was dispatched (a flow run created for it), Unix seconds."""
-    from sqlalchemy import func, select
-
-    from ingestflow.db import Job, session_scope
-
-    with session_scope(settings.sqlalchemy_url, read_only=True) as db:
-        first = db.scalar(select(func.min(Job.dispatched_at)).where(Job.id.in_(job_ids)))
-    return first.timestamp() if first else float("nan")
+def drain(stack: Any, base: str, key: str, job_ids: list[str]) -> float:
+    """Until these jobs have ended and then the stack is quiet (bench/cpu.py `settle`): seconds of the latter."""
+    wait_all(base, key, job_ids)
+    return settle(stack)
 
 
 def started_after(job: dict[str, Any], uploaded: float) -> float:

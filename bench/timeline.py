@@ -10,7 +10,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ingestflow.db import Job, session_scope
 from ingestflow.pipeline import StageMetrics
@@ -18,6 +18,14 @@ from ingestflow.pipeline import StageMetrics
 
 def _ts(value: datetime | None) -> float | None:
     return value.timestamp() if value else None
+
+
+def first_dispatch(settings: Any, job_ids: list[str]) -> float:
+    """When the first of these jobs was dispatched (a flow run created for it), Unix seconds; NaN if none was."""
+    with session_scope(settings.sqlalchemy_url, read_only=True) as db:
+        first = db.scalar(select(func.min(Job.dispatched_at)).where(Job.id.in_(job_ids)))
+    ts = _ts(first)
+    return float("nan") if ts is None else ts
 
 
 def timeline(settings: Any, job_ids: list[str]) -> str:

@@ -92,16 +92,19 @@ _MAGIC_TO_FORMAT = {
 
 @dataclass(frozen=True)
 class _Signature:
-    """Bytes at offsets that all match (puremagic's signature, and the one it wants after it where it has one: RIFF
-    then WAVE or WEBP at 8, ID3 then a frame's name at 10), the format they mean and puremagic's rank of the match
-    (its confidence, from the matched span's length, then that length)."""
+    """What puremagic's signature (kept under its first part, which has matched) means: the format, the second part
+    it wants where it has one (RIFF then WAVE or WEBP at 8, ID3 then a frame's name at 10), and puremagic's rank of
+    the match (its confidence, from the matched span's length, then that length)."""
 
-    parts: tuple[tuple[int, bytes], ...]
     format: str
     rank: tuple[float, int]
+    then: tuple[int, bytes] | None = None
 
     def matches(self, head: bytes) -> bool:
-        return all(head[at:at + len(part)] == part for at, part in self.parts)
+        if self.then is None:
+            return True
+        at, part = self.then
+        return head[at:at + len(part)] == part
 
 
 def _rank(span: int) -> tuple[float, int]:
@@ -121,11 +124,11 @@ def _signatures() -> dict[tuple[int, bytes], list[_Signature]]:
         first = (row.offset, row.byte_match)
         found = []
         if fmt := _MAGIC_TO_FORMAT.get(row.extension.lower()):
-            found.append(_Signature((first,), fmt, _rank(len(row.byte_match))))
+            found.append(_Signature(fmt, _rank(len(row.byte_match))))
         for part in multi_part_dict.get(row.byte_match, ()):
             if (fmt := _MAGIC_TO_FORMAT.get(part.extension.lower())) and part.offset >= 0:
                 span = part.offset + len(part.byte_match) - row.offset
-                found.append(_Signature((first, (part.offset, part.byte_match)), fmt, _rank(span)))
+                found.append(_Signature(fmt, _rank(span), (part.offset, part.byte_match)))
         for sig in found:
             if sig not in out.setdefault(first, []):
                 out[first].append(sig)
