@@ -84,7 +84,9 @@ def central(vectors: np.ndarray, k: int) -> list[int]:
     chosen: list[int] = []
     while len(chosen) < min(k, len(unit)):
         penalty = (unit @ unit[chosen].T).max(axis=1) if chosen else np.zeros(len(unit))
-        score = relevance - REDUNDANCY * penalty
+        # Rounded so that a tie within float noise goes to the earlier sentence: the same document batched with
+        # others embeds a few 1e-7 differently, and two sentences alone are exactly as close to their centre.
+        score = np.round(relevance - REDUNDANCY * penalty, 6)
         score[chosen] = -np.inf
         chosen.append(int(score.argmax()))
     return sorted(chosen)
