@@ -11,10 +11,14 @@ stage's function does too: one model call over all their chunks, one store write
 document at a time; with `groups_small`, short documents still share a task run, since a task run's own
 cost on the worker (about 0.1 s of Prefect context and client set-up, several times that on a busy
 machine) is more than parsing or chunking a two-line note takes.
+
+A stage starts once the one before it in the plan is done, or the one its `after` names (`waits_for`): the
+plan's order is what the job view shows and what the backfill re-runs from, `after` what may run side by side.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -127,6 +131,10 @@ class Stage:
     groups_small: bool = False  # small documents share a task run
     only_redacted: bool = False  # in the plan of documents whose personal data is redacted, and theirs alone
     only_translated: bool = False  # in the plan of recordings that asked for a translation, and theirs alone
+    # The stage whose output this one reads, where that is not the one before it in the plan: it then runs beside
+    # the stages in between. The entities and the summary need only the chunks, so spaCy (one core) and the
+    # summary's sentence embeddings keep the second core busy while the chunks are embedded and written.
+    after: str | None = None
     # The stage's own rules or prompt: raised when what it makes from the same input changes. Each document
     # records the version every stage ran at; the backfill re-runs a stage whose version moved, and the ones
     # after it. (The model a stage ran, where it has one, is recorded beside it in Document.models.)
@@ -165,12 +173,12 @@ STAGES: tuple[Stage, ...] = (
     Stage("embed", "embedding", "sentence-transformers vectors into ChromaDB", BOTH, EmbedResult,
           timeout_s=1800, gpu=True, model_slot="embedding", batched=True),
     Stage("extract-entities", "graphing", "spaCy entities per chunk", BOTH, EntitiesResult, timeout_s=900,
-          model_slot="ner", batched=True),
+          model_slot="ner", batched=True, after="chunk"),
     Stage("graph", "graphing", "entities and relations into the graph store", BOTH, GraphResult, timeout_s=900,
           model_slot="graph", batched=True),
     Stage("summarise", "summarising", "the most central sentences, each cited; an LLM's summary of them if it "
           "names nothing they do not", BOTH, SummaryResult, timeout_s=900, model_slot="summary", batched=True,
-          version=PROMPT_VERSION),
+          after="chunk", version=PROMPT_VERSION),
 )
 BY_NAME = {s.name: s for s in STAGES}
 
@@ -195,6 +203,36 @@ def plan(kind: str, *, redact: bool = False, translate: bool = False) -> list[St
 
 def plan_for(item: Planned) -> list[Stage]:
     return plan(item.kind, redact=item.redact, translate=item.translate)
+
+
+def waits_for(stage: Stage, planned: Sequence[Stage]) -> Stage | None:
+    """The stage of this plan that must be done before `stage` starts: its `after`, or else the one before it."""
+    if stage.after is not None and BY_NAME[stage.after] in planned:
+        return BY_NAME[stage.after]
+    i = planned.index(stage)
+    return planned[i - 1] if i else None
+
+
+def upstream(stage: Stage, planned: Sequence[Stage]) -> set[str]:
+    """Every stage of this plan that `stage` waits for, directly or through another."""
+    found: set[str] = set()
+    before = waits_for(stage, planned)
+    while before is not None and before.name not in found:
+        found.add(before.name)
+        before = waits_for(before, planned)
+    return found
+
+
+def _waiting_on(stage: Stage) -> int:
+    planned = [p for kind in (TEXT, AUDIO) for p in [plan(kind, redact=True, translate=True)] if stage in p]
+    return max(sum(1 for s in p if stage.name in upstream(s, p)) for p in planned)
+
+
+# How many stages wait on each, in the longest plan that has it. Of the stages ready on the workers at once, the
+# one more stages wait on goes first (the longest chain first): with the chunks done, the entities (one core,
+# graph waits on them) run beside embed and the summary takes the second core after them. Measured on the
+# bench's mixed fixtures, the entities otherwise waited 8 s behind the summary for a worker thread.
+PRECEDENCE = {s.name: _waiting_on(s) for s in STAGES}
 
 
 class StageMetrics(BaseModel):

@@ -13,7 +13,7 @@ import pytest
 from ingestflow.db import Document, Job, JobStatus, User, session_scope
 from ingestflow.errors import CorruptInput, IngestError, TransientError, is_transient
 from ingestflow.jobs.scheduler import GROUP_MAX, GROUP_WAIT_S, Scheduler
-from ingestflow.pipeline import AUDIO, BY_NAME, SMALL_BYTES, TEXT, ChunkResult, EmbedResult, Stage, StageResult, plan
+from ingestflow.pipeline import AUDIO, BY_NAME, SMALL_BYTES, TEXT, ChunkResult, EmbedResult, Stage, StageResult
 from ingestflow.refs import DocumentRef
 from ingestflow.settings import Settings, get_settings
 
@@ -163,15 +163,14 @@ def _runner(jobs: dict[str, tuple[DocumentRef, list[str]]]) -> tuple[Scheduler[F
     return Scheduler(executor, books, clock), executor, books
 
 
-TEXT_STAGES = [s.name for s in plan(TEXT)]
-
-
 def test_small_documents_share_one_task_run_at_every_stage() -> None:
     a, b, c = _ids(3)
     outcome, executor, books = _run({j: _small(j) for j in (a, b, c)})
     assert outcome == dict.fromkeys((a, b, c), "completed")
-    assert [(s.stage, s.jobs, s.name) for s in executor.submitted] == [
-        (name, [a, b, c], f"{name}-job00000+2") for name in TEXT_STAGES]
+    # The entities and the summary need only the chunks: they go with embed, and graph once the entities are done.
+    assert [(s.stage, s.jobs, s.name, s.at) for s in executor.submitted] == [
+        (name, [a, b, c], f"{name}-job00000+2", 0.0)
+        for name in ("parse", "chunk", "embed", "extract-entities", "summarise", "graph")]
     # The job view reads the running stage and its task run; the accounting is the task run's, by its name.
     assert books.marked == [(s.stage, s.jobs, s.name) for s in executor.submitted]
     assert books.recorded == [(s.stage, s.jobs, EPOCH + s.at, s.name) for s in executor.submitted]
@@ -230,7 +229,9 @@ def test_a_document_that_fails_its_group_is_split_out_and_fails_alone() -> None:
     executor.errors[("embed", b)] = bad
     assert scheduler.run([a, b, c]) == {a: "completed", b: "failed", c: "completed"}
     assert executor.stages("embed") == [[a, b, c], [a], [b], [c]]
-    assert executor.stages("extract-entities") == [[a, c]]  # its neighbours go on together
+    # The entities had run beside embed; graph does not wait for embed, so it went for all three before b's
+    # embed failed alone. b's job fails once nothing of it runs; its neighbours go on together.
+    assert executor.stages("extract-entities") == [[a, b, c]] and executor.stages("graph") == [[a, b, c]]
     assert books.failed == [(b, "embed", bad)] and books.finished == [a, c] and books.forgotten == []
 
 
@@ -241,7 +242,11 @@ def test_a_transient_error_fails_the_whole_group_without_splitting() -> None:
     executor.errors[("embed", b)] = busy
     assert scheduler.run([a, b, c]) == dict.fromkeys((a, b, c), "requeued")
     assert executor.stages("embed") == [[a, b, c]]
-    assert [s.stage for s in executor.submitted] == ["parse", "chunk", "embed"]
+    # What ran beside embed is recorded (a resumed run skips it); each job is requeued once none of it runs, so
+    # no stage of this run writes for a job that another run may have taken.
+    assert [s.stage for s in executor.submitted] == ["parse", "chunk", "embed", "extract-entities", "summarise"]
+    assert [(stage, jobs) for stage, jobs, *_ in books.recorded][2:] == [("extract-entities", [a, b, c]),
+                                                                       ("summarise", [a, b, c])]
     assert books.failed == [(a, "embed", busy), (b, "embed", busy), (c, "embed", busy)] and books.finished == []
 
 
@@ -251,10 +256,66 @@ def test_a_resumed_run_starts_at_the_first_stage_not_done() -> None:
             recording: (_ref(recording, kind=AUDIO, fmt="mp3", size=50_000), ["transcribe"])}
     outcome, executor, books = _run(jobs)
     assert outcome == {text: "completed", recording: "completed"}
-    assert [s.stage for s in executor.submitted if text in s.jobs] == TEXT_STAGES[2:]
+    assert [s.stage for s in executor.submitted if text in s.jobs] == ["embed", "extract-entities", "summarise",
+                                                                       "graph"]
     assert [s.stage for s in executor.submitted if recording in s.jobs] == [
-        s.name for s in plan(AUDIO) if s.name != "transcribe"]
+        "improve", "chunk", "embed", "extract-entities", "summarise", "graph"]
     assert executor.stages("improve") == [[recording]] and executor.stages("chunk") == [[recording]]
+
+
+def test_stages_that_need_only_the_chunks_run_beside_embed_and_the_job_ends_with_the_last() -> None:
+    a, b = _ids(2)
+    scheduler, executor, books = _runner({j: _small(j) for j in (a, b)})
+    executor.durations |= {("embed", a): 3.0, ("extract-entities", a): 1.0, ("summarise", a): 5.0}
+    assert scheduler.run([a, b]) == dict.fromkeys((a, b), "completed")
+    assert [(s.stage, s.at) for s in executor.submitted] == [
+        ("parse", 0.0), ("chunk", 0.0), ("embed", 0.0), ("extract-entities", 0.0), ("summarise", 0.0), ("graph", 1.0)]
+    assert [stage for stage, *_ in books.recorded] == [
+        "parse", "chunk", "extract-entities", "graph", "embed", "summarise"]
+    assert books.finished == [a, b]  # when summarise, the last to end, was recorded
+
+
+def test_precedence_puts_the_longer_chain_first_and_never_lifts_a_bulk_stage_over_a_single_uploads() -> None:
+    from ingestflow.jobs.dispatcher import SINGLE_PRIORITY
+    from ingestflow.pipeline import PRECEDENCE
+
+    assert PRECEDENCE["extract-entities"] > PRECEDENCE["summarise"] == PRECEDENCE["embed"] == PRECEDENCE["graph"]
+    assert PRECEDENCE["parse"] > PRECEDENCE["chunk"] > PRECEDENCE["embed"]
+    assert min(PRECEDENCE.values()) >= 0 and max(PRECEDENCE.values()) < SINGLE_PRIORITY
+
+
+def test_a_failed_stage_fails_the_job_only_once_its_other_stages_have_ended() -> None:
+    """A job requeued on transient trouble may be taken by another run at once: none of this run's stages may still
+    be writing for it then."""
+    (a,) = _ids(1)
+    clock = FakeClock()
+    executor, books = FakeExecutor(clock), FakeBooks({a: _small(a)})
+    executor.durations[("summarise", a)] = 5.0
+    busy = TransientError("vector store busy")
+    executor.errors[("embed", a)] = busy
+    fail = books.fail
+    failed_at: list[float] = []
+
+    def timed_fail(job_id: str, stage: str, exc: BaseException) -> str:
+        failed_at.append(clock.now)
+        return fail(job_id, stage, exc)
+
+    books.fail = timed_fail  # type: ignore[method-assign]
+    assert Scheduler(executor, books, clock).run([a]) == {a: "requeued"}
+    assert failed_at == [5.0] and books.failed == [(a, "embed", busy)]  # embed failed at 0.0
+    assert [stage for stage, *_ in books.recorded][2:] == ["extract-entities", "summarise"]
+    assert executor.stages("graph") == []  # nothing new starts for a job whose stage failed
+
+
+def test_a_document_dropped_while_two_of_its_stages_run_is_forgotten_after_each() -> None:
+    a, b = _ids(2)
+    scheduler, executor, books = _runner({j: _small(j) for j in (a, b)})
+    executor.durations[("summarise", b)] = 2.0
+    books.dropped_at[b] = "embed"  # deleted while embed and its summary ran
+    assert scheduler.run([a, b]) == {a: "completed", b: "skipped"}
+    assert executor.stages("graph") == [[a]] and executor.stages("summarise") == [[a, b]]
+    # When embed found it gone, and again after each stage that ran beside embed (they wrote after the DELETE).
+    assert books.forgotten == [b, b, b] and books.finished == [a] and books.failed == []
 
 
 def test_a_document_dropped_mid_run_is_forgotten_and_goes_no_further() -> None:
@@ -340,7 +401,7 @@ def _queued_jobs(url: str, n: int) -> list[str]:
 
 def test_record_stage_writes_each_jobs_accounting_and_leaves_a_cancelled_one(settings: Settings) -> None:
     from ingestflow.jobs.jobview import base_view
-    from ingestflow.jobs.lifecycle import record_stage, start_job
+    from ingestflow.jobs.lifecycle import mark_running, record_stage, start_job
 
     kept, gone = _queued_jobs(settings.sqlalchemy_url, 2)
     for job_id in (kept, gone):
@@ -378,6 +439,14 @@ def test_record_stage_writes_each_jobs_accounting_and_leaves_a_cancelled_one(set
     assert metrics["chunk"] is not None and metrics["chunk"].wall_s == 1.235 and metrics["chunk"].wait_s == 3.0
     assert [(s.name, s.state, s.attempts) for s in view.stages][1:3] == [("chunk", "completed", 2),
                                                                           ("embed", "completed", 1)]
+    # Marked at the entities, which run beside summarise once the chunks are done: both read as running.
+    mark_running([kept], "key", BY_NAME["extract-entities"], "extract-entities-kept")
+    with session_scope(settings.sqlalchemy_url) as db:
+        job = db.get(Job, kept)
+        assert job is not None
+        view = base_view(job, settings)
+    assert [(s.name, s.state) for s in view.stages][3:] == [("extract-entities", "running"), ("graph", "pending"),
+                                                            ("summarise", "running")]
 
 
 def test_take_more_holds_the_owners_next_jobs_only_while_no_other_owner_waits(settings: Settings) -> None:

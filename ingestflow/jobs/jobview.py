@@ -20,7 +20,7 @@ from prefect.client.schemas.sorting import ArtifactSort, TaskRunSort
 from pydantic import BaseModel
 
 from ingestflow.db import Job, JobStatus
-from ingestflow.pipeline import StageMetrics, plan, plan_for
+from ingestflow.pipeline import StageMetrics, plan, plan_for, waits_for
 from ingestflow.settings import Settings
 
 
@@ -92,7 +92,12 @@ def _db_stages(job: Job) -> list[StageView]:
     done = job.completed_stages or []
     status = JobStatus(job.status)
     views = []
-    for spec in plan_for(job):
+    planned = plan_for(job)
+    for spec in planned:
+        before = waits_for(spec, planned)
+        # Every stage whose input is done runs (or waits in its group): the entities and the summary run beside
+        # embed, while `job.stage` names the one marked last.
+        started = job.stage is not None and (before is None or before.name in done)
         m = _metrics(job, spec.name)
         if spec.name in done:
             ran_here = m is not None and m.flow_run_id == job.flow_run_id
@@ -102,7 +107,7 @@ def _db_stages(job: Job) -> list[StageView]:
                                    finished_at=m.finished_at if m else None, metrics=m))
         elif status == JobStatus.failed and job.stage == spec.name:
             views.append(StageView(name=spec.name, stage=spec.label, state="failed", error=job.error))
-        elif status == JobStatus.running and job.stage == spec.name:
+        elif status == JobStatus.running and (job.stage == spec.name or started):
             views.append(StageView(name=spec.name, stage=spec.label, state="running"))
         else:
             views.append(StageView(name=spec.name, stage=spec.label, state="pending"))
@@ -175,8 +180,10 @@ async def live_view(job: Job, settings: Settings, client: PrefectClient) -> JobV
     if status.terminal:
         return view
     total = len(view.stages)
-    pending = next((s for s in view.stages if s.state != "completed"), None)
-    view.stage = _label(job.kind, job.stage) if job.stage else (pending.stage if pending else None)
+    # The stage marked last may have ended while another that ran beside it goes on.
+    marked = next((s for s in view.stages if s.name == job.stage and s.state != "completed"), None)
+    pending = marked or next((s for s in view.stages if s.state != "completed"), None)
+    view.stage = pending.stage if pending else None
     fraction, detail = await _stage_progress(client, run.id, current)
     view.progress = min(99, int(100 * (done + fraction) / total)) if total else 0
     view.message = detail or f"{(view.stage or 'queued').capitalize()} ({done} of {total} stages done)"

@@ -1,12 +1,15 @@
 """How a flow run moves its documents through the pipeline (used by ingest-document and ingest-batch).
 
 Every stage is a Prefect task on the Dask cluster and takes a list of documents. A document goes alone to a
-per-document stage (transcribe, improve; parse and chunk of a PDF or a large file) as soon as its previous
-stage is done, so the workers always have work queued. At batched stages (embed, entities, graph, summarise)
-every document, and at parse and chunk the small ones, gather into a group that runs as one task run: one model
-call over all their chunks and one store write, and no task run's overhead per two-line note. A group goes
+per-document stage (transcribe, improve; parse and chunk of a PDF or a large file) as soon as the stage it
+waits for is done (`ingestflow.pipeline.waits_for`: the one before it, or the one its `after` names, so the
+entities and the summary run beside embed), so the workers always have work queued. At batched stages (embed,
+entities, graph, summarise) every document, and at parse and chunk the small ones, gather into a group that runs
+as one task run: one model call over all their chunks and one store write, and no task run's overhead per
+two-line note. A group goes
 when nothing still running could join it, when its oldest member has waited `GROUP_WAIT_S`, or when it is
 full. A group that fails on a document's own fault is split, so one bad document never fails its neighbours.
+A document whose stage failed starts nothing more, and its job's outcome waits until its other stages have ended.
 
 The scheduling is a state machine over three small interfaces, so it runs in-process in the fast tests: an
 `Executor` that runs a stage's task over some documents (Dask and Prefect in flows/run.py), the `JobBooks`
@@ -23,12 +26,11 @@ from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
 from ingestflow.errors import is_transient
-from ingestflow.pipeline import BY_NAME, STAGES, Stage, StageResult, plan_for
+from ingestflow.pipeline import BY_NAME, Stage, StageResult, plan_for, upstream, waits_for
 from ingestflow.refs import DocumentRef
 
 GROUP_WAIT_S = 2.0
 GROUP_MAX = 64
-ORDER = {s.name: i for i, s in enumerate(STAGES)}
 # How long one look for finished stages waits before the groups are looked at again (their wait may be over).
 POLL_S = 0.5
 # How often a run that holds fewer documents than it may asks for more (one database query each time).
@@ -106,14 +108,20 @@ def task_run_name(stage: Stage, members: Sequence[str]) -> str:
 @dataclass
 class _Doc:
     ref: DocumentRef
-    todo: list[Stage]
-    waiting_since: float = 0.0
+    plan: list[Stage]
+    todo: list[Stage]  # not done yet, in the plan's order
+    busy: set[str] = field(default_factory=set)  # stages submitted or waiting in a group, not yet collected
+    waiting_since: dict[str, float] = field(default_factory=dict)  # stage -> when it joined that stage's group
+    # A stage gave up on it while another of its stages ran: the job's outcome waits until none runs, so a job
+    # requeued for another run is never written to by this one.
+    failure: tuple[Stage, BaseException] | None = None
 
 
 @dataclass
 class _Running:
     stage: Stage
     members: list[str]
+    refs: list[DocumentRef]
     submitted: float  # epoch seconds
     name: str
 
@@ -172,28 +180,34 @@ class Scheduler(Generic[H]):
         if claimed is None:
             self.outcome[job_id] = "skipped"
             return
-        ref, done = claimed  # a resumed run starts at the first stage not completed
-        self.docs[job_id] = _Doc(ref, [s for s in plan_for(ref) if s.name not in done])
+        ref, done = claimed  # a resumed run starts at the stages not completed
+        planned = plan_for(ref)
+        self.docs[job_id] = _Doc(ref, planned, [s for s in planned if s.name not in done])
 
     def advance(self, job_id: str) -> None:
+        """Start each of the document's stages whose input is done, or finish the job when none is left."""
         doc = self.docs[job_id]
-        if not doc.todo:
+        if not doc.todo and not doc.busy:
             self.books.finish(job_id)
             self.outcome[job_id] = "completed"
             return
-        stage = doc.todo[0]
-        if stage.runs_with_others(doc.ref):
-            doc.waiting_since = self.clock.monotonic()
-            self.ready[stage.name].append(job_id)
-        else:
-            self.submit(stage, [job_id])
+        for stage in doc.todo:
+            before = waits_for(stage, doc.plan)
+            if stage.name in doc.busy or (before is not None and before in doc.todo):
+                continue
+            doc.busy.add(stage.name)
+            if stage.runs_with_others(doc.ref):
+                doc.waiting_since[stage.name] = self.clock.monotonic()
+                self.ready[stage.name].append(job_id)
+            else:
+                self.submit(stage, [job_id])
 
     def submit(self, stage: Stage, members: list[str]) -> None:
         refs = [self.docs[j].ref for j in members]
         name = task_run_name(stage, members)
         self.books.mark_running(members, stage, name)
         handle = self.executor.submit(stage, refs, name)
-        self.running[handle] = _Running(stage, members, self.clock.epoch(), name)
+        self.running[handle] = _Running(stage, members, refs, self.clock.epoch(), name)
 
     def release_groups(self) -> None:
         """Send each stage's group when it cannot grow, has waited long enough, or is full."""
@@ -202,17 +216,21 @@ class Scheduler(Generic[H]):
             if not members:
                 continue
             stage = BY_NAME[stage_name]
-            oldest = min(self.docs[j].waiting_since for j in members)
+            oldest = min(self.docs[j].waiting_since[stage_name] for j in members)
             if not self._could_grow(stage) or now - oldest >= GROUP_WAIT_S or len(members) >= GROUP_MAX:
                 self.ready[stage_name] = []
                 for start in range(0, len(members), GROUP_MAX):
                     self.submit(stage, members[start : start + GROUP_MAX])
 
     def _could_grow(self, stage: Stage) -> bool:
-        """Whether a document still running at an earlier stage would join this stage's group."""
-        return any(ORDER[r.stage.name] < ORDER[stage.name]
-                   and any(j in self.docs and stage.runs_with_others(self.docs[j].ref) for j in r.members)
-                   for r in self.running.values())
+        """Whether a document still running a stage that this one waits for would join this stage's group."""
+        for r in self.running.values():
+            for job_id in r.members:
+                doc = self.docs.get(job_id)
+                if (doc is not None and doc.failure is None and stage in doc.todo and stage.name not in doc.busy
+                        and stage.runs_with_others(doc.ref) and r.stage.name in upstream(stage, doc.plan)):
+                    return True
+        return False
 
     def collect(self, handle: H) -> None:
         run = self.running.pop(handle)
@@ -221,24 +239,64 @@ class Scheduler(Generic[H]):
         except BaseException as exc:
             self._failed(run, exc)
             return
-        live = self.books.record_stage(list(zip(run.members, results, strict=True)), run.stage, run.submitted,
-                                       run.name)
-        gone = [j for j in run.members if j not in live]
-        if gone:  # cancelled, deleted or handed on meanwhile: their next stages must not run here
-            self.books.forget_deleted([self.docs.pop(j).ref for j in gone])
-            self.outcome.update(dict.fromkeys(gone, "skipped"))
-        for job_id in run.members:
+        # A member whose job ended (failed, cancelled, deleted) while this stage ran is no longer this run's:
+        # nothing is recorded for it, and what the stage wrote for a deleted document is removed again.
+        ours = [(j, r) for j, r in zip(run.members, results, strict=True) if j in self.docs]
+        live = self.books.record_stage(ours, run.stage, run.submitted, run.name) if ours else set()
+        gone = [j for j, _ in ours if j not in live]  # cancelled, deleted or handed on: no next stage runs here
+        for job_id in gone:
+            self.docs[job_id].busy.discard(run.stage.name)
+            self.outcome[job_id] = "skipped"
+        lost = [ref for j, ref in zip(run.members, run.refs, strict=True) if j not in self.docs or j in gone]
+        if lost:
+            self.books.forget_deleted(lost)
+        for job_id in gone:
+            self._drop(job_id)
+        for job_id, _ in ours:
             if job_id in live:
-                self.docs[job_id].todo.pop(0)
-                self.advance(job_id)
+                doc = self.docs[job_id]
+                doc.busy.discard(run.stage.name)
+                doc.todo.remove(run.stage)
+                if doc.failure is None:
+                    self.advance(job_id)
+                else:
+                    self._conclude(job_id)
 
     def _failed(self, run: _Running, exc: BaseException) -> None:
-        if len(run.members) > 1 and not is_transient(exc):
-            for job_id in run.members:  # find the document it was about: each one alone
+        members = [j for j in run.members if j in self.docs]
+        for job_id in members:
+            self.docs[job_id].busy.discard(run.stage.name)
+        whole = [j for j in members if self.docs[j].failure is None]
+        if len(whole) > 1 and not is_transient(exc):
+            for job_id in whole:  # find the document it was about: each one alone
+                self.docs[job_id].busy.add(run.stage.name)
                 self.submit(run.stage, [job_id])
+            whole = []
+        for job_id in members:
+            doc = self.docs[job_id]
+            if job_id in whole:
+                doc.failure = (run.stage, exc)
+            if doc.failure is not None:
+                self._conclude(job_id)
+
+    def _conclude(self, job_id: str) -> None:
+        """A failed document's outcome, once none of its stages runs any more (those waiting in a group leave it)."""
+        doc = self.docs[job_id]
+        assert doc.failure is not None
+        for stage_name in [name for name in doc.busy if job_id in self.ready[name]]:
+            self.ready[stage_name].remove(job_id)
+            doc.busy.discard(stage_name)
+        if doc.busy:
             return
-        for job_id in run.members:
-            self.outcome[job_id] = self.books.fail(job_id, run.stage.name, exc)
-        self.books.forget_deleted([self.docs[j].ref for j in run.members if self.outcome[j] == "skipped"])
-        for job_id in run.members:
-            self.docs.pop(job_id)
+        stage, exc = doc.failure
+        self.outcome[job_id] = self.books.fail(job_id, stage.name, exc)
+        self._drop(job_id)
+        if self.outcome[job_id] == "skipped":
+            self.books.forget_deleted([doc.ref])
+
+    def _drop(self, job_id: str) -> None:
+        """The document is no longer this run's: it leaves the groups it waits in; its running stages are let be."""
+        doc = self.docs.pop(job_id)
+        for stage_name in doc.busy:
+            if job_id in self.ready[stage_name]:
+                self.ready[stage_name].remove(job_id)
