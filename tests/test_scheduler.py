@@ -273,6 +273,10 @@ def test_stages_that_need_only_the_chunks_run_beside_embed_and_the_job_ends_with
     assert [stage for stage, *_ in books.recorded] == [
         "parse", "chunk", "extract-entities", "graph", "embed", "summarise"]
     assert books.finished == [a, b]  # when summarise, the last to end, was recorded
+    # The job view follows the first running stage in the plan's order: embed's progress until it ends.
+    assert [(stage, name) for stage, _, name in books.marked] == [
+        ("parse", "parse-job00000+1"), ("chunk", "chunk-job00000+1"), ("embed", "embed-job00000+1"),
+        ("summarise", "summarise-job00000+1")]
 
 
 def test_precedence_puts_the_longer_chain_first_and_never_lifts_a_bulk_stage_over_a_single_uploads() -> None:

@@ -111,6 +111,8 @@ class _Doc:
     plan: list[Stage]
     todo: list[Stage]  # not done yet, in the plan's order
     busy: set[str] = field(default_factory=set)  # stages submitted or waiting in a group, not yet collected
+    running: dict[str, str] = field(default_factory=dict)  # stages submitted -> their task run's name
+    shown: str | None = None  # the stage the job view shows: the first of those running, in the plan's order
     waiting_since: dict[str, float] = field(default_factory=dict)  # stage -> when it joined that stage's group
     # A stage gave up on it while another of its stages ran: the job's outcome waits until none runs, so a job
     # requeued for another run is never written to by this one.
@@ -205,9 +207,24 @@ class Scheduler(Generic[H]):
     def submit(self, stage: Stage, members: list[str]) -> None:
         refs = [self.docs[j].ref for j in members]
         name = task_run_name(stage, members)
-        self.books.mark_running(members, stage, name)
         handle = self.executor.submit(stage, refs, name)
         self.running[handle] = _Running(stage, members, refs, self.clock.epoch(), name)
+        for job_id in members:
+            self.docs[job_id].running[stage.name] = name
+        self.show(members)
+
+    def show(self, job_ids: Sequence[str]) -> None:
+        """Mark the jobs whose first running stage changed (one write per stage's task run): with stages side by
+        side, the job view follows the one earliest in the plan (embed's progress, not the summary's)."""
+        marks: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for job_id in job_ids:
+            doc = self.docs.get(job_id)
+            first = next((s.name for s in doc.plan if s.name in doc.running), None) if doc else None
+            if doc is not None and first is not None and first != doc.shown:
+                doc.shown = first
+                marks[first, doc.running[first]].append(job_id)
+        for (stage_name, task_run), jobs in marks.items():
+            self.books.mark_running(jobs, BY_NAME[stage_name], task_run)
 
     def release_groups(self) -> None:
         """Send each stage's group when it cannot grow, has waited long enough, or is full."""
@@ -244,6 +261,8 @@ class Scheduler(Generic[H]):
         ours = [(j, r) for j, r in zip(run.members, results, strict=True) if j in self.docs]
         live = self.books.record_stage(ours, run.stage, run.submitted, run.name) if ours else set()
         gone = [j for j, _ in ours if j not in live]  # cancelled, deleted or handed on: no next stage runs here
+        for job_id, _ in ours:
+            self.docs[job_id].running.pop(run.stage.name, None)
         for job_id in gone:
             self.docs[job_id].busy.discard(run.stage.name)
             self.outcome[job_id] = "skipped"
@@ -261,11 +280,13 @@ class Scheduler(Generic[H]):
                     self.advance(job_id)
                 else:
                     self._conclude(job_id)
+        self.show([j for j, _ in ours])
 
     def _failed(self, run: _Running, exc: BaseException) -> None:
         members = [j for j in run.members if j in self.docs]
         for job_id in members:
             self.docs[job_id].busy.discard(run.stage.name)
+            self.docs[job_id].running.pop(run.stage.name, None)
         whole = [j for j in members if self.docs[j].failure is None]
         if len(whole) > 1 and not is_transient(exc):
             for job_id in whole:  # find the document it was about: each one alone
