@@ -311,6 +311,19 @@ def test_a_failed_stage_fails_the_job_only_once_its_other_stages_have_ended() ->
     assert executor.stages("graph") == []  # nothing new starts for a job whose stage failed
 
 
+def test_a_stage_that_fails_beside_another_is_the_one_the_failed_job_shows() -> None:
+    (a,) = _ids(1)
+    scheduler, executor, books = _runner({a: _small(a)})
+    executor.durations[("embed", a)] = 5.0
+    bad = CorruptInput("no sentences")
+    executor.errors[("summarise", a)] = bad
+    assert scheduler.run([a]) == {a: "failed"}
+    # graph had joined its group as the summary failed: it leaves the group, nothing more starts for the job.
+    assert books.failed == [(a, "summarise", bad)] and executor.stages("graph") == []
+    assert [(stage, name) for stage, _, name in books.marked][-2:] == [("embed", "embed-job00000"),
+                                                                       ("summarise", "summarise-job00000")]
+
+
 def test_a_document_dropped_while_two_of_its_stages_run_is_forgotten_after_each() -> None:
     a, b = _ids(2)
     scheduler, executor, books = _runner({j: _small(j) for j in (a, b)})

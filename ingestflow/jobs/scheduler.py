@@ -219,8 +219,10 @@ class Scheduler(Generic[H]):
         marks: dict[tuple[str, str], list[str]] = defaultdict(list)
         for job_id in job_ids:
             doc = self.docs.get(job_id)
-            first = next((s.name for s in doc.plan if s.name in doc.running), None) if doc else None
-            if doc is not None and first is not None and first != doc.shown:
+            if doc is None or doc.failure is not None:  # a failed job's view stays on the stage that failed
+                continue
+            first = next((s.name for s in doc.plan if s.name in doc.running), None)
+            if first is not None and first != doc.shown:
                 doc.shown = first
                 marks[first, doc.running[first]].append(job_id)
         for (stage_name, task_run), jobs in marks.items():
@@ -293,10 +295,15 @@ class Scheduler(Generic[H]):
                 self.docs[job_id].busy.add(run.stage.name)
                 self.submit(run.stage, [job_id])
             whole = []
+        for job_id in whole:
+            self.docs[job_id].failure = (run.stage, exc)
+        # The job's error is shown on the stage that failed (fail_job leaves the job's stage as it is).
+        failing = [j for j in whole if self.docs[j].shown != run.stage.name]
+        if failing:
+            self.books.mark_running(failing, run.stage, run.name)
         for job_id in members:
             doc = self.docs[job_id]
-            if job_id in whole:
-                doc.failure = (run.stage, exc)
+            doc.shown = run.stage.name if job_id in whole else doc.shown
             if doc.failure is not None:
                 self._conclude(job_id)
 
