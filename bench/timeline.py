@@ -1,6 +1,6 @@
 """Where a batch's time goes, from the jobs' own accounting: the median document's path from upload to done,
-split into waiting for the dispatcher, the flow run's start, and per stage the flow's hand-off (previous
-stage done -> submitted), the wait for a worker thread and Prefect's task start (submitted -> running), and
+split into waiting for the dispatcher, the flow run's start, and per stage the flow's hand-off (the stage it
+waits for done -> submitted), the wait for a worker thread and Prefect's task start (submitted -> running), and
 the stage's own time."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from ingestflow.db import Job, session_scope
-from ingestflow.pipeline import StageMetrics
+from ingestflow.pipeline import StageMetrics, plan_for, waits_for
 
 
 def _ts(value: datetime | None) -> float | None:
@@ -42,18 +42,21 @@ def timeline(settings: Any, job_ids: list[str]) -> str:
         runs.add(job.batch_flow_run_id or job.flow_run_id or "")
         parts["dispatcher"].append(dispatched - created)
         parts["flow start"].append(started - dispatched)
-        prev = started
         stages = {name: StageMetrics.model_validate(m) for name, m in (job.stage_metrics or {}).items()}
-        for name, m in sorted(stages.items(), key=lambda kv: _ts(kv[1].started_at) or 0.0):
-            run_start, run_end = _ts(m.started_at), _ts(m.finished_at)
-            if run_start is None or run_end is None:
+        ended: dict[str, float] = {}
+        planned = plan_for(job)
+        for spec in planned:  # in the plan's order, so the stage each waits for has been seen
+            m = stages.get(spec.name)
+            run_start, run_end = (_ts(m.started_at), _ts(m.finished_at)) if m else (None, None)
+            if m is None or run_start is None or run_end is None:
                 continue
+            before = waits_for(spec, planned)  # stages side by side are handed off from the same one
             submitted = run_start - m.wait_s
-            parts[f"{name}: hand-off"].append(submitted - prev)
-            parts[f"{name}: to running"].append(m.wait_s)
-            parts[f"{name}: own"].append(run_end - run_start)
-            prev = run_end
-        parts["finish"].append(finished - prev)
+            parts[f"{spec.name}: hand-off"].append(submitted - ended.get(before.name if before else "", started))
+            parts[f"{spec.name}: to running"].append(m.wait_s)
+            parts[f"{spec.name}: own"].append(run_end - run_start)
+            ended[spec.name] = run_end
+        parts["finish"].append(finished - max(ended.values(), default=started))
         parts["total"].append(finished - created)
     lines = [f"timeline of {len(jobs)} jobs in {len(runs)} flow runs (median seconds per document):"]
     lines += [f"  {k:<28} {statistics.median(v):6.2f}  (max {max(v):.2f})" for k, v in parts.items()]

@@ -224,14 +224,14 @@ def upstream(stage: Stage, planned: Sequence[Stage]) -> set[str]:
 
 
 def _waiting_on(stage: Stage) -> int:
-    planned = [p for kind in (TEXT, AUDIO) for p in [plan(kind, redact=True, translate=True)] if stage in p]
-    return max(sum(1 for s in p if stage.name in upstream(s, p)) for p in planned)
+    plans = [plan(kind, redact=True, translate=True) for kind in (TEXT, AUDIO)]
+    return max(sum(1 for s in p if stage.name in upstream(s, p)) for p in plans if stage in p)
 
 
 # How many stages wait on each, in the longest plan that has it. Of the stages ready on the workers at once, the
 # one more stages wait on goes first (the longest chain first): with the chunks done, the entities (one core,
-# graph waits on them) run beside embed and the summary takes the second core after them. Measured on the
-# bench's mixed fixtures, the entities otherwise waited 8 s behind the summary for a worker thread.
+# graph waits on them) run beside embed and the summary takes the second core after them. In one run of the
+# bench's mixed fixtures without it, the entities waited 8 s behind the summary for a worker thread.
 PRECEDENCE = {s.name: _waiting_on(s) for s in STAGES}
 
 

@@ -96,7 +96,7 @@ def _db_stages(job: Job) -> list[StageView]:
     for spec in planned:
         before = waits_for(spec, planned)
         # Every stage whose input is done runs (or waits in its group): the entities and the summary run beside
-        # embed, while `job.stage` names the one marked last.
+        # embed, and `job.stage` names the first of those running in the plan's order.
         started = job.stage is not None and (before is None or before.name in done)
         m = _metrics(job, spec.name)
         if spec.name in done:
@@ -180,7 +180,7 @@ async def live_view(job: Job, settings: Settings, client: PrefectClient) -> JobV
     if status.terminal:
         return view
     total = len(view.stages)
-    # The stage marked last may have ended while another that ran beside it goes on.
+    # The marked stage may have ended while the next waits in its group, or another that ran beside it goes on.
     marked = next((s for s in view.stages if s.name == job.stage and s.state != "completed"), None)
     pending = marked or next((s for s in view.stages if s.state != "completed"), None)
     view.stage = pending.stage if pending else None
