@@ -52,7 +52,8 @@ def timeline(settings: Any, job_ids: list[str]) -> str:
                 continue
             before = waits_for(spec, planned)  # stages side by side are handed off from the same one
             submitted = run_start - m.wait_s
-            parts[f"{spec.name}: hand-off"].append(submitted - ended.get(before.name if before else "", started))
+            handed = ended.get(before.name, started) if before else started
+            parts[f"{spec.name}: hand-off"].append(submitted - handed)
             parts[f"{spec.name}: to running"].append(m.wait_s)
             parts[f"{spec.name}: own"].append(run_end - run_start)
             ended[spec.name] = run_end

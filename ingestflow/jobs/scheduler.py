@@ -295,16 +295,14 @@ class Scheduler(Generic[H]):
                 self.docs[job_id].busy.add(run.stage.name)
                 self.submit(run.stage, [job_id])
             whole = []
-        for job_id in whole:
-            self.docs[job_id].failure = (run.stage, exc)
         # The job's error is shown on the stage that failed (fail_job leaves the job's stage as it is).
         failing = [j for j in whole if self.docs[j].shown != run.stage.name]
         if failing:
             self.books.mark_running(failing, run.stage, run.name)
+        for job_id in whole:
+            self.docs[job_id].failure, self.docs[job_id].shown = (run.stage, exc), run.stage.name
         for job_id in members:
-            doc = self.docs[job_id]
-            doc.shown = run.stage.name if job_id in whole else doc.shown
-            if doc.failure is not None:
+            if self.docs[job_id].failure is not None:
                 self._conclude(job_id)
 
     def _conclude(self, job_id: str) -> None:
